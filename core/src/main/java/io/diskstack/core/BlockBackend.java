@@ -1,0 +1,138 @@
+package io.diskstack.core;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * The named handle an export uses (QEMU's BlockBackend): a root edge into the graph, bounds
+ * checks against the virtual size, the read-only state, and in-flight tracking for drain.
+ */
+public final class BlockBackend {
+    private final String name;
+    private final BlockChild root;
+    private final boolean writable;
+    private final InFlight inFlight = new InFlight();
+
+    BlockBackend(String name, BlockChild root, boolean writable) {
+        this.name = name;
+        this.root = root;
+        this.writable = writable;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public boolean isWritable() {
+        return writable;
+    }
+
+    /** The node the backend's root edge points at now. */
+    public BlockNode rootNode() {
+        return root.node();
+    }
+
+    BlockChild rootEdge() {
+        return root;
+    }
+
+    public long size() {
+        return root.size();
+    }
+
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        inFlight.enter();
+        try {
+            checkRange(offset, dst.remaining(), "read");
+            root.read(offset, dst);
+        } finally {
+            inFlight.exit();
+        }
+    }
+
+    public void write(long offset, ByteBuffer src, int flags) throws IOException {
+        inFlight.enter();
+        try {
+            checkWritable();
+            checkRange(offset, src.remaining(), "write");
+            root.write(offset, src, flags);
+        } finally {
+            inFlight.exit();
+        }
+    }
+
+    public void writeZeroes(long offset, long length, int flags) throws IOException {
+        inFlight.enter();
+        try {
+            checkWritable();
+            checkRange(offset, length, "write-zeroes");
+            root.writeZeroes(offset, length, flags);
+        } finally {
+            inFlight.exit();
+        }
+    }
+
+    public void discard(long offset, long length) throws IOException {
+        inFlight.enter();
+        try {
+            checkWritable();
+            checkRange(offset, length, "discard");
+            root.discard(offset, length);
+        } finally {
+            inFlight.exit();
+        }
+    }
+
+    public void flush() throws IOException {
+        inFlight.enter();
+        try {
+            root.flush();
+        } finally {
+            inFlight.exit();
+        }
+    }
+
+    public BlockStatus blockStatus(long offset, long length) throws IOException {
+        inFlight.enter();
+        try {
+            checkRange(offset, Math.max(length, 1), "block-status");
+            return BlockStatusQuery.above(root.node(), offset, length);
+        } finally {
+            inFlight.exit();
+        }
+    }
+
+    /** Requests now inside the backend. */
+    public int inFlightCount() {
+        return inFlight.count();
+    }
+
+    /** Waits for requests in flight and holds new ones until {@link #resume()}. */
+    public void drain() {
+        inFlight.drain();
+    }
+
+    public void resume() {
+        inFlight.resume();
+    }
+
+    private void checkWritable() throws BlockIOException {
+        if (!writable) {
+            throw new BlockIOException(Errno.EROFS, "export '" + name + "' is read-only");
+        }
+    }
+
+    private void checkRange(long offset, long length, String what) throws BlockIOException {
+        long size = size();
+        if (offset < 0 || length < 0 || offset > size - length) {
+            throw new BlockIOException(what.equals("read") ? Errno.EINVAL : Errno.ENOSPC,
+                    "export '" + name + "': " + what + " of [" + offset + ", +" + length
+                            + ") goes past the end of the disk (" + size + " bytes)");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "backend " + name + " -> " + root.node();
+    }
+}

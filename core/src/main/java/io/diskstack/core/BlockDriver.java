@@ -1,0 +1,32 @@
+package io.diskstack.core;
+
+import java.io.IOException;
+
+/**
+ * The code for one kind of node (QEMU's BlockDriver): stateless, found through
+ * {@link java.util.ServiceLoader} so the core knows no driver. Register an implementation in
+ * {@code META-INF/services/io.diskstack.core.BlockDriver}.
+ */
+public interface BlockDriver {
+    /** The {@code driver} option value: {@code file}, {@code raw}, {@code qcow2}, … */
+    String name();
+
+    DriverKind kind();
+
+    /**
+     * Opens a node. The driver reads its options from {@link NodeOpenContext#options()} (the core
+     * rejects whatever it leaves unread) and its children through the context.
+     *
+     * @throws ConfigException for bad options or unusable images, naming node and key
+     * @throws IOException     for I/O failures while opening
+     */
+    BlockNode open(NodeOpenContext ctx) throws IOException;
+
+    /**
+     * Creates an image file ({@code diskstack create -f NAME}). Drivers that cannot create images
+     * keep this default.
+     */
+    default void create(ImageCreateContext ctx) throws IOException {
+        throw new ConfigException("driver '" + name() + "' cannot create images");
+    }
+}

@@ -1,0 +1,494 @@
+package io.diskstack.core;
+
+import io.diskstack.core.options.NodeOptions;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.regex.Pattern;
+
+/**
+ * All nodes, edges and backends of one mount, and the only code that changes topology: open,
+ * replace, insert, remove. Changes run under a drain of the backends they affect, and a change
+ * that would make a cycle or leave an edge dangling is refused.
+ */
+public final class BlockGraph implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(BlockGraph.class.getName());
+    private static final Pattern NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_.\\-]{0,30}");
+
+    private final DriverRegistry drivers;
+    private final ObjectRegistry objects;
+    private final Path baseDir;
+    private final Map<String, BlockNode> nodes = new LinkedHashMap<>();
+    private final Map<String, BlockBackend> backends = new LinkedHashMap<>();
+    private final Set<BlockNode> implicitNodes = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+    private final Map<String, Map<String, Object>> pending = new LinkedHashMap<>();
+    private final LinkedHashSet<String> opening = new LinkedHashSet<>();
+    private boolean closed;
+
+    public BlockGraph(DriverRegistry drivers, ObjectRegistry objects, Path baseDir) {
+        this.drivers = drivers;
+        this.objects = objects;
+        this.baseDir = baseDir.toAbsolutePath().normalize();
+    }
+
+    public DriverRegistry drivers() {
+        return drivers;
+    }
+
+    public ObjectRegistry objects() {
+        return objects;
+    }
+
+    /** The folder relative file names resolve against (the config file's). */
+    public Path baseDir() {
+        return baseDir;
+    }
+
+    /** True for names QEMU accepts as node-names and ids: a letter, then letters, digits, - . _ */
+    public static boolean isValidName(String name) {
+        return name != null && NAME.matcher(name).matches();
+    }
+
+    // ---- opening ----
+
+    /**
+     * Opens the nodes of a config, in any order: a child may be named before it is defined.
+     * Each entry is a flat option map with a {@code node-name}.
+     */
+    public synchronized void openAll(List<Map<String, Object>> blockdevs) throws IOException {
+        int index = 0;
+        for (Map<String, Object> flat : blockdevs) {
+            Object name = flat.get("node-name");
+            if (!(name instanceof String s)) {
+                throw new ConfigException("blockdev #" + index + (flat.get("driver") instanceof String d
+                        ? " (" + d + ")" : "") + ": 'node-name' is required");
+            }
+            checkNewName(s);
+            if (pending.containsKey(s)) {
+                throw new ConfigException("blockdev '" + s + "': duplicate node-name");
+            }
+            pending.put(s, flat);
+            index++;
+        }
+        try {
+            while (!pending.isEmpty()) {
+                openPending(pending.keySet().iterator().next());
+            }
+        } finally {
+            pending.clear();
+        }
+    }
+
+    /** Opens one node from flat options; children it names must exist already. */
+    public synchronized BlockNode open(Map<String, Object> flatOptions) throws IOException {
+        checkOpen();
+        return openNode(flatOptions, null, false);
+    }
+
+    private BlockNode openPending(String name) throws IOException {
+        Map<String, Object> flat = pending.remove(name);
+        return openNode(flat, null, false);
+    }
+
+    private BlockNode openNode(Map<String, Object> flat, String autoName, boolean inheritReadOnly)
+            throws IOException {
+        Object givenName = flat.get("node-name");
+        String name;
+        if (givenName != null) {
+            if (!(givenName instanceof String s)) {
+                throw new ConfigException("blockdev: 'node-name' must be a string");
+            }
+            name = s;
+            checkNewName(name);
+        } else if (autoName != null) {
+            name = autoName;
+        } else {
+            throw new ConfigException("blockdev" + (flat.get("driver") instanceof String d ? " (" + d + ")" : "")
+                    + ": 'node-name' is required");
+        }
+        if (nodes.containsKey(name)) {
+            throw new ConfigException("blockdev '" + name + "': duplicate node-name");
+        }
+        Object driverName = flat.get("driver");
+        if (!(driverName instanceof String)) {
+            throw new ConfigException("blockdev '" + name + "': 'driver' is required");
+        }
+        BlockDriver driver = drivers.get((String) driverName, "blockdev '" + name + "'");
+        NodeOptions options = new NodeOptions("blockdev '" + name + "' (" + driver.name() + ")", flat);
+        options.optString("node-name", null);
+        options.requireString("driver");
+        BlockNode.NodeSettings settings = readSettings(options, inheritReadOnly);
+
+        NodeOpenContext ctx = new NodeOpenContext(this, name, driver, options, settings);
+        opening.add(name);
+        BlockNode node = null;
+        try {
+            node = driver.open(ctx);
+            options.assertAllConsumed();
+        } catch (IOException | RuntimeException | Error e) {
+            if (node != null) {
+                closeQuietly(node);
+            }
+            abandonEdges(ctx.openedEdges);
+            throw e;
+        } finally {
+            opening.remove(name);
+        }
+        nodes.put(name, node);
+        if (givenName == null) {
+            implicitNodes.add(node);
+        }
+        for (BlockChild edge : ctx.openedEdges) {
+            edge.parent = node;
+            node.children.add(edge);
+            edge.node.parents.add(edge);
+        }
+        return node;
+    }
+
+    private static BlockNode.NodeSettings readSettings(NodeOptions options, boolean inheritReadOnly) {
+        boolean readOnly = options.optBool("read-only", inheritReadOnly);
+        String discard = options.optString("discard", "unmap");
+        BlockNode.Discard d = switch (discard) {
+            case "unmap", "on" -> BlockNode.Discard.UNMAP;
+            case "ignore", "off" -> BlockNode.Discard.IGNORE;
+            default -> throw options.error("discard", "value '" + discard + "' is not one of ignore, unmap");
+        };
+        BlockNode.DetectZeroes z = options.optEnum("detect-zeroes", BlockNode.DetectZeroes.class,
+                BlockNode.DetectZeroes.OFF);
+        boolean noFlush = options.optBool("cache.no-flush", false);
+        return new BlockNode.NodeSettings(readOnly, d, z, noFlush);
+    }
+
+    /** Resolves a child option: a node-name (opened now if the config defines it later) or nested options. */
+    @SuppressWarnings("unchecked")
+    BlockNode resolveChild(NodeOpenContext parent, String key, Object ref, Set<ChildRole> roles) throws IOException {
+        if (ref instanceof String name) {
+            if (opening.contains(name)) {
+                List<String> path = new ArrayList<>();
+                boolean inCycle = false;
+                for (String n : opening) {
+                    inCycle |= n.equals(name);
+                    if (inCycle) {
+                        path.add("'" + n + "'");
+                    }
+                }
+                path.add("'" + name + "'");
+                throw new ConfigException(parent.owner() + ": '" + key + "' makes a cycle: " + String.join(" → ", path));
+            }
+            BlockNode node = nodes.get(name);
+            if (node == null && pending.containsKey(name)) {
+                node = openPending(name);
+            }
+            if (node == null) {
+                throw new ConfigException(parent.owner() + ": '" + key + "' refers to unknown node '" + name + "'");
+            }
+            return node;
+        }
+        Map<String, Object> nested = (Map<String, Object>) ref;
+        String auto = "#" + parent.nodeName().replaceFirst("^#", "") + "." + key;
+        boolean readOnly = parent.readOnly() || (roles.contains(ChildRole.COW) && !roles.contains(ChildRole.DATA));
+        return openNode(nested, auto, readOnly);
+    }
+
+    private void abandonEdges(List<BlockChild> edges) {
+        for (BlockChild edge : edges) {
+            BlockNode child = edge.node;
+            if (implicitNodes.contains(child) && child.parents.isEmpty()) {
+                removeUnused(child);
+            }
+        }
+    }
+
+    private void checkNewName(String name) {
+        if (!isValidName(name)) {
+            throw new ConfigException("blockdev '" + name + "': 'node-name' must start with a letter and use only "
+                    + "letters, digits, '-', '.' and '_' (at most 31)");
+        }
+    }
+
+    // ---- backends ----
+
+    /** Creates the backend an export uses, rooted at an existing node. */
+    public synchronized BlockBackend addBackend(String name, String nodeName, boolean writable) {
+        checkOpen();
+        if (!isValidName(name)) {
+            throw new ConfigException("export '" + name + "': 'id' must start with a letter and use only "
+                    + "letters, digits, '-', '.' and '_' (at most 31)");
+        }
+        if (backends.containsKey(name)) {
+            throw new ConfigException("export '" + name + "': duplicate id");
+        }
+        BlockNode node = nodes.get(nodeName);
+        if (node == null) {
+            throw new ConfigException("export '" + name + "': 'node-name' refers to unknown node '" + nodeName + "'");
+        }
+        if (writable && node.isReadOnly()) {
+            throw new ConfigException("export '" + name + "': node '" + nodeName
+                    + "' is read-only, so the export cannot be writable");
+        }
+        BlockChild root = new BlockChild(null, "root", ChildRole.filtered(), node);
+        node.parents.add(root);
+        BlockBackend backend = new BlockBackend(name, root, writable);
+        backends.put(name, backend);
+        return backend;
+    }
+
+    public synchronized BlockBackend backend(String name) {
+        return backends.get(name);
+    }
+
+    public synchronized List<BlockBackend> backends() {
+        return List.copyOf(backends.values());
+    }
+
+    public synchronized BlockNode node(String name) {
+        return nodes.get(name);
+    }
+
+    public synchronized List<BlockNode> nodes() {
+        return List.copyOf(nodes.values());
+    }
+
+    // ---- topology changes ----
+
+    /**
+     * Points every edge that reaches {@code old} (from parents and backends) at
+     * {@code replacement} instead, except edges from {@code replacement} itself: that is how an
+     * external snapshot puts an overlay in place of the node that becomes its backing.
+     */
+    public synchronized void replace(BlockNode old, BlockNode replacement) {
+        checkOpen();
+        checkMember(old);
+        checkMember(replacement);
+        List<BlockChild> moving = new ArrayList<>();
+        for (BlockChild edge : old.parents) {
+            if (edge.parent != replacement) {
+                if (edge.parent != null && reaches(replacement, edge.parent)) {
+                    throw new ConfigException("replacing '" + old.nodeName() + "' by '" + replacement.nodeName()
+                            + "' would make a cycle through '" + edge.parent.nodeName() + "'");
+                }
+                moving.add(edge);
+            }
+        }
+        try (Drained ignored = drain(List.of(old, replacement))) {
+            for (BlockChild edge : moving) {
+                old.parents.remove(edge);
+                edge.node = replacement;
+                replacement.parents.add(edge);
+            }
+        }
+    }
+
+    /**
+     * Opens a filter above {@code below} and puts it in its place: the options must name
+     * {@code below} as the filter's {@code file} child.
+     */
+    public synchronized BlockNode insertAbove(BlockNode below, Map<String, Object> filterOptions) throws IOException {
+        checkMember(below);
+        BlockNode filter = open(filterOptions);
+        if (filter.children.stream().noneMatch(e -> e.node == below)) {
+            removeUnused(filter);
+            throw new ConfigException("blockdev '" + filter.nodeName() + "': it must have '" + below.nodeName()
+                    + "' as a child to be inserted above it");
+        }
+        replace(below, filter);
+        return filter;
+    }
+
+    /**
+     * Opens a node between {@code parent} and its child edge {@code edgeName}: the options must
+     * name the current child as one of the new node's children.
+     */
+    public synchronized BlockNode insertBelow(BlockNode parent, String edgeName, Map<String, Object> options)
+            throws IOException {
+        checkMember(parent);
+        BlockChild edge = parent.child(edgeName);
+        if (edge == null) {
+            throw new ConfigException("node '" + parent.nodeName() + "' has no child '" + edgeName + "'");
+        }
+        BlockNode oldChild = edge.node;
+        BlockNode inserted = open(options);
+        if (inserted.children.stream().noneMatch(e -> e.node == oldChild)) {
+            removeUnused(inserted);
+            throw new ConfigException("blockdev '" + inserted.nodeName() + "': it must have '"
+                    + oldChild.nodeName() + "' as a child to be inserted below '" + parent.nodeName() + "'");
+        }
+        try (Drained ignored = drain(List.of(parent))) {
+            oldChild.parents.remove(edge);
+            edge.node = inserted;
+            inserted.parents.add(edge);
+        }
+        return inserted;
+    }
+
+    /** Closes and removes a node nobody uses, and the implicit children only it used. */
+    public synchronized void remove(BlockNode node) throws IOException {
+        checkMember(node);
+        if (!node.parents.isEmpty()) {
+            BlockChild user = node.parents.get(0);
+            throw new ConfigException("node '" + node.nodeName() + "' is in use by "
+                    + (user.parent == null ? "an export" : "'" + user.parent.nodeName() + "'"));
+        }
+        removeUnused(node);
+    }
+
+    private void removeUnused(BlockNode node) {
+        closeQuietly(node);
+        nodes.remove(node.nodeName(), node);
+        implicitNodes.remove(node);
+        for (BlockChild edge : node.children) {
+            BlockNode child = edge.node;
+            child.parents.remove(edge);
+            if (implicitNodes.contains(child) && child.parents.isEmpty()) {
+                removeUnused(child);
+            }
+        }
+        node.children.clear();
+    }
+
+    /** True if {@code to} is {@code from} or below it. */
+    public static boolean reaches(BlockNode from, BlockNode to) {
+        Deque<BlockNode> todo = new ArrayDeque<>();
+        Set<BlockNode> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        todo.push(from);
+        while (!todo.isEmpty()) {
+            BlockNode n = todo.pop();
+            if (n == to) {
+                return true;
+            }
+            if (seen.add(n)) {
+                for (BlockChild c : n.children) {
+                    todo.push(c.node);
+                }
+            }
+        }
+        return false;
+    }
+
+    /** A drained section over the backends that reach any of the nodes; close it to resume them. */
+    public Drained drain(Collection<BlockNode> affected) {
+        List<BlockBackend> hit = new ArrayList<>();
+        for (BlockBackend b : backends()) {
+            for (BlockNode n : affected) {
+                if (reaches(b.rootNode(), n)) {
+                    hit.add(b);
+                    break;
+                }
+            }
+        }
+        for (BlockBackend b : hit) {
+            b.drain();
+        }
+        return () -> hit.forEach(BlockBackend::resume);
+    }
+
+    /** A drained section: closing it resumes the backends. */
+    public interface Drained extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    // ---- closing ----
+
+    /**
+     * Drains and flushes every backend, then closes nodes parents-first, so each format writes
+     * its caches to children that are still open. Failures are logged; closing goes on.
+     */
+    @Override
+    public synchronized void close() {
+        closeAndReport();
+    }
+
+    /** Like {@link #close()}, and says whether everything was flushed and closed cleanly. */
+    public synchronized boolean closeAndReport() {
+        if (closed) {
+            return true;
+        }
+        closed = true;
+        boolean clean = true;
+        for (BlockBackend b : backends.values()) {
+            b.drain();
+            if (b.isWritable()) {
+                try {
+                    b.rootEdge().flush();
+                } catch (IOException | RuntimeException e) {
+                    clean = false;
+                    LOG.log(Level.WARNING, "export '" + b.name() + "': flush on close failed: " + e.getMessage());
+                }
+            }
+        }
+        Map<BlockNode, Integer> parentCount = new HashMap<>();
+        for (BlockNode n : nodes.values()) {
+            parentCount.put(n, (int) n.parents.stream().filter(e -> e.parent != null).count());
+        }
+        Deque<BlockNode> ready = new ArrayDeque<>();
+        for (BlockNode n : nodes.values()) {
+            if (parentCount.get(n) == 0) {
+                ready.add(n);
+            }
+        }
+        Set<BlockNode> done = new HashSet<>();
+        while (!ready.isEmpty()) {
+            BlockNode n = ready.poll();
+            if (!done.add(n)) {
+                continue;
+            }
+            clean &= closeQuietly(n);
+            for (BlockChild c : n.children) {
+                Integer left = parentCount.merge(c.node, -1, Integer::sum);
+                if (left != null && left == 0) {
+                    ready.add(c.node);
+                }
+            }
+        }
+        for (BlockNode n : nodes.values()) {
+            if (!done.contains(n)) {
+                clean &= closeQuietly(n);
+            }
+        }
+        nodes.clear();
+        backends.clear();
+        return clean;
+    }
+
+    private static boolean closeQuietly(BlockNode node) {
+        if (node.closed) {
+            return true;
+        }
+        try {
+            node.close();
+            return true;
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "node '" + node.nodeName() + "': close failed: " + e.getMessage());
+            return false;
+        } finally {
+            node.closed = true;
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("the graph is closed");
+        }
+    }
+
+    private void checkMember(BlockNode node) {
+        if (nodes.get(node.nodeName()) != node) {
+            throw new ConfigException("node '" + node.nodeName() + "' is not in this graph");
+        }
+    }
+}

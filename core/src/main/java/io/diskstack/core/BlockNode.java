@@ -1,0 +1,202 @@
+package io.diskstack.core;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.stream.Collectors;
+
+/**
+ * One open instance of a {@link BlockDriver} (QEMU's BlockDriverState).
+ *
+ * <p>Drivers implement the protected I/O methods. Nobody calls them directly: requests reach a
+ * node through a {@link BlockChild} edge (or a {@link BlockBackend}, whose root is an edge), and
+ * the core request path in between checks bounds, pads requests to {@link #requestAlignment()}
+ * with read-modify-write, serialises overlapping read-modify-write, bounces buffers that do not
+ * meet {@link #memoryAlignment()}, applies the node's discard and detect-zeroes settings, and
+ * performs copy-on-read. So a driver sees only aligned, in-bounds requests.
+ *
+ * <p>Buffers passed to a driver belong to the caller and are valid only until the call returns:
+ * a driver that hands one to another thread waits for that thread before returning, and never
+ * keeps a reference.
+ *
+ * <p>A node reaches its children only through its edges ({@link #children()}), which the
+ * {@link BlockGraph} owns and may rewire: drivers keep the {@link BlockChild} they were given at
+ * open, never the child node.
+ */
+public abstract class BlockNode {
+    private final String nodeName;
+    private final BlockDriver driver;
+    private final NodeSettings settings;
+    final RequestTracker tracker = new RequestTracker();
+    final List<BlockChild> children = new CopyOnWriteArrayList<>();
+    final List<BlockChild> parents = new CopyOnWriteArrayList<>();
+    volatile boolean closed;
+
+    protected BlockNode(NodeOpenContext ctx) {
+        this.nodeName = ctx.nodeName();
+        this.driver = ctx.driver();
+        this.settings = ctx.settings();
+    }
+
+    public final String nodeName() {
+        return nodeName;
+    }
+
+    public final BlockDriver driver() {
+        return driver;
+    }
+
+    public final boolean isReadOnly() {
+        return settings.readOnly();
+    }
+
+    final NodeSettings settings() {
+        return settings;
+    }
+
+    /** The edges from this node to its children, in the order they were opened. */
+    public final List<BlockChild> children() {
+        return List.copyOf(children);
+    }
+
+    /** The child edge with this name, or null. */
+    public final BlockChild child(String name) {
+        for (BlockChild c : children) {
+            if (c.name().equals(name)) {
+                return c;
+            }
+        }
+        return null;
+    }
+
+    /** The first child edge with this role, or null. */
+    public final BlockChild childWithRole(ChildRole role) {
+        for (BlockChild c : children) {
+            if (c.roles().contains(role)) {
+                return c;
+            }
+        }
+        return null;
+    }
+
+    /** The edges that point at this node: from parents, and from backends as their root. */
+    public final List<BlockChild> parents() {
+        return List.copyOf(parents);
+    }
+
+    // ---- what the driver implements ----
+
+    /** Virtual size in bytes. Called on every request: keep it a field read. */
+    public abstract long size();
+
+    /** Requests reach the driver aligned to this many bytes (a power of two); 1 means any. */
+    public int requestAlignment() {
+        return 1;
+    }
+
+    /** Buffers reach the driver at addresses aligned to this (a power of two; O_DIRECT needs it). */
+    public int memoryAlignment() {
+        return 1;
+    }
+
+    /** Allocation granularity, for copy-on-read and sparse copies; at least the request alignment. */
+    public int clusterSize() {
+        return requestAlignment();
+    }
+
+    /**
+     * True if the driver honours {@link RequestFlags#FUA} on writes itself; otherwise the core
+     * flushes the node after a FUA write.
+     */
+    public boolean supportsFua() {
+        return false;
+    }
+
+    /** True for protocol nodes whose size follows writes past the end (a host file). */
+    public boolean isGrowable() {
+        return false;
+    }
+
+    /** Fills {@code dst} from its position to its limit with the bytes at {@code offset}. */
+    protected abstract void read(long offset, ByteBuffer dst) throws IOException;
+
+    /** Writes {@code src} from its position to its limit at {@code offset}. */
+    protected abstract void write(long offset, ByteBuffer src, int flags) throws IOException;
+
+    /**
+     * Makes the range read as zeroes. The default writes a zero buffer, or fails with ENOTSUP
+     * under {@link RequestFlags#NO_FALLBACK}.
+     */
+    protected void writeZeroes(long offset, long length, int flags) throws IOException {
+        if (RequestFlags.has(flags, RequestFlags.NO_FALLBACK)) {
+            throw new BlockIOException(Errno.ENOTSUP, nodeName + ": no efficient write-zeroes");
+        }
+        ZeroWriter.writeZeroBuffers(this, offset, length, flags);
+    }
+
+    /** Tells the node the range is unused. Advisory: the default does nothing. */
+    protected void discard(long offset, long length) throws IOException {}
+
+    /**
+     * Writes this node's own cached state to its children. The core then flushes the children,
+     * so a driver never flushes them itself unless its own ordering needs it mid-operation.
+     */
+    protected void flush() throws IOException {}
+
+    /**
+     * The status of a prefix of [offset, offset+length) at this node. The default says the whole
+     * range is allocated data; formats and protocols that know better override it.
+     */
+    protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        return BlockStatus.of(length, BlockStatus.DATA | BlockStatus.ALLOCATED);
+    }
+
+    /**
+     * Changes the size: a protocol node grows or shrinks its file. Formats use it on their file
+     * child; nodes that cannot resize keep the default.
+     */
+    protected void truncate(long size) throws IOException {
+        throw new BlockIOException(Errno.ENOTSUP, nodeName + ": " + driver.name() + " nodes cannot be resized");
+    }
+
+    /** Releases what the node opened itself. The graph closes children afterwards. */
+    protected void close() throws IOException {}
+
+    /** The host file behind this node, for the graph view; by default its primary child's. */
+    public String filename() {
+        BlockChild primary = childWithRole(ChildRole.PRIMARY);
+        return primary == null ? null : primary.node().filename();
+    }
+
+    /** Extra facts for the graph view, like "cluster 64 KiB" or "read-pattern quorum". */
+    public String details() {
+        return "";
+    }
+
+    /** {@code driver(node-name, children…)}: the chain below, for logs and debugging. */
+    @Override
+    public String toString() {
+        if (children.isEmpty()) {
+            return driver.name() + "(" + nodeName + ")";
+        }
+        return driver.name() + "(" + nodeName + ", "
+                + children.stream().map(c -> c.node().toString()).collect(Collectors.joining(", ")) + ")";
+    }
+
+    /** Generic settings every node accepts, read by the core before the driver's own options. */
+    record NodeSettings(boolean readOnly, Discard discard, DetectZeroes detectZeroes, boolean noFlush) {
+        static final NodeSettings DEFAULT = new NodeSettings(false, Discard.UNMAP, DetectZeroes.OFF, false);
+    }
+
+    /** QEMU's {@code discard} option. */
+    enum Discard { IGNORE, UNMAP }
+
+    /** QEMU's {@code detect-zeroes} option. */
+    enum DetectZeroes { OFF, ON, UNMAP }
+
+    static Set<String> genericOptionKeys() {
+        return Set.of("node-name", "driver", "read-only", "discard", "detect-zeroes", "cache.no-flush");
+    }
+}

@@ -1,0 +1,86 @@
+package io.diskstack.core;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * Copy-on-read population, done once here for every driver (QEMU does it in the generic read
+ * path too): a read with {@link RequestFlags#COPY_ON_READ} that reaches a node copies the
+ * clusters the node does not hold itself (they come from its backing chain) into the node.
+ *
+ * <p>The copy is a serialising request over whole clusters, so a guest write to those clusters
+ * either finishes before it (and the copy then sees the range allocated and skips it) or waits
+ * for it (and overwrites the copy): a stale copy never lands over newer data.
+ */
+final class CopyOnRead {
+    private static final int MAX_CHUNK = 1 << 20;
+
+    private CopyOnRead() {}
+
+    static void read(BlockNode node, long offset, ByteBuffer dst) throws IOException {
+        int base = dst.position();
+        int limit = dst.limit();
+        long end = offset + dst.remaining();
+        long pos = offset;
+        while (pos < end) {
+            BlockStatus status = node.blockStatus(pos, end - pos);
+            long n = Math.min(status.length(), end - pos);
+            ByteBuffer part = dst.slice(base + (int) (pos - offset), (int) n);
+            if (status.isAllocated()) {
+                RequestPath.readUnchecked(node, pos, part);
+            } else {
+                populate(node, pos, part);
+            }
+            pos += n;
+        }
+        dst.position(limit);
+    }
+
+    /** Reads [pos, pos+part.remaining()) into part, copying whole clusters into the node. */
+    private static void populate(BlockNode node, long pos, ByteBuffer part) throws IOException {
+        long end = pos + part.remaining();
+        int cluster = Math.max(node.clusterSize(), node.requestAlignment());
+        long size = node.size();
+        int base = part.position();
+        long chunkStart = RequestPath.alignDown(pos, cluster);
+        while (chunkStart < end) {
+            long chunkEnd = Math.min(Math.min(RequestPath.alignUp(end, cluster), chunkStart + Math.max(MAX_CHUNK, cluster)), size);
+            long from = Math.max(pos, chunkStart);
+            long to = Math.min(end, chunkEnd);
+            ByteBuffer wanted = part.slice(base + (int) (from - pos), (int) (to - from));
+            if (!RequestPath.isAligned(chunkStart, chunkEnd - chunkStart, node.requestAlignment())) {
+                RequestPath.readUnchecked(node, from, wanted);
+            } else {
+                copyChunk(node, chunkStart, chunkEnd, from, wanted);
+            }
+            chunkStart = chunkEnd;
+        }
+    }
+
+    private static void copyChunk(BlockNode node, long start, long end, long from, ByteBuffer wanted)
+            throws IOException {
+        RequestTracker.Tracked tracked = node.tracker.begin(start, end, true);
+        try {
+            BlockStatus now = node.blockStatus(start, end - start);
+            if (now.isAllocated() || now.length() < end - start) {
+                // A write got here first, or the chunk is partly allocated: read what is there now.
+                RequestPath.readUnchecked(node, from, wanted);
+                return;
+            }
+            try (PooledBuffer bounce = BufferPool.acquire(Math.toIntExact(end - start))) {
+                ByteBuffer b = bounce.buffer();
+                node.read(start, b);
+                b.clear().limit((int) (end - start));
+                if (RequestPath.isAllZero(b)) {
+                    node.writeZeroes(start, end - start, RequestFlags.CONTENT_UNCHANGED);
+                } else {
+                    node.write(start, b, RequestFlags.CONTENT_UNCHANGED);
+                }
+                b.limit((int) (from - start) + wanted.remaining()).position((int) (from - start));
+                wanted.put(b);
+            }
+        } finally {
+            node.tracker.end(tracked);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+package io.diskstack.core;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A node over one filtered child that forwards everything it does not override (like Lucene's
+ * FilterDirectory). A filter overrides only what it changes; a reflection test checks that this
+ * class forwards every overridable method of {@link BlockNode}, so a new one is never skipped.
+ */
+public abstract class FilterNode extends BlockNode {
+    private final BlockChild filtered;
+
+    /** Opens the filtered child from the {@code file} option. */
+    protected FilterNode(NodeOpenContext ctx) throws IOException {
+        this(ctx, ctx.openChild("file", ChildRole.filtered()));
+    }
+
+    protected FilterNode(NodeOpenContext ctx, BlockChild filtered) {
+        super(ctx);
+        this.filtered = filtered;
+    }
+
+    /** The edge to the filtered child. */
+    public final BlockChild filtered() {
+        return filtered;
+    }
+
+    @Override
+    public long size() {
+        return filtered.size();
+    }
+
+    @Override
+    public int requestAlignment() {
+        return 1;
+    }
+
+    @Override
+    public int memoryAlignment() {
+        return 1;
+    }
+
+    @Override
+    public int clusterSize() {
+        return filtered.node().clusterSize();
+    }
+
+    @Override
+    public boolean supportsFua() {
+        return true;
+    }
+
+    @Override
+    public boolean isGrowable() {
+        return false;
+    }
+
+    @Override
+    protected void read(long offset, ByteBuffer dst) throws IOException {
+        filtered.read(offset, dst);
+    }
+
+    @Override
+    protected void write(long offset, ByteBuffer src, int flags) throws IOException {
+        filtered.write(offset, src, flags);
+    }
+
+    @Override
+    protected void writeZeroes(long offset, long length, int flags) throws IOException {
+        filtered.writeZeroes(offset, length, flags);
+    }
+
+    @Override
+    protected void discard(long offset, long length) throws IOException {
+        filtered.discard(offset, length);
+    }
+
+    @Override
+    protected void flush() throws IOException {
+        // Nothing cached here; the core flushes the child after this.
+    }
+
+    @Override
+    protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        return filtered.blockStatus(offset, length);
+    }
+
+    @Override
+    protected void truncate(long size) throws IOException {
+        filtered.truncate(size);
+    }
+
+    @Override
+    protected void close() throws IOException {
+        // The graph closes the child.
+    }
+
+    @Override
+    public String filename() {
+        return filtered.node().filename();
+    }
+
+    @Override
+    public String details() {
+        return "";
+    }
+}

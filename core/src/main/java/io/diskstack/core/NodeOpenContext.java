@@ -1,0 +1,127 @@
+package io.diskstack.core;
+
+import io.diskstack.core.options.NodeOptions;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * What a driver gets when it opens a node: its name, its options, and the means to open its
+ * children. Children opened here become edges of the new node once {@code open} returns; if the
+ * open fails, the graph closes the children this context opened.
+ */
+public final class NodeOpenContext {
+    private final BlockGraph graph;
+    private final String nodeName;
+    private final BlockDriver driver;
+    private final NodeOptions options;
+    private final BlockNode.NodeSettings settings;
+    final List<BlockChild> openedEdges = new ArrayList<>();
+
+    NodeOpenContext(BlockGraph graph, String nodeName, BlockDriver driver, NodeOptions options,
+                    BlockNode.NodeSettings settings) {
+        this.graph = graph;
+        this.nodeName = nodeName;
+        this.driver = driver;
+        this.options = options;
+        this.settings = settings;
+    }
+
+    public String nodeName() {
+        return nodeName;
+    }
+
+    public BlockDriver driver() {
+        return driver;
+    }
+
+    /** The driver's own options; the generic ones (node-name, driver, read-only, …) are taken. */
+    public NodeOptions options() {
+        return options;
+    }
+
+    public boolean readOnly() {
+        return settings.readOnly();
+    }
+
+    BlockNode.NodeSettings settings() {
+        return settings;
+    }
+
+    /** How messages name this node: {@code blockdev 'q0' (qcow2)}. */
+    public String owner() {
+        return options.owner();
+    }
+
+    /** Opens the child named by option {@code key} (a node-name or nested options); required. */
+    public BlockChild openChild(String key, Set<ChildRole> roles) throws IOException {
+        BlockChild child = openOptionalChild(key, roles);
+        if (child == null) {
+            throw options.error(key, "is required");
+        }
+        return child;
+    }
+
+    /** Like {@link #openChild}, but null if the option is absent. */
+    public BlockChild openOptionalChild(String key, Set<ChildRole> roles) throws IOException {
+        Object ref = options.takeChild(key);
+        if (ref == null) {
+            return null;
+        }
+        return attach(key, roles, graph.resolveChild(this, key, ref, roles));
+    }
+
+    /** Opens the children listed as {@code key.0}, {@code key.1}, …; edges are named the same. */
+    public List<BlockChild> openChildList(String key, Set<ChildRole> roles) throws IOException {
+        List<Object> refs = options.takeList(key);
+        List<BlockChild> out = new ArrayList<>();
+        for (int i = 0; i < refs.size(); i++) {
+            String name = key + "." + i;
+            out.add(attach(name, roles, graph.resolveChild(this, name, refs.get(i), roles)));
+        }
+        return out;
+    }
+
+    /**
+     * Opens a child from options the driver made up (qcow2's backing file named in its header):
+     * the child gets an automatic node-name and is closed with this node.
+     *
+     * @param readOnly open it read-only regardless of this node
+     */
+    public BlockChild openImplicitChild(String name, Map<String, Object> flatOptions, Set<ChildRole> roles,
+                                        boolean readOnly) throws IOException {
+        Map<String, Object> opts = new java.util.LinkedHashMap<>(flatOptions);
+        if (readOnly) {
+            opts.put("read-only", Boolean.TRUE);
+        }
+        return attach(name, roles, graph.resolveChild(this, name, opts, roles));
+    }
+
+    /** A file name from the options, resolved against the config file's folder. */
+    public Path resolvePath(String filename) {
+        return graph.baseDir().resolve(filename).normalize();
+    }
+
+    /** The object named by option {@code key}, of the given type. */
+    public <T> T object(String key, Class<T> type) {
+        String id = options.requireString(key);
+        return graph.objects().get(id, type, options.owner(), key);
+    }
+
+    public ObjectRegistry objects() {
+        return graph.objects();
+    }
+
+    public DriverRegistry drivers() {
+        return graph.drivers();
+    }
+
+    private BlockChild attach(String name, Set<ChildRole> roles, BlockNode child) {
+        BlockChild edge = new BlockChild(null, name, roles, child);
+        openedEdges.add(edge);
+        return edge;
+    }
+}

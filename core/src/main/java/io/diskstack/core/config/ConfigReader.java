@@ -1,0 +1,185 @@
+package io.diskstack.core.config;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.options.KeyVal;
+import io.diskstack.core.options.NodeOptions;
+import io.diskstack.core.options.OptionTree;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads a {@link StackConfig} from a JSON file or from qemu-storage-daemon style arguments
+ * ({@code --object}, {@code --blockdev}, {@code --export}); both end in the same flat options,
+ * validated the same way.
+ *
+ * <pre>
+ * {"objects":  [{"qom-type": "secret", "id": "s0", "file": "key.txt"}],
+ *  "blockdev": [{"driver": "file", "node-name": "f0", "filename": "a.img"},
+ *               {"driver": "raw", "node-name": "r0", "file": "f0"}],
+ *  "exports":  [{"id": "disk0", "node-name": "r0", "writable": true}],
+ *  "create":   [{"filename": "a.img", "format": "raw", "size": "1G"}]}
+ * </pre>
+ */
+public final class ConfigReader {
+    private static final Set<String> TOP_LEVEL = Set.of("objects", "blockdev", "exports", "create");
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+
+    private ConfigReader() {}
+
+    /** Reads a JSON config file; relative file names in it resolve against its folder. */
+    @SuppressWarnings("unchecked")
+    public static StackConfig readFile(Path file) {
+        String where = "config '" + file + "'";
+        Object tree;
+        try {
+            tree = JSON.readValue(Files.readAllBytes(file), Object.class);
+        } catch (NoSuchFileException e) {
+            throw new ConfigException(where + ": no such file");
+        } catch (JsonProcessingException e) {
+            throw new ConfigException(where + ": " + jsonError(e));
+        } catch (IOException e) {
+            throw new ConfigException(where + ": cannot read: " + e.getMessage());
+        }
+        if (!(tree instanceof Map)) {
+            throw new ConfigException(where + ": the top level must be a JSON object");
+        }
+        Map<String, Object> top = (Map<String, Object>) tree;
+        for (String key : top.keySet()) {
+            if (!TOP_LEVEL.contains(key)) {
+                throw new ConfigException(where + ": unknown key '" + key
+                        + "' (expected objects, blockdev, exports, create)");
+            }
+        }
+        Path base = file.toAbsolutePath().getParent();
+        List<Map<String, Object>> objects = flatList(where, top, "objects");
+        List<Map<String, Object>> blockdevs = flatList(where, top, "blockdev");
+        List<ExportConfig> exports = new ArrayList<>();
+        for (Map<String, Object> e : flatList(where, top, "exports")) {
+            exports.add(export(e));
+        }
+        List<ImageSpec> images = new ArrayList<>();
+        for (Map<String, Object> c : flatList(where, top, "create")) {
+            images.add(image(c));
+        }
+        return new StackConfig(file.toAbsolutePath(), base, objects, blockdevs, exports, images);
+    }
+
+    /**
+     * Reads qemu-storage-daemon style arguments: each string is {@code key=value,…} (or JSON if
+     * it starts with '{'). Relative file names resolve against {@code baseDir}.
+     */
+    public static StackConfig readArguments(List<String> objects, List<String> blockdevs, List<String> exports,
+                                            Path baseDir) {
+        List<Map<String, Object>> objs = new ArrayList<>();
+        for (String o : objects) {
+            objs.add(parseArgument("--object", o, "qom-type"));
+        }
+        List<Map<String, Object>> devs = new ArrayList<>();
+        for (String b : blockdevs) {
+            devs.add(parseArgument("--blockdev", b, null));
+        }
+        List<ExportConfig> exps = new ArrayList<>();
+        for (String e : exports) {
+            exps.add(export(parseArgument("--export", e, "type")));
+        }
+        return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> parseArgument(String option, String text, String impliedKey) {
+        try {
+            if (text.trim().startsWith("{")) {
+                Object tree = JSON.readValue(text, Object.class);
+                if (!(tree instanceof Map)) {
+                    throw new ConfigException(option + ": expected a JSON object");
+                }
+                return OptionTree.flatten((Map<String, Object>) tree);
+            }
+            return KeyVal.parse(text, impliedKey);
+        } catch (JsonProcessingException e) {
+            throw new ConfigException(option + " '" + abbreviate(text) + "': " + jsonError(e));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(option + " '" + abbreviate(text) + "': " + e.getMessage());
+        }
+    }
+
+    private static ExportConfig export(Map<String, Object> flat) {
+        Object id = flat.get("id");
+        NodeOptions o = new NodeOptions(id instanceof String s ? "export '" + s + "'" : "export", flat);
+        String type = o.optString("type", "fuse");
+        if (!type.equals("fuse")) {
+            throw o.error("type", "value '" + type + "' is not supported (only fuse)");
+        }
+        String exportId = o.requireString("id");
+        String nodeName = o.requireString("node-name");
+        boolean writable = o.optBool("writable", false);
+        o.assertAllConsumed();
+        return new ExportConfig(exportId, nodeName, writable);
+    }
+
+    private static ImageSpec image(Map<String, Object> flat) {
+        Object name = flat.get("filename");
+        NodeOptions o = new NodeOptions(name instanceof String s ? "create '" + s + "'" : "create", flat);
+        String filename = o.requireString("filename");
+        String format = o.requireString("format");
+        long size = o.optSize("size", -1);
+        Map<String, Object> rest = new LinkedHashMap<>();
+        for (String k : o.unconsumed()) {
+            rest.put(k, flat.get(k));
+        }
+        return new ImageSpec(filename, format, size, rest);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Map<String, Object>> flatList(String where, Map<String, Object> top, String key) {
+        Object v = top.get(key);
+        if (v == null) {
+            return List.of();
+        }
+        if (!(v instanceof List<?> list)) {
+            throw new ConfigException(where + ": '" + key + "' must be a list");
+        }
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            Object item = list.get(i);
+            if (!(item instanceof Map)) {
+                throw new ConfigException(where + ": " + key + "[" + i + "] must be an object");
+            }
+            try {
+                out.add(OptionTree.flatten((Map<String, Object>) item));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException(where + ": " + key + "[" + i + "]: " + e.getMessage());
+            }
+        }
+        return out;
+    }
+
+    private static String jsonError(JsonProcessingException e) {
+        String msg = e.getOriginalMessage();
+        for (String cut : new String[] {"\n", " (for ", " at [Source"}) {
+            int at = msg.indexOf(cut);
+            if (at >= 0) {
+                msg = msg.substring(0, at);
+            }
+        }
+        if (e.getLocation() != null) {
+            return "line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ": " + msg;
+        }
+        return msg;
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 60 ? s : s.substring(0, 57) + "...";
+    }
+}

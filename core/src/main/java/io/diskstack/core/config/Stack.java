@@ -1,0 +1,100 @@
+package io.diskstack.core.config;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockDriver;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.DriverRegistry;
+import io.diskstack.core.ImageCreateContext;
+import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.options.NodeOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A config brought to life: its objects, the images it creates, its graph and its backends.
+ * Opening is all or nothing: on any error, what was opened is closed and images this open
+ * created are deleted again.
+ */
+public final class Stack implements AutoCloseable {
+    private final StackConfig config;
+    private final ObjectRegistry objects;
+    private final BlockGraph graph;
+
+    private Stack(StackConfig config, ObjectRegistry objects, BlockGraph graph) {
+        this.config = config;
+        this.objects = objects;
+        this.graph = graph;
+    }
+
+    public static Stack open(StackConfig config, DriverRegistry drivers) throws IOException {
+        ObjectRegistry objects = ObjectRegistry.load();
+        List<Path> created = new ArrayList<>();
+        BlockGraph graph = null;
+        try {
+            for (var o : config.objects()) {
+                objects.create(o, config.baseDir());
+            }
+            for (ImageSpec image : config.images()) {
+                Path file = config.baseDir().resolve(image.filename()).normalize();
+                if (!Files.exists(file)) {
+                    BlockDriver driver = drivers.get(image.format(), "create '" + image.filename() + "'");
+                    NodeOptions options = new NodeOptions("create '" + image.filename() + "' (" + image.format() + ")",
+                            image.options());
+                    created.add(file);
+                    driver.create(new ImageCreateContext(file, image.size(), options, objects, drivers));
+                    options.assertAllConsumed();
+                }
+            }
+            graph = new BlockGraph(drivers, objects, config.baseDir());
+            graph.openAll(config.blockdevs());
+            if (config.exports().isEmpty()) {
+                throw new ConfigException("config: no exports: nothing to show in the mount");
+            }
+            for (ExportConfig e : config.exports()) {
+                graph.addBackend(e.id(), e.nodeName(), e.writable());
+            }
+            return new Stack(config, objects, graph);
+        } catch (IOException | RuntimeException | Error e) {
+            if (graph != null) {
+                graph.close();
+            }
+            objects.close();
+            for (Path p : created) {
+                Files.deleteIfExists(p);
+            }
+            throw e;
+        }
+    }
+
+    public StackConfig config() {
+        return config;
+    }
+
+    public BlockGraph graph() {
+        return graph;
+    }
+
+    public ObjectRegistry objects() {
+        return objects;
+    }
+
+    public List<BlockBackend> backends() {
+        return graph.backends();
+    }
+
+    /** Flushes and closes everything; true if it all went cleanly. */
+    public boolean closeAndReport() {
+        boolean clean = graph.closeAndReport();
+        objects.close();
+        return clean;
+    }
+
+    @Override
+    public void close() {
+        closeAndReport();
+    }
+}

@@ -1,0 +1,23 @@
+package io.diskstack.core.config;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A whole mount's configuration, from a JSON file or qemu-storage-daemon style arguments:
+ * objects, block devices (flat QEMU options), exports, and images to create if missing.
+ *
+ * @param source  the config file, or null if it came from the command line
+ * @param baseDir relative file names resolve against this
+ */
+public record StackConfig(Path source, Path baseDir, List<Map<String, Object>> objects,
+                          List<Map<String, Object>> blockdevs, List<ExportConfig> exports,
+                          List<ImageSpec> images) {
+    public StackConfig {
+        objects = List.copyOf(objects);
+        blockdevs = List.copyOf(blockdevs);
+        exports = List.copyOf(exports);
+        images = List.copyOf(images);
+    }
+}

@@ -1,0 +1,70 @@
+package io.diskstack.core.options;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Options as QEMU keeps them: one flat map of dotted keys ({@code file.filename},
+ * {@code children.0}, {@code limits.bps-total}) to scalar values (String, Boolean, Long, Double).
+ * JSON objects and arrays flatten into it; the command line's dotted keys already are it.
+ */
+public final class OptionTree {
+    private OptionTree() {}
+
+    /**
+     * Flattens nested maps and lists into dotted keys; dotted keys already in the input stay.
+     *
+     * @throws IllegalArgumentException naming the key if it is set twice or has a null value
+     */
+    public static Map<String, Object> flatten(Map<String, ?> nested) {
+        Map<String, Object> flat = new LinkedHashMap<>();
+        flattenInto(flat, "", nested);
+        return flat;
+    }
+
+    private static void flattenInto(Map<String, Object> flat, String prefix, Object value) {
+        if (value instanceof Map<?, ?> map) {
+            for (Map.Entry<?, ?> e : map.entrySet()) {
+                flattenInto(flat, prefix + e.getKey() + ".", e.getValue());
+            }
+        } else if (value instanceof List<?> list) {
+            for (int i = 0; i < list.size(); i++) {
+                flattenInto(flat, prefix + i + ".", list.get(i));
+            }
+        } else {
+            String key = prefix.substring(0, prefix.length() - 1);
+            if (value == null) {
+                throw new IllegalArgumentException("'" + key + "' is null");
+            }
+            if (value instanceof Integer || value instanceof Short || value instanceof Byte) {
+                value = ((Number) value).longValue();
+            }
+            put(flat, key, value);
+        }
+    }
+
+    private static void put(Map<String, Object> flat, String key, Object value) {
+        if (flat.containsKey(key)) {
+            throw new IllegalArgumentException("'" + key + "' is set twice");
+        }
+        for (String existing : flat.keySet()) {
+            if (existing.startsWith(key + ".") || key.startsWith(existing + ".")) {
+                throw new IllegalArgumentException("'" + key + "' conflicts with '" + existing + "'");
+            }
+        }
+        flat.put(key, value);
+    }
+
+    /** The options under {@code prefix.}, with the prefix taken off their keys. */
+    public static Map<String, Object> subtree(Map<String, Object> flat, String prefix) {
+        Map<String, Object> sub = new LinkedHashMap<>();
+        String p = prefix + ".";
+        for (Map.Entry<String, Object> e : flat.entrySet()) {
+            if (e.getKey().startsWith(p)) {
+                sub.put(e.getKey().substring(p.length()), e.getValue());
+            }
+        }
+        return sub;
+    }
+}

@@ -1,0 +1,105 @@
+package io.diskstack.core.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.DriverRegistry;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigReaderTest {
+    @TempDir
+    Path dir;
+
+    private Path write(String json) throws Exception {
+        Path p = dir.resolve("c.json");
+        Files.writeString(p, json);
+        return p;
+    }
+
+    @Test
+    void readsTheContractExample() throws Exception {
+        StackConfig c = ConfigReader.readFile(write("""
+                {"objects": [{"qom-type": "secret", "id": "s0", "data": "pw"}],
+                 "blockdev": [{"driver": "file", "node-name": "f0", "filename": "a.img"},
+                              {"driver": "raw", "node-name": "r0", "file": "f0"}],
+                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true}],
+                 "create": [{"filename": "a.img", "format": "raw", "size": "1G"}]}
+                """));
+        assertEquals(dir.toAbsolutePath(), c.baseDir());
+        assertEquals(List.of(Map.of("driver", "file", "node-name", "f0", "filename", "a.img"),
+                Map.of("driver", "raw", "node-name", "r0", "file", "f0")), c.blockdevs());
+        assertEquals(List.of(new ExportConfig("disk0", "r0", true)), c.exports());
+        assertEquals(List.of(new ImageSpec("a.img", "raw", 1L << 30, Map.of())), c.images());
+    }
+
+    @Test
+    void commandLineGivesTheSameOptions() {
+        StackConfig c = ConfigReader.readArguments(List.of("secret,id=s0,data=pw"),
+                List.of("driver=file,node-name=f0,filename=a.img", "{\"driver\":\"raw\",\"node-name\":\"r0\",\"file\":\"f0\"}"),
+                List.of("type=fuse,id=disk0,node-name=r0,writable=on"), dir);
+        assertEquals(Map.of("qom-type", "secret", "id", "s0", "data", "pw"), c.objects().get(0));
+        assertEquals(Map.of("driver", "raw", "node-name", "r0", "file", "f0"), c.blockdevs().get(1));
+        assertEquals(new ExportConfig("disk0", "r0", true), c.exports().get(0));
+    }
+
+    @Test
+    void badFilesGiveOneLineErrors() throws Exception {
+        assertError("no such file", () -> ConfigReader.readFile(dir.resolve("missing.json")));
+        assertError("line 1, column 15: Unexpected close marker '}'", () -> ConfigReader.readFile(write("{\"blockdev\": [}")));
+        assertError("unknown key 'blockdevs'", () -> ConfigReader.readFile(write("{\"blockdevs\": []}")));
+        assertError("Duplicate field 'exports'", () -> ConfigReader.readFile(write("{\"exports\": [], \"exports\": []}")));
+        assertError("blockdev[0] must be an object", () -> ConfigReader.readFile(write("{\"blockdev\": [1]}")));
+        assertError("export 'disk0': 'node-name' is required",
+                () -> ConfigReader.readFile(write("{\"exports\": [{\"id\": \"disk0\"}]}")));
+        assertError("export 'disk0': unknown option 'writeable'",
+                () -> ConfigReader.readFile(write("{\"exports\": [{\"id\": \"disk0\", \"node-name\": \"a\", \"writeable\": true}]}")));
+        assertError("export 'd': 'type' value 'nbd' is not supported (only fuse)",
+                () -> ConfigReader.readArguments(List.of(), List.of(), List.of("nbd,id=d,node-name=x"), dir));
+        assertError("--blockdev 'driver=file,': trailing comma",
+                () -> ConfigReader.readArguments(List.of(), List.of("driver=file,"), List.of(), dir));
+    }
+
+    @Test
+    void stackOpenNamesTheBadNodeAndLeavesNothingBehind() throws Exception {
+        Path cfg = write("""
+                {"blockdev": [{"driver": "memory", "node-name": "m0", "size": "12x"}],
+                 "exports": [{"id": "disk0", "node-name": "m0", "writable": true}]}
+                """);
+        assertError("blockdev 'm0' (memory): 'size' value '12x' is not a size",
+                () -> Stack.open(ConfigReader.readFile(cfg), DriverRegistry.load()));
+        Path cfg2 = write("""
+                {"blockdev": [{"driver": "memory", "node-name": "m0"}],
+                 "exports": [{"id": "disk0", "node-name": "m9"}]}
+                """);
+        assertError("export 'disk0': 'node-name' refers to unknown node 'm9'",
+                () -> Stack.open(ConfigReader.readFile(cfg2), DriverRegistry.load()));
+        Path cfg3 = write("""
+                {"objects": [{"qom-type": "secret", "id": "s0"}],
+                 "blockdev": [{"driver": "memory", "node-name": "m0"}],
+                 "exports": [{"id": "disk0", "node-name": "m0"}]}
+                """);
+        assertError("object 's0' (secret): 'data' or 'file' is required, and not both",
+                () -> Stack.open(ConfigReader.readFile(cfg3), DriverRegistry.load()));
+        Path cfg4 = write("""
+                {"objects": [{"qom-type": "secret", "id": "s0", "data": "hunter2!", "format": "base64"}],
+                 "blockdev": [{"driver": "memory", "node-name": "m0"}],
+                 "exports": [{"id": "disk0", "node-name": "m0"}]}
+                """);
+        ConfigException e = assertThrows(ConfigException.class,
+                () -> Stack.open(ConfigReader.readFile(cfg4), DriverRegistry.load()));
+        assertTrue(!e.getMessage().contains("hunter2"), "secret leaked into: " + e.getMessage());
+    }
+
+    private static void assertError(String expected, org.junit.jupiter.api.function.Executable call) {
+        ConfigException e = assertThrows(ConfigException.class, call);
+        assertTrue(e.getMessage().contains(expected), "message: " + e.getMessage());
+        assertTrue(!e.getMessage().contains("\n"), "one line: " + e.getMessage());
+    }
+}

@@ -1,0 +1,106 @@
+package io.diskstack.formats.file;
+
+import io.diskstack.core.BlockDriver;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.DriverKind;
+import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.options.NodeOptions;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The {@code file} protocol: {@code filename}, {@code cache.direct} (O_DIRECT where the file
+ * system allows it) and {@code aio=threads}, as in QEMU.
+ */
+public final class FileDriver implements BlockDriver {
+    @Override
+    public String name() {
+        return "file";
+    }
+
+    @Override
+    public DriverKind kind() {
+        return DriverKind.PROTOCOL;
+    }
+
+    @Override
+    public BlockNode open(NodeOpenContext ctx) throws IOException {
+        NodeOptions o = ctx.options();
+        Path path = ctx.resolvePath(o.requireString("filename"));
+        boolean direct = o.optBool("cache.direct", false);
+        String aio = o.optString("aio", "threads");
+        if (!aio.equals("threads")) {
+            throw o.error("aio", "value '" + aio + "' is not supported (diskstack always uses threads)");
+        }
+        if (Files.isDirectory(path)) {
+            throw o.error("filename", "'" + path + "' is a directory, not an image file");
+        }
+        List<OpenOption> opts = new ArrayList<>(List.of(StandardOpenOption.READ));
+        if (!ctx.readOnly()) {
+            opts.add(StandardOpenOption.WRITE);
+        }
+        if (direct) {
+            opts.add(com.sun.nio.file.ExtendedOpenOption.DIRECT);
+        }
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(path, opts.toArray(new OpenOption[0]));
+        } catch (NoSuchFileException e) {
+            throw o.error("filename", "'" + path + "' does not exist");
+        } catch (AccessDeniedException e) {
+            throw o.error("filename", "'" + path + "' cannot be opened " + (ctx.readOnly() ? "for reading" : "for writing")
+                    + ": permission denied");
+        } catch (IOException | UnsupportedOperationException e) {
+            if (direct) {
+                throw o.error("cache.direct", "is not supported for '" + path + "' by its file system ("
+                        + e.getMessage() + ")");
+            }
+            throw o.error("filename", "'" + path + "' cannot be opened: " + e.getMessage());
+        }
+        try {
+            int alignment = direct ? directAlignment(path) : 1;
+            NativeFile nativeFile = NativeFile.open(path, !ctx.readOnly());
+            return new FileNode(ctx, path, channel, nativeFile, direct, alignment);
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+    }
+
+    private static int directAlignment(Path path) throws IOException {
+        long block = Files.getFileStore(path).getBlockSize();
+        return (int) Math.max(512, Math.min(block, 4096));
+    }
+
+    /**
+     * Creates a sparse file of {@code size} bytes for the image formats' {@code create}.
+     *
+     * @throws ConfigException if the file exists or its folder does not
+     */
+    public static void createSparseFile(Path path, long size) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            if (size > 0) {
+                try (NativeFile nf = NativeFile.open(path, true)) {
+                    nf.ftruncate(size);
+                }
+            }
+            ch.force(true);
+        } catch (FileAlreadyExistsException e) {
+            throw new ConfigException("'" + path + "' already exists; remove it first (nothing was changed)");
+        } catch (NoSuchFileException e) {
+            throw new ConfigException("'" + path + "' cannot be created: its folder does not exist");
+        } catch (AccessDeniedException e) {
+            throw new ConfigException("'" + path + "' cannot be created: permission denied");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package io.diskstack.formats.file;
+
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.BlockStatus;
+import io.diskstack.core.BufferPool;
+import io.diskstack.core.Errno;
+import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.RequestFlags;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
+
+/** A host file, read and written with positional I/O; the bottom of every graph. */
+final class FileNode extends BlockNode {
+    private final Path path;
+    private final FileChannel channel;
+    private final NativeFile nativeFile;
+    private final boolean direct;
+    private final int alignment;
+    private final AtomicLong size;
+    private volatile boolean punchHoleWorks = true;
+    private volatile boolean zeroRangeWorks = true;
+    private volatile boolean seekDataWorks = true;
+
+    FileNode(NodeOpenContext ctx, Path path, FileChannel channel, NativeFile nativeFile, boolean direct,
+             int alignment) throws IOException {
+        super(ctx);
+        this.path = path;
+        this.channel = channel;
+        this.nativeFile = nativeFile;
+        this.direct = direct;
+        this.alignment = alignment;
+        this.size = new AtomicLong(channel.size());
+    }
+
+    @Override
+    public long size() {
+        return size.get();
+    }
+
+    @Override
+    public boolean isGrowable() {
+        return true;
+    }
+
+    @Override
+    public int requestAlignment() {
+        return alignment;
+    }
+
+    @Override
+    public int memoryAlignment() {
+        return alignment;
+    }
+
+    @Override
+    public boolean supportsFua() {
+        return true;
+    }
+
+    @Override
+    public String filename() {
+        return path.toString();
+    }
+
+    @Override
+    public String details() {
+        return direct ? "cache.direct" : "";
+    }
+
+    @Override
+    protected void read(long offset, ByteBuffer dst) throws IOException {
+        long pos = offset;
+        while (dst.hasRemaining()) {
+            int n = channel.read(dst, pos);
+            if (n < 0) {
+                // Past the end of the file reads as zeroes, as it does for a sparse file's holes.
+                fillZeroes(dst);
+                return;
+            }
+            pos += n;
+        }
+    }
+
+    @Override
+    protected void write(long offset, ByteBuffer src, int flags) throws IOException {
+        long pos = offset;
+        while (src.hasRemaining()) {
+            pos += channel.write(src, pos);
+        }
+        size.accumulateAndGet(pos, Math::max);
+        if (RequestFlags.has(flags, RequestFlags.FUA)) {
+            channel.force(false);
+        }
+    }
+
+    @Override
+    protected void writeZeroes(long offset, long length, int flags) throws IOException {
+        long end = offset + length;
+        long fileSize = size.get();
+        if (RequestFlags.has(flags, RequestFlags.MAY_UNMAP) && punchHoleWorks) {
+            long insideEnd = Math.min(end, fileSize);
+            if (offset >= insideEnd || punchHole(offset, insideEnd - offset)) {
+                if (end > fileSize) {
+                    growTo(end);
+                }
+                return;
+            }
+        }
+        if (zeroRangeWorks) {
+            int err = nativeFile.fallocate(NativeFile.FALLOC_FL_ZERO_RANGE, offset, length);
+            if (err == 0) {
+                size.accumulateAndGet(end, Math::max);
+                return;
+            }
+            if (err != NativeFile.EOPNOTSUPP) {
+                throw new BlockIOException(Errno.EIO, path + ": fallocate(ZERO_RANGE): " + NativeFile.describe(err));
+            }
+            zeroRangeWorks = false;
+        }
+        if (RequestFlags.has(flags, RequestFlags.NO_FALLBACK)) {
+            throw new BlockIOException(Errno.ENOTSUP, path + ": no efficient write-zeroes here");
+        }
+        super.writeZeroes(offset, length, flags);
+    }
+
+    @Override
+    protected void discard(long offset, long length) throws IOException {
+        long insideEnd = Math.min(offset + length, size.get());
+        if (punchHoleWorks && offset < insideEnd) {
+            punchHole(offset, insideEnd - offset);
+        }
+    }
+
+    /** Punches a hole; false if the file system cannot. */
+    private boolean punchHole(long offset, long length) throws IOException {
+        int err = nativeFile.fallocate(NativeFile.FALLOC_FL_PUNCH_HOLE | NativeFile.FALLOC_FL_KEEP_SIZE, offset, length);
+        if (err == 0) {
+            return true;
+        }
+        if (err == NativeFile.EOPNOTSUPP) {
+            punchHoleWorks = false;
+            return false;
+        }
+        throw new BlockIOException(Errno.EIO, path + ": fallocate(PUNCH_HOLE): " + NativeFile.describe(err));
+    }
+
+    @Override
+    protected void truncate(long newSize) throws IOException {
+        nativeFile.ftruncate(newSize);
+        size.set(newSize);
+    }
+
+    private void growTo(long newSize) throws IOException {
+        synchronized (size) {
+            if (size.get() < newSize) {
+                nativeFile.ftruncate(newSize);
+                size.set(newSize);
+            }
+        }
+    }
+
+    @Override
+    protected void flush() throws IOException {
+        channel.force(false);
+    }
+
+    @Override
+    protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        int allocated = BlockStatus.ALLOCATED | BlockStatus.OFFSET_VALID;
+        long fileSize = size.get();
+        if (offset >= fileSize) {
+            return new BlockStatus(length, allocated | BlockStatus.ZERO, null, offset);
+        }
+        if (seekDataWorks) {
+            long data = nativeFile.seekData(offset);
+            if (data == -NativeFile.ENXIO) {
+                return new BlockStatus(length, allocated | BlockStatus.ZERO, null, offset);
+            }
+            if (data >= 0) {
+                if (data > offset) {
+                    return new BlockStatus(Math.min(length, data - offset), allocated | BlockStatus.ZERO, null, offset);
+                }
+                long hole = nativeFile.seekHole(offset);
+                if (hole > offset) {
+                    return new BlockStatus(Math.min(length, hole - offset), allocated | BlockStatus.DATA, null, offset);
+                }
+            } else {
+                seekDataWorks = false;
+            }
+        }
+        return new BlockStatus(length, allocated | BlockStatus.DATA, null, offset);
+    }
+
+    @Override
+    protected void close() throws IOException {
+        try {
+            channel.close();
+        } finally {
+            nativeFile.close();
+        }
+    }
+
+    private static void fillZeroes(ByteBuffer dst) {
+        while (dst.hasRemaining()) {
+            dst.put(BufferPool.zeroes(Math.min(dst.remaining(), 1 << 20)));
+        }
+    }
+}

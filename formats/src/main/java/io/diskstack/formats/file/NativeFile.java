@@ -1,0 +1,89 @@
+package io.diskstack.formats.file;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Runtime;
+
+/**
+ * The system calls {@link java.nio.channels.FileChannel} lacks: fallocate (punch holes, zero
+ * ranges), lseek SEEK_DATA/SEEK_HOLE and ftruncate to grow sparsely. It holds its own file
+ * descriptor on the same file; all of these act on the inode, so any descriptor will do.
+ */
+final class NativeFile implements AutoCloseable {
+    static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    static final int FALLOC_FL_ZERO_RANGE = 0x10;
+    private static final int O_RDONLY = 0;
+    private static final int O_RDWR = 2;
+    private static final int O_CLOEXEC = 0x80000;
+    private static final int SEEK_DATA = 3;
+    private static final int SEEK_HOLE = 4;
+    static final int EOPNOTSUPP = 95;
+    static final int ENXIO = 6;
+
+    /** The C library calls, bound once. */
+    public interface LibC {
+        int open(String path, int flags);
+
+        int close(int fd);
+
+        int fallocate(int fd, int mode, long offset, long length);
+
+        long lseek(int fd, long offset, int whence);
+
+        int ftruncate(int fd, long length);
+    }
+
+    private static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
+    private static final Runtime RUNTIME = Runtime.getRuntime(LIBC);
+
+    private final int fd;
+    private final Path path;
+
+    private NativeFile(int fd, Path path) {
+        this.fd = fd;
+        this.path = path;
+    }
+
+    static NativeFile open(Path path, boolean writable) throws IOException {
+        int fd = LIBC.open(path.toString(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        if (fd < 0) {
+            throw new IOException(path + ": open: " + describe(RUNTIME.getLastError()));
+        }
+        return new NativeFile(fd, path);
+    }
+
+    /** fallocate(2); returns 0 or the errno. */
+    int fallocate(int mode, long offset, long length) {
+        return LIBC.fallocate(fd, mode, offset, length) == 0 ? 0 : RUNTIME.getLastError();
+    }
+
+    /** lseek SEEK_DATA: the next data offset at or after {@code offset}, or -errno. */
+    long seekData(long offset) {
+        long r = LIBC.lseek(fd, offset, SEEK_DATA);
+        return r >= 0 ? r : -RUNTIME.getLastError();
+    }
+
+    /** lseek SEEK_HOLE: the next hole at or after {@code offset}, or -errno. */
+    long seekHole(long offset) {
+        long r = LIBC.lseek(fd, offset, SEEK_HOLE);
+        return r >= 0 ? r : -RUNTIME.getLastError();
+    }
+
+    void ftruncate(long length) throws IOException {
+        if (LIBC.ftruncate(fd, length) != 0) {
+            throw new IOException(path + ": ftruncate: " + describe(RUNTIME.getLastError()));
+        }
+    }
+
+    static String describe(int errno) {
+        jnr.constants.platform.Errno e = jnr.constants.platform.Errno.valueOf(errno);
+        return e == null || e.description() == null ? "errno " + errno : e.description();
+    }
+
+    @Override
+    public void close() {
+        LIBC.close(fd);
+    }
+}

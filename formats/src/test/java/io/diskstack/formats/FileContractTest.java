@@ -1,0 +1,23 @@
+package io.diskstack.formats;
+
+import static io.diskstack.core.testing.TestGraphs.opts;
+
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.testing.BlockNodeContract;
+import io.diskstack.formats.file.FileDriver;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** The contract straight on a {@code file} node (it grows, so only the export bounds requests). */
+class FileContractTest extends BlockNodeContract {
+    @Override
+    protected String openNodes(BlockGraph graph, Path dir) throws IOException {
+        Path img = dir.resolve("disk.img");
+        if (!Files.exists(img)) {
+            FileDriver.createSparseFile(img, 8 << 20);
+        }
+        graph.open(opts("driver", "file", "node-name", "f0", "filename", "disk.img"));
+        return "f0";
+    }
+}
