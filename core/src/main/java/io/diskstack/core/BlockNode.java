@@ -170,6 +170,15 @@ public abstract class BlockNode {
         return primary == null ? null : primary.node().filename();
     }
 
+    /**
+     * Counters this node keeps, for {@code MNT/.control/DISK/stats}: name → value, such as
+     * {@code children.0.errors}. Reading them must be cheap. Not forwarded by filters: each node
+     * reports its own.
+     */
+    public java.util.Map<String, Long> stats() {
+        return java.util.Map.of();
+    }
+
     /** Extra facts for the graph view, like "cluster 64 KiB" or "read-pattern quorum". */
     public String details() {
         return "";

@@ -105,4 +105,9 @@ public abstract class FilterNode extends BlockNode {
     public String details() {
         return "";
     }
+
+    @Override
+    public java.util.Map<String, Long> stats() {
+        return java.util.Map.of();
+    }
 }
