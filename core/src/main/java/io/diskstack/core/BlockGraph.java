@@ -204,6 +204,15 @@ public final class BlockGraph implements AutoCloseable {
         return openNode(nested, auto, readOnly);
     }
 
+    /** The node with this name, opening it first if the config defines it later; null if none. */
+    BlockNode lookup(String name) throws IOException {
+        BlockNode node = nodes.get(name);
+        if (node == null && pending.containsKey(name) && !opening.contains(name)) {
+            node = openPending(name);
+        }
+        return node;
+    }
+
     private void abandonEdges(List<BlockChild> edges) {
         for (BlockChild edge : edges) {
             BlockNode child = edge.node;

@@ -100,6 +100,23 @@ public final class NodeOpenContext {
         return attach(name, roles, graph.resolveChild(this, name, opts, roles));
     }
 
+    /**
+     * The node named by option {@code key}, opened already or defined later in the config, but
+     * not made a child: a reference such as QEMU's copy-on-read {@code bottom}. Null if the
+     * option is absent.
+     */
+    public BlockNode optNodeReference(String key) throws IOException {
+        String name = options.optString(key, null);
+        if (name == null) {
+            return null;
+        }
+        BlockNode node = graph.lookup(name);
+        if (node == null) {
+            throw options.error(key, "refers to unknown node '" + name + "'");
+        }
+        return node;
+    }
+
     /** A file name from the options, resolved against the config file's folder. */
     public Path resolvePath(String filename) {
         return graph.baseDir().resolve(filename).normalize();
