@@ -146,6 +146,15 @@ public abstract class BlockNode {
     protected void flush() throws IOException {}
 
     /**
+     * True if {@link #flush()} flushes this node's children itself, so the core must not (it
+     * otherwise flushes every child after the node). Quorum does: it flushes its children in
+     * parallel and succeeds when enough of them do.
+     */
+    protected boolean flushesChildren() {
+        return false;
+    }
+
+    /**
      * The status of a prefix of [offset, offset+length) at this node. The default says the whole
      * range is allocated data; formats and protocols that know better override it.
      */

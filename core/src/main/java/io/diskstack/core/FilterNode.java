@@ -82,6 +82,11 @@ public abstract class FilterNode extends BlockNode {
     }
 
     @Override
+    protected boolean flushesChildren() {
+        return false;
+    }
+
+    @Override
     protected BlockStatus blockStatus(long offset, long length) throws IOException {
         return filtered.blockStatus(offset, length);
     }

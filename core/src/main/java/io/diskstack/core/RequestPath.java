@@ -196,6 +196,9 @@ final class RequestPath {
             return;
         }
         node.flush();
+        if (node.flushesChildren()) {
+            return;
+        }
         for (BlockChild child : node.children) {
             flush(child.node());
         }

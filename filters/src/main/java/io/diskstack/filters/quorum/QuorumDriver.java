@@ -1,0 +1,72 @@
+package io.diskstack.filters.quorum;
+
+import io.diskstack.core.BlockChild;
+import io.diskstack.core.BlockDriver;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.ChildRole;
+import io.diskstack.core.DriverKind;
+import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.options.NodeOptions;
+import java.io.IOException;
+import java.util.EnumSet;
+import java.util.List;
+
+/**
+ * {@code {"driver": "quorum", "node-name": "q0", "children": ["a", "b", "c"], "vote-threshold": 2,
+ * "read-pattern": "quorum", "rewrite-corrupted": true}}, with QEMU's options: reads vote on the
+ * children's data (or, with {@code read-pattern=fifo}, take the first child that answers),
+ * writes go to every child and succeed when {@code vote-threshold} children succeed.
+ * {@code blkverify=on} (two children, threshold 2) fails any read where they differ.
+ */
+public final class QuorumDriver implements BlockDriver {
+    /** QEMU's QuorumReadPattern. */
+    enum ReadPattern { QUORUM, FIFO }
+
+    @Override
+    public String name() {
+        return "quorum";
+    }
+
+    @Override
+    public DriverKind kind() {
+        return DriverKind.FILTER;
+    }
+
+    @Override
+    public BlockNode open(NodeOpenContext ctx) throws IOException {
+        NodeOptions o = ctx.options();
+        List<BlockChild> children = ctx.openChildList("children", EnumSet.of(ChildRole.DATA));
+        if (children.isEmpty()) {
+            throw o.error("children", "is required: give at least one child (children.0, children.1, …)");
+        }
+        if (!o.has("vote-threshold")) {
+            throw o.error("vote-threshold", "is required");
+        }
+        long threshold = o.optLong("vote-threshold", 0);
+        if (threshold < 1) {
+            throw o.error("vote-threshold", "value " + threshold + " must be at least 1");
+        }
+        if (threshold > children.size()) {
+            throw o.error("vote-threshold", "value " + threshold + " is more than the number of children ("
+                    + children.size() + ")");
+        }
+        boolean blkverify = o.optBool("blkverify", false);
+        if (blkverify && (children.size() != 2 || threshold != 2)) {
+            throw o.error("blkverify", "needs exactly two children and vote-threshold 2");
+        }
+        boolean rewrite = o.optBool("rewrite-corrupted", false);
+        if (rewrite && blkverify) {
+            throw o.error("rewrite-corrupted", "cannot be used with blkverify");
+        }
+        ReadPattern pattern = o.optEnum("read-pattern", ReadPattern.class, ReadPattern.QUORUM);
+        long size = children.get(0).size();
+        for (int i = 1; i < children.size(); i++) {
+            long s = children.get(i).size();
+            if (s != size) {
+                throw o.error("children." + i, "is " + s + " bytes but 'children.0' is " + size
+                        + ": quorum children must have the same size");
+            }
+        }
+        return new QuorumNode(ctx, children, (int) threshold, pattern, rewrite, blkverify, size);
+    }
+}

@@ -1,0 +1,357 @@
+package io.diskstack.filters.quorum;
+
+import io.diskstack.core.BlockChild;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.BlockStatus;
+import io.diskstack.core.BlockStatusQuery;
+import io.diskstack.core.BufferPool;
+import io.diskstack.core.Errno;
+import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.PooledBuffer;
+import io.diskstack.filters.quorum.QuorumDriver.ReadPattern;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * QEMU's quorum: several children with the same data. Requests go to every child at once;
+ * a read returns the bytes most children agree on, a write succeeds when at least
+ * {@code vote-threshold} children took it. Children that fail or lose a vote are counted
+ * ({@link #stats()}) and logged by name and offset.
+ */
+final class QuorumNode extends BlockNode {
+    private static final Logger LOG = Logger.getLogger(QuorumNode.class.getName());
+
+    private final List<BlockChild> children;
+    private final int threshold;
+    private final ReadPattern pattern;
+    private final boolean rewriteCorrupted;
+    private final boolean blkverify;
+    private final long size;
+    private final AtomicLongArray errors;
+    private final AtomicLongArray mismatches;
+    private final AtomicLong voteFailures = new AtomicLong();
+    private final ChildFanOut fanOut;
+    /** Writes share it; a rewrite of corrupted data takes it alone, so it never lands over a newer write. */
+    private final ReentrantReadWriteLock rewriteLock = new ReentrantReadWriteLock();
+
+    QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
+               boolean rewriteCorrupted, boolean blkverify, long size) {
+        super(ctx);
+        this.children = List.copyOf(children);
+        this.threshold = threshold;
+        this.pattern = pattern;
+        this.rewriteCorrupted = rewriteCorrupted;
+        this.blkverify = blkverify;
+        this.size = size;
+        this.errors = new AtomicLongArray(children.size());
+        this.mismatches = new AtomicLongArray(children.size());
+        this.fanOut = new ChildFanOut(ctx.nodeName());
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public int clusterSize() {
+        int c = 1;
+        for (BlockChild child : children) {
+            c = Math.max(c, child.node().clusterSize());
+        }
+        return c;
+    }
+
+    @Override
+    public boolean supportsFua() {
+        return true;
+    }
+
+    // ---- reads ----
+
+    @Override
+    protected void read(long offset, ByteBuffer dst) throws IOException {
+        if (pattern == ReadPattern.FIFO) {
+            readFirstAnswer(offset, dst);
+            return;
+        }
+        int n = children.size();
+        int len = dst.remaining();
+        ByteBuffer[] data = new ByteBuffer[n];
+        PooledBuffer[] pooled = new PooledBuffer[n];
+        data[0] = dst.slice(dst.position(), len);
+        try {
+            for (int i = 1; i < n; i++) {
+                pooled[i] = BufferPool.acquire(len);
+                data[i] = pooled[i].buffer();
+            }
+            ByteBuffer[] views = duplicates(data);
+            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, views[i]));
+            ByteBuffer winner = vote("read", offset, len, data, failures);
+            if (winner != data[0]) {
+                data[0].put(0, winner, 0, len);
+            }
+        } finally {
+            for (PooledBuffer p : pooled) {
+                if (p != null) {
+                    p.close();
+                }
+            }
+        }
+        dst.position(dst.limit());
+    }
+
+    /** read-pattern=fifo: the first child that answers, in order. */
+    private void readFirstAnswer(long offset, ByteBuffer dst) throws IOException {
+        Exception last = null;
+        for (int i = 0; i < children.size(); i++) {
+            try {
+                children.get(i).read(offset, dst.duplicate());
+                dst.position(dst.limit());
+                return;
+            } catch (IOException | RuntimeException e) {
+                childFailed(i, "read", offset, dst.remaining(), e);
+                last = e;
+            }
+        }
+        throw new BlockIOException(BlockIOException.errnoOf(last), "quorum '" + nodeName() + "': read at offset "
+                + offset + " (+" + dst.remaining() + ") failed on every child; last: " + last.getMessage(), last);
+    }
+
+    /** Counts the votes and returns the buffer holding the winning data, or throws EIO. */
+    private ByteBuffer vote(String op, long offset, int len, ByteBuffer[] data, Exception[] failures)
+            throws IOException {
+        boolean[] ok = answered(op, offset, len, failures);
+        if (blkverify) {
+            int at = data[0].mismatch(data[1]);
+            if (at >= 0) {
+                mismatches.incrementAndGet(0);
+                mismatches.incrementAndGet(1);
+                String msg = "quorum '" + nodeName() + "': blkverify mismatch at offset " + (offset + at) + " in "
+                        + op + " of [" + offset + ", +" + len + "): " + childName(0) + " and " + childName(1)
+                        + " differ";
+                LOG.warning(msg);
+                throw new BlockIOException(Errno.EIO, msg);
+            }
+            return data[0];
+        }
+        QuorumVote vote = QuorumVote.count(data, ok);
+        QuorumVote.Version winner = vote.winner();
+        if (vote.unanimous()) {
+            return data[winner.representative()];
+        }
+        List<Integer> losers = vote.losers();
+        for (int loser : losers) {
+            mismatches.incrementAndGet(loser);
+            int at = data[winner.representative()].mismatch(data[loser]);
+            LOG.warning("quorum '" + nodeName() + "': " + childName(loser) + " differs from the majority in " + op
+                    + " at offset " + offset + " (+" + len + "), first at offset " + (offset + at));
+        }
+        if (winner.count < threshold) {
+            voteFailures.incrementAndGet();
+            String msg = "quorum '" + nodeName() + "': no version of [" + offset + ", +" + len + ") has "
+                    + threshold + " votes (the most is " + winner.count + ")";
+            LOG.warning(msg);
+            throw new BlockIOException(Errno.EIO, msg);
+        }
+        if (rewriteCorrupted) {
+            rewrite(offset, len);
+        }
+        return data[winner.representative()];
+    }
+
+    /**
+     * Writes the winning data over the children that lost the vote. It reads and votes again
+     * first, alone against writes, so it writes only data that is still current.
+     */
+    private void rewrite(long offset, int len) {
+        int n = children.size();
+        PooledBuffer[] pooled = new PooledBuffer[n];
+        ByteBuffer[] data = new ByteBuffer[n];
+        rewriteLock.writeLock().lock();
+        try {
+            for (int i = 0; i < n; i++) {
+                pooled[i] = BufferPool.acquire(len);
+                data[i] = pooled[i].buffer();
+            }
+            ByteBuffer[] views = duplicates(data);
+            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, views[i]));
+            boolean[] ok = new boolean[n];
+            int answered = 0;
+            for (int i = 0; i < n; i++) {
+                ok[i] = failures[i] == null;
+                answered += ok[i] ? 1 : 0;
+            }
+            QuorumVote vote = QuorumVote.count(data, ok);
+            QuorumVote.Version winner = vote.winner();
+            if (answered < threshold || winner == null || winner.count < threshold || vote.unanimous()) {
+                return;
+            }
+            List<Integer> losers = vote.losers();
+            ByteBuffer good = data[winner.representative()];
+            Exception[] writeFailures = fanOut.run(n, i -> {
+                if (losers.contains(i)) {
+                    children.get(i).write(offset, good.duplicate(), 0);
+                }
+            });
+            for (int loser : losers) {
+                if (writeFailures[loser] != null) {
+                    childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
+                } else {
+                    LOG.info("quorum '" + nodeName() + "': rewrote " + childName(loser) + " at offset " + offset
+                            + " (+" + len + ") with the majority's data");
+                }
+            }
+        } finally {
+            rewriteLock.writeLock().unlock();
+            for (PooledBuffer p : pooled) {
+                if (p != null) {
+                    p.close();
+                }
+            }
+        }
+    }
+
+    // ---- writes ----
+
+    @Override
+    protected void write(long offset, ByteBuffer src, int flags) throws IOException {
+        int len = src.remaining();
+        ByteBuffer[] views = new ByteBuffer[children.size()];
+        for (int i = 0; i < views.length; i++) {
+            views[i] = src.duplicate();
+        }
+        rewriteLock.readLock().lock();
+        try {
+            answered("write", offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
+                    flags)));
+        } finally {
+            rewriteLock.readLock().unlock();
+        }
+        src.position(src.limit());
+    }
+
+    @Override
+    protected void writeZeroes(long offset, long length, int flags) throws IOException {
+        rewriteLock.readLock().lock();
+        try {
+            answered("write-zeroes", offset, length, fanOut.run(children.size(),
+                    i -> children.get(i).writeZeroes(offset, length, flags)));
+        } finally {
+            rewriteLock.readLock().unlock();
+        }
+    }
+
+    @Override
+    protected boolean flushesChildren() {
+        return true;
+    }
+
+    @Override
+    protected void flush() throws IOException {
+        answered("flush", 0, 0, fanOut.run(children.size(), i -> children.get(i).flush()));
+    }
+
+    /**
+     * Counts and logs the children that failed; returns which answered, or throws if fewer
+     * than {@code vote-threshold} did.
+     */
+    private boolean[] answered(String op, long offset, long len, Exception[] failures) throws IOException {
+        boolean[] ok = new boolean[failures.length];
+        int good = 0;
+        Exception first = null;
+        for (int i = 0; i < failures.length; i++) {
+            if (failures[i] == null) {
+                ok[i] = true;
+                good++;
+            } else {
+                childFailed(i, op, offset, len, failures[i]);
+                first = first == null ? failures[i] : first;
+            }
+        }
+        if (good < threshold) {
+            voteFailures.incrementAndGet();
+            throw new BlockIOException(BlockIOException.errnoOf(first), "quorum '" + nodeName() + "': " + op
+                    + (op.equals("flush") ? "" : " at offset " + offset + " (+" + len + ")") + " succeeded on "
+                    + good + " of " + failures.length + " children, vote-threshold is " + threshold + "; first error: "
+                    + first.getMessage(), first);
+        }
+        return ok;
+    }
+
+    private void childFailed(int i, String op, long offset, long len, Exception e) {
+        errors.incrementAndGet(i);
+        String where = op.equals("flush") ? "" : " at offset " + offset + " (+" + len + ")";
+        LOG.log(e instanceof RuntimeException ? Level.SEVERE : Level.WARNING, "quorum '" + nodeName() + "': "
+                + childName(i) + " failed " + op + where + ": " + e.getMessage(), e instanceof RuntimeException ? e : null);
+    }
+
+    // ---- status ----
+
+    /**
+     * Data unless every child reads zeroes there (QEMU's quorum block status): the layer above
+     * may skip zero ranges, which is safe only when all children agree they are zero.
+     */
+    @Override
+    protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        long zero = length;
+        long data = 0;
+        for (BlockChild child : children) {
+            BlockStatus s = BlockStatusQuery.above(child.node(), offset, length);
+            if (s.isZero()) {
+                zero = Math.min(zero, s.length());
+            } else {
+                data = Math.max(data, s.length());
+            }
+        }
+        if (data > 0) {
+            return BlockStatus.of(data, BlockStatus.DATA | BlockStatus.ALLOCATED);
+        }
+        return BlockStatus.of(zero, BlockStatus.ZERO | BlockStatus.ALLOCATED);
+    }
+
+    @Override
+    public Map<String, Long> stats() {
+        Map<String, Long> stats = new LinkedHashMap<>();
+        for (int i = 0; i < children.size(); i++) {
+            stats.put(children.get(i).name() + ".errors", errors.get(i));
+            stats.put(children.get(i).name() + ".mismatches", mismatches.get(i));
+        }
+        stats.put("vote-failures", voteFailures.get());
+        return stats;
+    }
+
+    @Override
+    public String details() {
+        return "vote-threshold " + threshold + " of " + children.size() + ", read-pattern "
+                + pattern.name().toLowerCase(java.util.Locale.ROOT) + (rewriteCorrupted ? ", rewrite-corrupted" : "")
+                + (blkverify ? ", blkverify" : "");
+    }
+
+    @Override
+    protected void close() {
+        fanOut.close();
+    }
+
+    private String childName(int i) {
+        BlockChild c = children.get(i);
+        return c.name() + " ('" + c.node().nodeName() + "')";
+    }
+
+    private static ByteBuffer[] duplicates(ByteBuffer[] data) {
+        ByteBuffer[] views = new ByteBuffer[data.length];
+        for (int i = 0; i < data.length; i++) {
+            views[i] = data[i].duplicate();
+        }
+        return views;
+    }
+}

@@ -1,0 +1,270 @@
+package io.diskstack.filters.quorum;
+
+import static io.diskstack.core.testing.TestGraphs.opts;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.Errno;
+import io.diskstack.core.options.OptionTree;
+import io.diskstack.core.testing.TestGraphs;
+import io.diskstack.formats.file.FileDriver;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.logging.Handler;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Quorum over raw image files: corruption, rewrite, failing children, blkverify, fifo, bad options. */
+class QuorumTest {
+    private static final int SIZE = 4 << 20;
+    private static final Logger QUORUM_LOG = Logger.getLogger(QuorumNode.class.getName());
+
+    @TempDir
+    Path dir;
+    BlockGraph graph;
+    final List<LogRecord> logged = new CopyOnWriteArrayList<>();
+    final Handler capture = new Handler() {
+        @Override
+        public void publish(LogRecord r) {
+            logged.add(r);
+        }
+
+        @Override
+        public void flush() {}
+
+        @Override
+        public void close() {}
+    };
+
+    @BeforeEach
+    void open() {
+        graph = TestGraphs.newGraph(dir);
+        QUORUM_LOG.addHandler(capture);
+    }
+
+    @AfterEach
+    void close() {
+        QUORUM_LOG.removeHandler(capture);
+        graph.close();
+    }
+
+    /** Raw images c0…c(n-1) on file nodes; children listed in {@code failing} sit under a blkdebug that fails everything. */
+    private List<String> children(int n, int... failing) throws Exception {
+        List<String> names = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            int i = k;
+            Path img = dir.resolve("c" + i + ".img");
+            Files.deleteIfExists(img);
+            FileDriver.createSparseFile(img, SIZE);
+            graph.open(opts("driver", "file", "node-name", "f" + i, "filename", img.getFileName().toString()));
+            String below = "f" + i;
+            if (Arrays.stream(failing).anyMatch(f -> f == i)) {
+                graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "bad" + i, "file", below,
+                        "inject-error", List.of(Map.of("errno", "EIO")))));
+                below = "bad" + i;
+            }
+            graph.open(opts("driver", "raw", "node-name", "r" + i, "file", below));
+            names.add("r" + i);
+        }
+        return names;
+    }
+
+    private BlockBackend quorum(List<String> children, long threshold, Object... extra) throws Exception {
+        Map<String, Object> o = new LinkedHashMap<>(opts("driver", "quorum", "node-name", "q0",
+                "children", children, "vote-threshold", threshold));
+        o.putAll(opts(extra));
+        graph.open(o);
+        return graph.addBackend("disk0", "q0", true);
+    }
+
+    private static byte[] read(BlockBackend b, long offset, int length) throws Exception {
+        ByteBuffer buf = ByteBuffer.allocateDirect(length);
+        b.read(offset, buf);
+        return TestGraphs.toArray(buf);
+    }
+
+    private void corrupt(int child, long offset, byte[] junk) throws Exception {
+        try (FileChannel ch = FileChannel.open(dir.resolve("c" + child + ".img"), StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(junk), offset);
+        }
+    }
+
+    private byte[] file(int child) throws Exception {
+        return Files.readAllBytes(dir.resolve("c" + child + ".img"));
+    }
+
+    private Map<String, Long> stats() {
+        return graph.node("q0").stats();
+    }
+
+    private boolean loggedAbout(String... parts) {
+        return logged.stream().anyMatch(r -> Arrays.stream(parts).allMatch(p -> r.getMessage().contains(p)));
+    }
+
+    @Test
+    void aCorruptedChildIsOutvoted() throws Exception {
+        BlockBackend q = quorum(children(3), 2);
+        byte[] data = TestGraphs.randomBytes(1, 1 << 20);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        q.flush();
+        corrupt(1, 65536, TestGraphs.randomBytes(2, 4096));
+        assertArrayEquals(data, read(q, 0, 1 << 20));
+        assertEquals(1L, stats().get("children.1.mismatches"));
+        assertEquals(0L, stats().get("children.0.mismatches"));
+        assertEquals(0L, stats().get("children.2.mismatches"));
+        assertTrue(loggedAbout("children.1 ('r1')", "offset 0 (+1048576)", "first at offset 65536"), logged.toString());
+        assertFalse(Arrays.equals(file(0), file(1)), "without rewrite-corrupted the bad copy stays");
+    }
+
+    @Test
+    void rewriteCorruptedRepairsTheChild() throws Exception {
+        BlockBackend q = quorum(children(3), 2, "rewrite-corrupted", true);
+        byte[] data = TestGraphs.randomBytes(3, 2 << 20);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        q.flush();
+        corrupt(2, 100_000, TestGraphs.randomBytes(4, 3000));
+        corrupt(2, 1_500_000, TestGraphs.randomBytes(5, 10));
+        assertFalse(Arrays.equals(file(0), file(2)));
+        assertArrayEquals(data, read(q, 0, 2 << 20));
+        q.flush();
+        assertArrayEquals(file(0), file(2), "the corrupted child was rewritten");
+        assertArrayEquals(file(0), file(1));
+        assertEquals(1L, stats().get("children.2.mismatches"));
+        assertTrue(loggedAbout("rewrote children.2 ('r2')"), logged.toString());
+        logged.clear();
+        assertArrayEquals(data, read(q, 0, 2 << 20));
+        assertEquals(1L, stats().get("children.2.mismatches"), "nothing to repair the second time");
+    }
+
+    @Test
+    void oneFailingChildIsToleratedTwoAreNot() throws Exception {
+        BlockBackend q = quorum(children(3, 1), 2);
+        byte[] data = TestGraphs.randomBytes(6, 300_000);
+        q.write(1000, ByteBuffer.wrap(data), 0);
+        q.flush();
+        assertArrayEquals(data, read(q, 1000, data.length));
+        q.writeZeroes(0, 4096, 0);
+        assertTrue(stats().get("children.1.errors") >= 4, stats().toString());
+        assertEquals(0L, stats().get("children.0.errors"));
+        assertTrue(loggedAbout("children.1 ('r1') failed write at offset 1000 (+300000)"), logged.toString());
+        graph.close();
+
+        graph = TestGraphs.newGraph(dir);
+        BlockBackend q2 = quorum(children(3, 0, 2), 2);
+        BlockIOException w = assertThrows(BlockIOException.class, () -> q2.write(0, ByteBuffer.allocate(512), 0));
+        assertEquals(Errno.EIO, w.errno());
+        assertTrue(w.getMessage().startsWith("quorum 'q0': write at offset 0 (+512) succeeded on 1 of 3 children, "
+                + "vote-threshold is 2"), w.getMessage());
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class, () -> read(q2, 0, 512)).errno());
+        assertThrows(BlockIOException.class, q2::flush);
+    }
+
+    @Test
+    void thresholdOfAllChildrenFailsOnAnyDisagreementOrError() throws Exception {
+        BlockBackend q = quorum(children(3), 3);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(7, 8192)), 0);
+        corrupt(0, 10, new byte[] {1, 2, 3});
+        BlockIOException e = assertThrows(BlockIOException.class, () -> read(q, 0, 8192));
+        assertEquals("quorum 'q0': no version of [0, +8192) has 3 votes (the most is 2)", e.getMessage());
+        assertEquals(1L, stats().get("vote-failures"));
+    }
+
+    @Test
+    void noMajorityIsAnError() throws Exception {
+        BlockBackend q = quorum(children(3), 2);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(8, 4096)), 0);
+        corrupt(1, 0, new byte[] {1});
+        corrupt(2, 0, new byte[] {2});
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class, () -> read(q, 0, 4096)).errno());
+        assertArrayEquals(Arrays.copyOfRange(file(0), 1, 4096), read(q, 1, 4095), "other bytes still agree");
+    }
+
+    @Test
+    void blkverifyFailsAMismatchAndSaysWhere() throws Exception {
+        BlockBackend q = quorum(children(2), 2, "blkverify", true);
+        byte[] data = TestGraphs.randomBytes(9, 65536);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        assertArrayEquals(data, read(q, 0, 65536));
+        corrupt(1, 5000, new byte[] {(byte) ~data[5000]});
+        BlockIOException e = assertThrows(BlockIOException.class, () -> read(q, 4096, 8192));
+        assertEquals(Errno.EIO, e.errno());
+        assertEquals("quorum 'q0': blkverify mismatch at offset 5000 in read of [4096, +8192): children.0 ('r0') "
+                + "and children.1 ('r1') differ", e.getMessage());
+        assertArrayEquals(Arrays.copyOfRange(data, 8192, 65536), read(q, 8192, 65536 - 8192));
+    }
+
+    @Test
+    void fifoReadsTheFirstChildThatAnswers() throws Exception {
+        BlockBackend q = quorum(children(3, 0), 1, "read-pattern", "fifo");
+        byte[] data = TestGraphs.randomBytes(10, 10_000);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        corrupt(2, 0, new byte[100]);
+        assertArrayEquals(data, read(q, 0, data.length), "children.1 answers; children.2 is never asked");
+        assertTrue(stats().get("children.0.errors") >= 2);
+        assertEquals(0L, stats().get("children.2.mismatches"));
+        assertTrue(graph.node("q0").details().contains("read-pattern fifo"));
+    }
+
+    @Test
+    void childrenCanBeFiltersAndQuorums() throws Exception {
+        List<String> names = children(3);
+        graph.objects().create(opts("qom-type", "throttle-group", "id", "tg0"), dir);
+        graph.open(opts("driver", "throttle", "node-name", "t0", "throttle-group", "tg0", "file", "r0"));
+        graph.open(opts("driver", "quorum", "node-name", "inner", "children", List.of("r1", "r2"),
+                "vote-threshold", 1L));
+        BlockBackend q = quorum(List.of("t0", "inner", names.get(2)), 2);
+        byte[] data = TestGraphs.randomBytes(11, 100_000);
+        q.write(12345, ByteBuffer.wrap(data), 0);
+        corrupt(0, 12345, new byte[50]);
+        assertArrayEquals(data, read(q, 12345, data.length));
+        assertEquals(1L, stats().get("children.0.mismatches"));
+    }
+
+    @Test
+    void badOptionsNameNodeAndKey() throws Exception {
+        List<String> c = children(3);
+        assertEquals("blockdev 'q0' (quorum): 'vote-threshold' value 4 is more than the number of children (3)",
+                assertThrows(ConfigException.class, () -> quorum(c, 4)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'vote-threshold' value 0 must be at least 1",
+                assertThrows(ConfigException.class, () -> quorum(c, 0)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'vote-threshold' is required", assertThrows(ConfigException.class,
+                () -> graph.open(opts("driver", "quorum", "node-name", "q0", "children", c))).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'blkverify' needs exactly two children and vote-threshold 2",
+                assertThrows(ConfigException.class, () -> quorum(c, 2, "blkverify", true)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'rewrite-corrupted' cannot be used with blkverify",
+                assertThrows(ConfigException.class, () -> quorum(c.subList(0, 2), 2, "blkverify", true,
+                        "rewrite-corrupted", true)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'read-pattern' value 'random' is not one of quorum, fifo",
+                assertThrows(ConfigException.class, () -> quorum(c, 2, "read-pattern", "random")).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'children' is required: give at least one child (children.0, "
+                + "children.1, …)", assertThrows(ConfigException.class,
+                        () -> graph.open(opts("driver", "quorum", "node-name", "q0", "vote-threshold", 1L)))
+                        .getMessage());
+        graph.open(opts("driver", "memory", "node-name", "small", "size", "1M"));
+        assertEquals("blockdev 'q0' (quorum): 'children.1' is 1048576 bytes but 'children.0' is 4194304: quorum "
+                + "children must have the same size", assertThrows(ConfigException.class,
+                        () -> quorum(List.of("r0", "small"), 1)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'children.2' refers to unknown node 'nope'",
+                assertThrows(ConfigException.class, () -> quorum(List.of("r0", "r1", "nope"), 1)).getMessage());
+    }
+}
