@@ -96,7 +96,7 @@ final class FuseMount {
             }
         }, "fuse-loop");
         loop.start();
-        if (!waitUntilMounted()) {
+        if (!waitUntilMounted(fs)) {
             Throwable t = mountFailure;
             throw new IOException("cannot mount at '" + mountpoint + "'"
                     + (t == null ? ": the mount did not appear" : ": " + t.getMessage()));
@@ -117,14 +117,15 @@ final class FuseMount {
         return clean ? 0 : 1;
     }
 
-    private boolean waitUntilMounted() throws InterruptedException {
+    /** True once the kernel has sent INIT: the mount exists (it may already be gone again). */
+    private boolean waitUntilMounted(DiskstackFs fs) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
-            if (isMounted(mountpoint)) {
+            if (fs.awaitInitialized(20, TimeUnit.MILLISECONDS)) {
                 return true;
             }
-            if (finished.await(20, TimeUnit.MILLISECONDS)) {
-                return false;
+            if (finished.getCount() == 0) {
+                return fs.awaitInitialized(0, TimeUnit.MILLISECONDS);
             }
         }
         return false;
