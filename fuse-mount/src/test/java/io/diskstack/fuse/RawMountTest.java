@@ -94,7 +94,9 @@ class RawMountTest {
     @Test
     void qemuIoWritesAndReadsAPattern() {
         Shell.requireTool("qemu-io");
-        run("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 1M", "-c", "read -P 0xab 0 1M", disk().toString()).ok();
+        String first = run("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 1M", "-c", "read -P 0xab 0 1M",
+                disk().toString()).ok().stdout();
+        assertTrue(first.contains("read 1048576/1048576 bytes at offset 0") && !first.contains("verification failed"), first);
         String out = run("qemu-io", "-f", "raw", "-t", "none", "-c", "write -P 0x5c 2M 1M", "-c", "read -P 0x5c 2M 1M",
                 disk().toString()).ok().stdout();
         assertTrue(out.contains("read 1048576/1048576 bytes at offset 2097152"), out);
