@@ -53,6 +53,11 @@ final class DiskstackFs extends FuseStubFS {
     private static final int CONN_CAPABLE_OFFSET = 20;
     private static final int CONN_WANT_OFFSET = 24;
     private static final int FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3;
+    /** struct fuse_conn_info: max_background and congestion_threshold. */
+    private static final int CONN_MAX_BACKGROUND_OFFSET = 28;
+    private static final int CONN_CONGESTION_THRESHOLD_OFFSET = 32;
+    /** The kernel's default of 12 background requests would cap asynchronous direct I/O at queue depth 12. */
+    private static final int MAX_BACKGROUND = 64;
 
     private final MountTree tree;
     private final boolean directIo;
@@ -82,6 +87,8 @@ final class DiskstackFs extends FuseStubFS {
                 // ignores the way a block device does: `dd of=MNT/disk0` keeps working.
                 conn.putInt(CONN_WANT_OFFSET, conn.getInt(CONN_WANT_OFFSET) | FUSE_CAP_ATOMIC_O_TRUNC);
             }
+            conn.putInt(CONN_MAX_BACKGROUND_OFFSET, MAX_BACKGROUND);
+            conn.putInt(CONN_CONGESTION_THRESHOLD_OFFSET, MAX_BACKGROUND * 3 / 4);
         } catch (Throwable t) {
             LOG.log(Level.FINE, "init: could not ask for atomic O_TRUNC", t);
         } finally {

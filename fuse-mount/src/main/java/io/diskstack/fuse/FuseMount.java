@@ -19,9 +19,12 @@ import sun.misc.Signal;
  */
 final class FuseMount {
     private static final Logger LOG = Logger.getLogger(FuseMount.class.getName());
-    /** libfuse2 caps requests at 128 KiB; without big_writes the loop device sends 4 KiB writes. */
+    /**
+     * libfuse2 caps requests at 128 KiB; without big_writes the loop device sends 4 KiB writes.
+     * auto_unmount has fusermount remove the mount if we die (kill -9), instead of leaving a dead one.
+     */
     static final String FUSE_OPTIONS = "fsname=diskstack,subtype=diskstack,big_writes,max_write=131072,"
-            + "max_read=131072,default_permissions";
+            + "max_read=131072,default_permissions,auto_unmount";
 
     private final Stack stack;
     private final Path mountpoint;
