@@ -57,28 +57,37 @@ final class CopyOnRead {
         }
     }
 
+    /**
+     * Copies the unallocated parts of [start, end) into the node and fills {@code wanted} (the
+     * bytes from {@code from}). Inside the serialising request nothing else writes these bytes,
+     * so what is read here is current and the copy cannot land over a newer write. The chunk may
+     * be partly allocated (subclusters, or a write that got here first): only the rest is copied,
+     * as QEMU does.
+     */
     private static void copyChunk(BlockNode node, long start, long end, long from, ByteBuffer wanted)
             throws IOException {
         RequestTracker.Tracked tracked = node.tracker.begin(start, end, true);
-        try {
-            BlockStatus now = node.blockStatus(start, end - start);
-            if (now.isAllocated() || now.length() < end - start) {
-                // A write got here first, or the chunk is partly allocated: read what is there now.
-                RequestPath.readUnchecked(node, from, wanted);
-                return;
-            }
-            try (PooledBuffer bounce = BufferPool.acquire(Math.toIntExact(end - start))) {
-                ByteBuffer b = bounce.buffer();
-                node.read(start, b);
-                b.clear().limit((int) (end - start));
-                if (RequestPath.isAllZero(b)) {
-                    node.writeZeroes(start, end - start, RequestFlags.CONTENT_UNCHANGED);
-                } else {
-                    node.write(start, b, RequestFlags.CONTENT_UNCHANGED);
+        try (PooledBuffer bounce = BufferPool.acquire(Math.toIntExact(end - start))) {
+            ByteBuffer b = bounce.buffer();
+            node.read(start, b);
+            int align = node.requestAlignment();
+            int memAlign = node.memoryAlignment();
+            for (long pos = start; pos < end; ) {
+                BlockStatus status = node.blockStatus(pos, end - pos);
+                long n = Math.min(status.length(), end - pos);
+                int at = (int) (pos - start);
+                if (!status.isAllocated() && RequestPath.isAligned(pos, n, align)
+                        && (memAlign <= 1 || at % memAlign == 0)) {
+                    ByteBuffer part = b.slice(at, (int) n);
+                    if (RequestPath.isAllZero(part)) {
+                        node.writeZeroes(pos, n, RequestFlags.CONTENT_UNCHANGED);
+                    } else {
+                        node.write(pos, part, RequestFlags.CONTENT_UNCHANGED);
+                    }
                 }
-                b.limit((int) (from - start) + wanted.remaining()).position((int) (from - start));
-                wanted.put(b);
+                pos += n;
             }
+            wanted.put(b.slice((int) (from - start), wanted.remaining()));
         } finally {
             node.tracker.end(tracked);
         }

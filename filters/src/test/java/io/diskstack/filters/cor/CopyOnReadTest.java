@@ -96,6 +96,22 @@ class CopyOnReadTest {
         assertEquals(SIZE / CLUSTER, ov.allocatedClusters());
     }
 
+    /** A cluster partly allocated in the top (qcow2 subclusters) gets its other parts copied. */
+    @Test
+    void partlyAllocatedClustersAreCompleted() throws Exception {
+        byte[] base = base("base", 13);
+        TestOverlayDriver.Overlay ov = overlay("ov", "base", "allocation-unit", 4096);
+        byte[] own = TestGraphs.randomBytes(14, 4096);
+        graph.addBackend("direct", "ov", true).write(2 * CLUSTER + 8192, ByteBuffer.wrap(own), 0);
+        assertEquals(1, ov.allocatedClusters());
+        BlockBackend disk = cor("ov");
+        byte[] expected = Arrays.copyOfRange(base, 2 * CLUSTER, 3 * CLUSTER);
+        System.arraycopy(own, 0, expected, 8192, 4096);
+        assertArrayEquals(expected, read(disk, 2 * CLUSTER, CLUSTER));
+        assertEquals(CLUSTER / 4096, ov.allocatedClusters(), "every unit of the cluster is in the top now");
+        assertArrayEquals(expected, read(graph.addBackend("data", "ov-data", false), 2 * CLUSTER, CLUSTER));
+    }
+
     @Test
     void withoutTheFilterNothingIsCopied() throws Exception {
         byte[] base = base("base", 2);

@@ -14,9 +14,11 @@ import java.util.BitSet;
 
 /**
  * A test-only format with backing-file semantics, standing in for qcow2 until it lands:
- * {@code {"driver": "test-overlay", "file": DATA, "backing": BASE, "cluster-size": 65536}}.
- * Cluster data lives at the same offset in {@code file}; which clusters are allocated is kept
- * in memory. Unallocated clusters read from the backing node (zeroes past its end).
+ * {@code {"driver": "test-overlay", "file": DATA, "backing": BASE, "cluster-size": 65536,
+ * "allocation-unit": 2048}}. Data lives at the same offset in {@code file}; which units are
+ * allocated is kept in memory. A unit is the cluster unless {@code allocation-unit} makes it
+ * smaller (like qcow2's subclusters). Unallocated units read from the backing node (zeroes past
+ * its end).
  */
 public final class TestOverlayDriver implements BlockDriver {
     @Override
@@ -33,22 +35,26 @@ public final class TestOverlayDriver implements BlockDriver {
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         NodeOptions o = ctx.options();
         int cluster = (int) o.optLong("cluster-size", 65536, 512, 1 << 21);
+        int unit = (int) o.optLong("allocation-unit", cluster, 512, cluster);
         BlockChild file = ctx.openChild("file", ChildRole.image());
         BlockChild backing = ctx.openOptionalChild("backing", ChildRole.cow());
-        return new Overlay(ctx, file, backing, cluster);
+        return new Overlay(ctx, file, backing, unit, cluster);
     }
 
     static final class Overlay extends BlockNode {
         private final BlockChild file;
         private final BlockChild backing;
+        /** The allocation unit; everything below counts in these. */
         private final int cluster;
+        private final int clusterSize;
         private final BitSet allocated = new BitSet();
 
-        Overlay(NodeOpenContext ctx, BlockChild file, BlockChild backing, int cluster) {
+        Overlay(NodeOpenContext ctx, BlockChild file, BlockChild backing, int unit, int clusterSize) {
             super(ctx);
             this.file = file;
             this.backing = backing;
-            this.cluster = cluster;
+            this.cluster = unit;
+            this.clusterSize = clusterSize;
         }
 
         @Override
@@ -63,10 +69,10 @@ public final class TestOverlayDriver implements BlockDriver {
 
         @Override
         public int clusterSize() {
-            return cluster;
+            return clusterSize;
         }
 
-        /** True if the cluster holding {@code offset} is allocated here. */
+        /** True if the unit holding {@code offset} is allocated here. */
         synchronized boolean isAllocated(long offset) {
             return allocated.get((int) (offset / cluster));
         }
@@ -134,7 +140,7 @@ public final class TestOverlayDriver implements BlockDriver {
 
         @Override
         public String details() {
-            return "cluster " + cluster;
+            return "cluster " + clusterSize + ", unit " + cluster;
         }
     }
 }
