@@ -2,6 +2,13 @@ package io.diskstack.core;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
 
 /**
  * The named handle an export uses (QEMU's BlockBackend): a root edge into the graph, bounds
@@ -12,6 +19,8 @@ public final class BlockBackend {
     private final BlockChild root;
     private final boolean writable;
     private final InFlight inFlight = new InFlight();
+    /** The nodes told of each drain in progress, so resume tells the same ones even if the graph changed. */
+    private final Deque<List<BlockNode>> drained = new ArrayDeque<>();
 
     BlockBackend(String name, BlockChild root, boolean writable) {
         this.name = name;
@@ -107,13 +116,49 @@ public final class BlockBackend {
         return inFlight.count();
     }
 
-    /** Waits for requests in flight and holds new ones until {@link #resume()}. */
+    /**
+     * Waits for requests in flight and holds new ones until {@link #resume()}. Nodes below are
+     * told first ({@link BlockNode#drainBegin()}), so one that holds requests back (throttle)
+     * lets them go instead of making the drain wait for its limits.
+     */
     public void drain() {
+        List<BlockNode> below = nodesBelow(root.node());
+        synchronized (drained) {
+            drained.push(below);
+        }
+        for (BlockNode n : below) {
+            n.drainBegin();
+        }
         inFlight.drain();
     }
 
     public void resume() {
         inFlight.resume();
+        List<BlockNode> below;
+        synchronized (drained) {
+            below = drained.pop();
+        }
+        for (BlockNode n : below) {
+            n.drainEnd();
+        }
+    }
+
+    /** The node and every node below it, each once, parents first. */
+    private static List<BlockNode> nodesBelow(BlockNode top) {
+        List<BlockNode> out = new ArrayList<>();
+        Set<BlockNode> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        Deque<BlockNode> todo = new ArrayDeque<>();
+        todo.add(top);
+        while (!todo.isEmpty()) {
+            BlockNode n = todo.poll();
+            if (seen.add(n)) {
+                out.add(n);
+                for (BlockChild c : n.children) {
+                    todo.add(c.node());
+                }
+            }
+        }
+        return out;
     }
 
     private void checkWritable() throws BlockIOException {

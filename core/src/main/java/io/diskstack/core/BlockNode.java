@@ -170,6 +170,16 @@ public abstract class BlockNode {
         throw new BlockIOException(Errno.ENOTSUP, nodeName + ": " + driver.name() + " nodes cannot be resized");
     }
 
+    /**
+     * A backend above starts draining (QEMU's bdrv_drain_begin): requests in flight must finish
+     * soon, so a node that holds requests back (throttle) lets them through until
+     * {@link #drainEnd()}. The core calls it on every node below the backend; calls nest.
+     */
+    protected void drainBegin() {}
+
+    /** The drain that {@link #drainBegin()} announced is over. */
+    protected void drainEnd() {}
+
     /** Releases what the node opened itself. The graph closes children afterwards. */
     protected void close() throws IOException {}
 

@@ -97,6 +97,16 @@ public abstract class FilterNode extends BlockNode {
     }
 
     @Override
+    protected void drainBegin() {
+        // The core tells every node below a draining backend, the child too.
+    }
+
+    @Override
+    protected void drainEnd() {
+        // As drainBegin.
+    }
+
+    @Override
     protected void close() throws IOException {
         // The graph closes the child.
     }

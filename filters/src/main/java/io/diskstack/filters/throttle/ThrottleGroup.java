@@ -61,6 +61,8 @@ public final class ThrottleGroup implements ControlProvider {
         private final ArrayDeque<Condition>[] waiting = new ArrayDeque[] {new ArrayDeque<>(), new ArrayDeque<>()};
         private long throttled;
         private long waitedNanos;
+        /** Drains in progress above this member: while positive its requests are not held back. */
+        private int draining;
 
         private Member(String name) {
             this.name = name;
@@ -108,7 +110,7 @@ public final class ThrottleGroup implements ControlProvider {
         int d = write ? 1 : 0;
         lock.lock();
         try {
-            if (queued[d] == 0 && state.waitNanos(write, clock.getAsLong()) == 0) {
+            if (m.draining > 0 || (queued[d] == 0 && state.waitNanos(write, clock.getAsLong()) == 0)) {
                 state.account(write, bytes);
                 return;
             }
@@ -120,7 +122,7 @@ public final class ThrottleGroup implements ControlProvider {
                 turn[d] = m;
             }
             try {
-                while (true) {
+                while (m.draining == 0) {
                     if (turn[d] == m && m.waiting[d].peekFirst() == mine) {
                         long wait = unlimited ? 0 : state.waitNanos(write, clock.getAsLong());
                         if (wait <= 0) {
@@ -132,30 +134,55 @@ public final class ThrottleGroup implements ControlProvider {
                     }
                 }
             } catch (InterruptedException e) {
-                giveUp(m, d, mine);
+                leaveQueue(m, d, mine);
                 Thread.currentThread().interrupt();
                 throw new InterruptedIOException("throttle group '" + id + "': interrupted while waiting");
             }
-            m.waiting[d].pollFirst();
-            queued[d]--;
+            leaveQueue(m, d, mine);
             m.throttled++;
             m.waitedNanos += System.nanoTime() - start;
             state.account(write, bytes);
-            turn[d] = nextWithWaiters(members.indexOf(m), d, null);
-            signalTurn(d);
         } finally {
             lock.unlock();
         }
     }
 
-    /** Removes an interrupted waiter; if it held the turn, passes the turn on. */
-    private void giveUp(Member m, int d, Condition mine) {
+    /**
+     * Takes a request out of its member's queue: normally the head whose turn it was, but a
+     * drain or an interrupt can take one from anywhere. The turn moves on if it was this one's.
+     */
+    private void leaveQueue(Member m, int d, Condition mine) {
         boolean hadTurn = turn[d] == m && m.waiting[d].peekFirst() == mine;
         m.waiting[d].remove(mine);
         queued[d]--;
         if (hadTurn || queued[d] == 0) {
             turn[d] = nextWithWaiters(members.indexOf(m), d, null);
             signalTurn(d);
+        }
+    }
+
+    /**
+     * A backend above the member drains: its waiting requests go now, and new ones are not held
+     * back until {@link #drainEnd}, so the drain never waits for the limits (as in QEMU).
+     */
+    void drainBegin(Member m) {
+        lock.lock();
+        try {
+            m.draining++;
+            for (ArrayDeque<Condition> queue : m.waiting) {
+                queue.forEach(Condition::signal);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    void drainEnd(Member m) {
+        lock.lock();
+        try {
+            m.draining--;
+        } finally {
+            lock.unlock();
         }
     }
 

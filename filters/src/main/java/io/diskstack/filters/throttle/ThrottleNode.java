@@ -43,6 +43,16 @@ final class ThrottleNode extends FilterNode {
     }
 
     @Override
+    protected void drainBegin() {
+        group.drainBegin(member);
+    }
+
+    @Override
+    protected void drainEnd() {
+        group.drainEnd(member);
+    }
+
+    @Override
     protected void close() {
         group.leave(member);
     }

@@ -201,6 +201,47 @@ class ThrottleGroupTest {
         assertTrue(System.nanoTime() - t0 < 1_000_000_000L, "later requests still go");
     }
 
+    /** As in QEMU, a drain lets held requests go: closing never waits for the limits. */
+    @Test
+    void drainLetsWaitingRequestsGo() throws Exception {
+        group("tg0", "limits.bps-total", 1000L);
+        BlockBackend b = throttled("t0", "tg0");
+        b.write(0, ByteBuffer.allocate(65536), 0);
+        List<Throwable> errors = new CopyOnWriteArrayList<>();
+        Thread stuck = new Thread(() -> {
+            try {
+                b.write(0, ByteBuffer.allocate(65536), 0);
+            } catch (Throwable e) {
+                errors.add(e);
+            }
+        });
+        stuck.start();
+        Thread.sleep(200);
+        assertTrue(stuck.isAlive(), "64 KiB at 1000 B/s waits about a minute");
+        long t0 = System.nanoTime();
+        try (BlockGraph.Drained drained = graph.drain(List.of(graph.node("t0")))) {
+            assertTrue(System.nanoTime() - t0 < 1_000_000_000L, "the drain did not wait for the limit");
+            stuck.join(1000);
+            assertFalse(stuck.isAlive());
+        }
+        assertTrue(errors.isEmpty(), errors.toString());
+        Thread after = new Thread(() -> {
+            try {
+                b.write(0, ByteBuffer.allocate(512), 0);
+            } catch (Throwable e) {
+                errors.add(e);
+            }
+        });
+        after.start();
+        after.join(300);
+        assertTrue(after.isAlive(), "after the drain the limits hold again");
+        t0 = System.nanoTime();
+        graph.close();
+        assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "closing lets it go too");
+        after.join(1000);
+        assertFalse(after.isAlive());
+    }
+
     @Test
     void unknownGroupNamesNodeAndKey() throws Exception {
         group("tg0");
