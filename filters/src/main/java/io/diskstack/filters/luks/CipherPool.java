@@ -1,0 +1,150 @@
+package io.diskstack.filters.luks;
+
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.ThreadFactory;
+
+/**
+ * The sector ciphers of one open volume: instances are lent to requests (a cipher is not
+ * thread-safe, and building one per request would allocate), and large requests are split
+ * so the halves encrypt on two cores at once. Closing wipes every instance and the key copy.
+ */
+final class CipherPool implements AutoCloseable {
+    /** Requests at least this large are split across cores. */
+    static final int PARALLEL_THRESHOLD = 128 * 1024;
+    private static final int CPUS = Runtime.getRuntime().availableProcessors();
+    private static final ExecutorService HELPERS = CPUS < 2 ? null
+            : Executors.newFixedThreadPool(CPUS - 1, new ThreadFactory() {
+                private int n;
+
+                @Override
+                public synchronized Thread newThread(Runnable r) {
+                    Thread t = new Thread(r, "luks-crypt-" + n++);
+                    t.setDaemon(true);
+                    return t;
+                }
+            });
+
+    private final CipherSpec spec;
+    private final byte[] key;
+    private final int sectorSize;
+    private final ConcurrentLinkedDeque<SectorCipher> idle = new ConcurrentLinkedDeque<>();
+    private volatile boolean closed;
+
+    CipherPool(CipherSpec spec, byte[] key, int sectorSize) {
+        this.spec = spec;
+        this.key = key.clone();
+        this.sectorSize = sectorSize;
+        release(spec.newCipher(this.key, sectorSize));
+    }
+
+    int sectorSize() {
+        return sectorSize;
+    }
+
+    void encrypt(ByteBuffer src, int srcPos, ByteBuffer dst, int dstPos, int len, long ivSector) {
+        run(true, src, srcPos, dst, dstPos, len, ivSector);
+    }
+
+    /** Decrypts in place or from src to dst. */
+    void decrypt(ByteBuffer src, int srcPos, ByteBuffer dst, int dstPos, int len, long ivSector) {
+        run(false, src, srcPos, dst, dstPos, len, ivSector);
+    }
+
+    private void run(boolean encrypt, ByteBuffer src, int srcPos, ByteBuffer dst, int dstPos, int len, long ivSector) {
+        if (HELPERS == null || len < PARALLEL_THRESHOLD) {
+            runOne(encrypt, src, srcPos, dst, dstPos, len, ivSector);
+            return;
+        }
+        // Split at a sector boundary; the helper takes the second half. If every helper is
+        // busy, this thread runs that half itself once it is done with its own (a FutureTask
+        // runs once, whoever gets to it first).
+        int first = (len / 2) / sectorSize * sectorSize;
+        long ivSecond = ivSector + (long) (first / sectorSize) * (sectorSize / 512);
+        FutureTask<Void> second = new FutureTask<>(() -> {
+            runOne(encrypt, src, srcPos + first, dst, dstPos + first, len - first, ivSecond);
+            return null;
+        });
+        HELPERS.execute(second);
+        try {
+            runOne(encrypt, src, srcPos, dst, dstPos, first, ivSector);
+        } finally {
+            second.run();
+            awaitUninterruptibly(second);
+        }
+    }
+
+    private static void awaitUninterruptibly(FutureTask<Void> task) {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    task.get();
+                    return;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    Throwable c = e.getCause();
+                    if (c instanceof RuntimeException r) {
+                        throw r;
+                    }
+                    if (c instanceof Error err) {
+                        throw err;
+                    }
+                    throw new IllegalStateException(c);
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void runOne(boolean encrypt, ByteBuffer src, int srcPos, ByteBuffer dst, int dstPos, int len, long iv) {
+        SectorCipher c = acquire();
+        try {
+            if (encrypt) {
+                c.encrypt(src, srcPos, dst, dstPos, len, iv);
+            } else {
+                c.decrypt(src, srcPos, dst, dstPos, len, iv);
+            }
+        } finally {
+            release(c);
+        }
+    }
+
+    private SectorCipher acquire() {
+        if (closed) {
+            throw new IllegalStateException("the volume is closed");
+        }
+        SectorCipher c = idle.pollFirst();
+        return c != null ? c : spec.newCipher(key, sectorSize);
+    }
+
+    private void release(SectorCipher c) {
+        if (closed) {
+            c.close();
+            return;
+        }
+        idle.addFirst(c);
+        if (closed && idle.remove(c)) {
+            c.close();
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        SectorCipher c;
+        while ((c = idle.pollFirst()) != null) {
+            c.close();
+        }
+        Arrays.fill(key, (byte) 0);
+    }
+}
