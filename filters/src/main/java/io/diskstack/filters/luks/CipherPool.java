@@ -43,6 +43,14 @@ final class CipherPool implements AutoCloseable {
         release(spec.newCipher(this.key, sectorSize));
     }
 
+    /** A copy of the volume key, for adding key slots; the caller wipes it. */
+    byte[] keyCopy() {
+        if (closed) {
+            throw new IllegalStateException("the volume is closed");
+        }
+        return key.clone();
+    }
+
     int sectorSize() {
         return sectorSize;
     }
