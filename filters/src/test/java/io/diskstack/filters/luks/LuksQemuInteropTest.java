@@ -52,10 +52,7 @@ class LuksQemuInteropTest {
     @ParameterizedTest
     @CsvSource({
         "aes-256,xts,plain64",
-        "aes-128,xts,plain64",
-        "aes-256,cbc,essiv",
-        "aes-256,cbc,plain64",
-        "aes-128,cbc,plain",
+        "aes-128,cbc,essiv",
     })
     void qemuMadeImageWrittenByQemuReadsBackThroughUs(String alg, String mode, String ivgen) throws Exception {
         ExternalTools.okWithRetry(dir, "qemu-img", "create", "-f", "luks", "--object", secretObject, "-o",
