@@ -1,8 +1,8 @@
 package io.diskstack.filters.luks;
 
 import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
 import java.util.Arrays;
-import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -33,8 +33,9 @@ final class CipherPool implements AutoCloseable {
     private final CipherSpec spec;
     private final byte[] key;
     private final int sectorSize;
-    private final ConcurrentLinkedDeque<SectorCipher> idle = new ConcurrentLinkedDeque<>();
-    private volatile boolean closed;
+    /** Idle instances; an ArrayDeque under the pool's lock allocates nothing per loan. */
+    private final ArrayDeque<SectorCipher> idle = new ArrayDeque<>();
+    private boolean closed;
 
     CipherPool(CipherSpec spec, byte[] key, int sectorSize) {
         this.spec = spec;
@@ -45,10 +46,12 @@ final class CipherPool implements AutoCloseable {
 
     /** A copy of the volume key, for adding key slots; the caller wipes it. */
     byte[] keyCopy() {
-        if (closed) {
-            throw new IllegalStateException("the volume is closed");
+        synchronized (idle) {
+            if (closed) {
+                throw new IllegalStateException("the volume is closed");
+            }
+            return key.clone();
         }
-        return key.clone();
     }
 
     int sectorSize() {
@@ -128,31 +131,35 @@ final class CipherPool implements AutoCloseable {
     }
 
     private SectorCipher acquire() {
-        if (closed) {
-            throw new IllegalStateException("the volume is closed");
+        synchronized (idle) {
+            if (closed) {
+                throw new IllegalStateException("the volume is closed");
+            }
+            SectorCipher c = idle.pollFirst();
+            // A new instance only when all are on loan: at most one per concurrent request.
+            return c != null ? c : spec.newCipher(key, sectorSize);
         }
-        SectorCipher c = idle.pollFirst();
-        return c != null ? c : spec.newCipher(key, sectorSize);
     }
 
     private void release(SectorCipher c) {
-        if (closed) {
-            c.close();
-            return;
+        synchronized (idle) {
+            if (!closed) {
+                idle.addFirst(c);
+                return;
+            }
         }
-        idle.addFirst(c);
-        if (closed && idle.remove(c)) {
-            c.close();
-        }
+        c.close();
     }
 
     @Override
     public void close() {
-        closed = true;
-        SectorCipher c;
-        while ((c = idle.pollFirst()) != null) {
-            c.close();
+        synchronized (idle) {
+            closed = true;
+            for (SectorCipher c : idle) {
+                c.close();
+            }
+            idle.clear();
+            Arrays.fill(key, (byte) 0);
         }
-        Arrays.fill(key, (byte) 0);
     }
 }

@@ -164,6 +164,21 @@ class XtsVectorsTest {
     }
 
     @Test
+    void ecbIsTheJdksEcb() throws Exception {
+        byte[] key = new byte[24];
+        new Random(7).nextBytes(key);
+        byte[] data = new byte[1024];
+        new Random(8).nextBytes(data);
+        byte[] ours = data.clone();
+        try (SectorCipher c = CipherSpec.parse("aes", "ecb", 24).newCipher(key, 512)) {
+            c.encrypt(ours, 5);
+        }
+        Cipher ecb = Cipher.getInstance("AES/ECB/NoPadding");
+        ecb.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(key, "AES"));
+        assertArrayEquals(ecb.doFinal(data), ours);
+    }
+
+    @Test
     void badSpecsAreRejected() {
         assertThrows(IllegalArgumentException.class, () -> CipherSpec.parse("serpent", "xts-plain64", 64));
         assertThrows(IllegalArgumentException.class, () -> CipherSpec.parse("aes", "xts-plain64", 48 + 1));
