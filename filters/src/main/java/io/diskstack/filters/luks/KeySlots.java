@@ -39,6 +39,10 @@ final class KeySlots {
 
     private static byte[] tryOpen(LuksHeader h, HeaderDevice dev, KeySlot s, byte[] passphrase, ImageRef ref)
             throws IOException {
+        if (s.areaOffset() + s.materialSectorsBytes() > dev.size()) {
+            throw ref.error("key slot " + s.id(), "key material runs past the end of the image (" + dev.size()
+                    + " bytes)");
+        }
         byte[] slotKey;
         try {
             slotKey = s.kdf().derive(passphrase, s.areaCipher().keyBytes());

@@ -65,6 +65,19 @@ class LuksContractTest extends BlockNodeContract {
     }
 
     @Test
+    void resizingMovesTheEndOfTheFile() throws IOException {
+        io.diskstack.core.BlockChild root = graph.node("l0").parents().get(0);
+        root.truncate(12 << 20);
+        assertEquals(12 << 20, disk.size());
+        assertEquals((2 << 20) + (12 << 20), Files.size(dir.resolve("disk.luks")));
+        byte[] data = TestGraphs.randomBytes(12, 8192);
+        write((12 << 20) - 8192, data);
+        assertArrayEquals(data, read((12 << 20) - 8192, 8192));
+        org.junit.jupiter.api.Assertions.assertThrows(io.diskstack.core.BlockIOException.class,
+                () -> root.truncate((12 << 20) + 100));
+    }
+
+    @Test
     void blockStatusNeverSaysZeroOverASparseFile() throws IOException {
         BlockStatus s = disk.blockStatus(disk.size() - 65536, 65536);
         assertFalse(s.isZero(), "a hole in the file decrypts to noise, not zeroes: " + s);
