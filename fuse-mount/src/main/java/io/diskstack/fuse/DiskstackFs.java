@@ -78,6 +78,11 @@ final class DiskstackFs extends FuseStubFS {
         this.gid = gid;
     }
 
+    /** The callbacks jnr-fuse wired up, for {@link FuseSession}. */
+    ru.serce.jnrfuse.struct.FuseOperations operations() {
+        return fuseOperations;
+    }
+
     @Override
     public Pointer init(Pointer conn) {
         try {

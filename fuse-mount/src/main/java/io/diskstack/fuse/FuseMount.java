@@ -90,7 +90,7 @@ final class FuseMount {
         }
         Thread loop = new Thread(() -> {
             try {
-                fs.mount(mountpoint, true, false, args.toArray(new String[0]));
+                new FuseSession().run(fs.operations(), mountpoint, args);
             } catch (Throwable t) {
                 mountFailure = t;
             } finally {
