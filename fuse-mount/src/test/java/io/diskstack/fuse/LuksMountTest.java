@@ -77,8 +77,9 @@ class LuksMountTest {
             sh("head -c 1M " + random + " | dd of=" + disk + " bs=64k seek=320 oflag=direct conv=notrunc status=none")
                     .ok();
             sh("cmp " + random + " <(dd if=" + disk + " bs=1000 skip=5001 count=3000 status=none)").ok();
-            assertFalse(sh("grep -c -F -f <(head -c 64 " + random + " | od -An -tx1 | head -1) " + img).stdout()
-                    .startsWith("1"), "no plaintext in the image");
+            byte[] probe = java.util.Arrays.copyOfRange(Files.readAllBytes(random), 0, 32);
+            assertFalse(contains(Files.readAllBytes(img), probe), "plaintext found in the image");
+            assertTrue(contains(Files.readAllBytes(random), probe), "the search itself works");
             String slots = Files.readString(d.control("nodes/l0/keyslots"));
             assertTrue(slots.startsWith("0 pbkdf2 sha256"), slots);
             assertFalse(Files.readString(d.control("graph")).contains(PASS));
@@ -93,6 +94,19 @@ class LuksMountTest {
                 .ok();
         run("cryptsetup", "open", "--test-passphrase", "--key-file", dir.resolve("key2.txt").toString(), img.toString())
                 .ok();
+    }
+
+    private static boolean contains(byte[] hay, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= hay.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (hay[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return true;
+        }
+        return false;
     }
 
     @Test
