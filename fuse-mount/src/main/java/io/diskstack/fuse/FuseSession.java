@@ -65,13 +65,15 @@ final class FuseSession {
     private Pointer session;
     private Pointer channel;
     private long bufferSize;
+    private InitReplyPatch initPatch;
 
     /**
      * Mounts and serves until the file system is unmounted; then tears down and returns.
      *
      * @param options FUSE options ({@code -o a,b} pairs); {@code -f} is added
+     * @param mounted  called once the mount exists, before any request is served
      */
-    void run(FuseOperations operations, Path mountpoint, List<String> options) {
+    void run(FuseOperations operations, Path mountpoint, List<String> options, Runnable mounted) {
         List<String> argv = new ArrayList<>(List.of("diskstack", "-f"));
         argv.addAll(options);
         argv.add(mountpoint.toString());
@@ -81,10 +83,12 @@ final class FuseSession {
         if (fuse == null) {
             throw new IllegalStateException("libfuse could not mount " + mountpoint);
         }
+        mounted.run();
         try {
             session = LIB.fuse_get_session(fuse);
             channel = LIB.fuse_session_next_chan(session, null);
-            bufferSize = LIB.fuse_chan_bufsize(channel);
+            initPatch = new InitReplyPatch(channel);
+            bufferSize = Math.max(LIB.fuse_chan_bufsize(channel), InitReplyPatch.MAX_REQUEST + 4096);
             synchronized (threads) {
                 for (int i = 0; i < INITIAL_THREADS; i++) {
                     startWorker();
@@ -151,8 +155,12 @@ final class FuseSession {
                     }
                 }
             }
+            Pointer replyChannel = ch.getPointer(0);
+            if (buffer.getInt(4) == InitReplyPatch.FUSE_INIT) {
+                replyChannel = initPatch.channelFor(buffer);
+            }
             try {
-                LIB.fuse_session_process_buf(session, fuseBuf, ch.getPointer(0));
+                LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
             } finally {
                 idle.incrementAndGet();
             }
