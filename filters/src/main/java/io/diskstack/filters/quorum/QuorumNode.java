@@ -291,8 +291,10 @@ final class QuorumNode extends BlockNode {
     private void childFailed(int i, String op, long offset, long len, Exception e) {
         errors.incrementAndGet(i);
         String where = op.equals("flush") ? "" : " at offset " + offset + " (+" + len + ")";
-        LOG.log(e instanceof RuntimeException ? Level.SEVERE : Level.WARNING, "quorum '" + nodeName() + "': "
-                + childName(i) + " failed " + op + where + ": " + e.getMessage(), e instanceof RuntimeException ? e : null);
+        // An I/O error is the child's; anything else is a bug below, worth its stack trace.
+        boolean bug = e instanceof RuntimeException;
+        LOG.log(bug ? Level.SEVERE : Level.WARNING, "quorum '" + nodeName() + "': " + childName(i) + " failed " + op
+                + where + ": " + e.getMessage(), bug ? e : null);
     }
 
     // ---- status ----
