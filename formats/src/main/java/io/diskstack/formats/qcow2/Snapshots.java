@@ -216,7 +216,12 @@ final class Snapshots {
             long[] oldL1 = map.l1;
             long oldL1Offset = map.l1Offset;
             // 1. references from the new active table
-            map.adjustReachable(snapL1, +1);
+            try {
+                map.adjustReachable(snapL1, +1);
+            } catch (IOException | RuntimeException ex) {
+                node.refcache.clear();
+                throw ex;
+            }
             node.file.flush();
             node.refcounts.writeBlocks();
             // 2. the new active L1 in a fresh place, then the header
