@@ -167,7 +167,7 @@ public final class ConfigReader {
 
     private static String jsonError(JsonProcessingException e) {
         String msg = e.getOriginalMessage();
-        for (String cut : new String[] {"\n", " (for ", " at [Source"}) {
+        for (String cut : new String[] {"\n", " (for ", " (start marker", " at [Source"}) {
             int at = msg.indexOf(cut);
             if (at >= 0) {
                 msg = msg.substring(0, at);

@@ -1,0 +1,89 @@
+package io.diskstack.fuse;
+
+import io.diskstack.core.BlockDriver;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.DriverRegistry;
+import io.diskstack.core.ImageCreateContext;
+import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.config.ConfigReader;
+import io.diskstack.core.options.KeyVal;
+import io.diskstack.core.options.NodeOptions;
+import io.diskstack.core.options.Sizes;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "create", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Creates an image file, like 'qemu-img create'. It never overwrites an existing file.",
+        footer = {"", "Examples:", "  diskstack create -f raw disk.img 1G",
+            "  diskstack create -f qcow2 -o cluster_size=64K,backing_file=base.qcow2,backing_fmt=qcow2 top.qcow2"})
+final class CreateCommand implements Callable<Integer> {
+    @Option(names = "-f", required = true, paramLabel = "FORMAT", description = "The image format: raw, qcow2, luks, ...")
+    String format;
+
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "Format options, key=value,... (QEMU's names).")
+    List<String> options = new ArrayList<>();
+
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...", description = "A QEMU object, such as a secret for luks.")
+    List<String> objects = new ArrayList<>();
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    Path file;
+
+    @Parameters(index = "1", arity = "0..1", paramLabel = "SIZE", description = "Virtual size: 1G, 512M, 10737418240 ...")
+    String size;
+
+    @Option(names = "-v", description = "More messages.")
+    boolean[] verbose = new boolean[0];
+
+    @Override
+    public Integer call() throws Exception {
+        Logging.configure(verbose.length);
+        long bytes = -1;
+        if (size != null) {
+            try {
+                bytes = Sizes.parse(size);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("create: size '" + size + "' is not a size (such as 1G or 512M)");
+            }
+        }
+        DriverRegistry drivers = DriverRegistry.load();
+        BlockDriver driver = drivers.get(format, "create '" + file + "'");
+        Map<String, Object> flat = new java.util.LinkedHashMap<>();
+        for (String o : options) {
+            try {
+                for (var e : KeyVal.parse(o, null).entrySet()) {
+                    if (flat.put(e.getKey(), e.getValue()) != null) {
+                        throw new ConfigException("create: -o '" + e.getKey() + "' is set twice");
+                    }
+                }
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("create: -o '" + o + "': " + e.getMessage());
+            }
+        }
+        if (Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new ConfigException("create: '" + file + "' already exists; remove it first (nothing was changed)");
+        }
+        Path base = Path.of("").toAbsolutePath();
+        try (ObjectRegistry registry = ObjectRegistry.load()) {
+            for (var o : ConfigReader.readArguments(objects, List.of(), List.of(), base).objects()) {
+                registry.create(o, base);
+            }
+            NodeOptions opts = new NodeOptions("create '" + file + "' (" + format + ")", flat);
+            try {
+                driver.create(new ImageCreateContext(file.toAbsolutePath(), bytes, opts, registry, drivers));
+                opts.assertAllConsumed();
+            } catch (Exception | Error e) {
+                Files.deleteIfExists(file);
+                throw e;
+            }
+        }
+        return 0;
+    }
+}

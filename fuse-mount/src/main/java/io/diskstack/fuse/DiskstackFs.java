@@ -1,0 +1,469 @@
+package io.diskstack.fuse;
+
+import com.kenai.jffi.MemoryIO;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.Errno;
+import io.diskstack.core.RequestFlags;
+import io.diskstack.core.control.ControlFile;
+import io.diskstack.fuse.MountTree.Control;
+import io.diskstack.fuse.MountTree.Disk;
+import io.diskstack.fuse.MountTree.Entry;
+import io.diskstack.fuse.MountTree.Folder;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import jnr.ffi.Pointer;
+import jnr.ffi.Struct;
+import jnr.ffi.types.mode_t;
+import jnr.ffi.types.off_t;
+import jnr.ffi.types.size_t;
+import ru.serce.jnrfuse.ErrorCodes;
+import ru.serce.jnrfuse.FuseFillDir;
+import ru.serce.jnrfuse.FuseStubFS;
+import ru.serce.jnrfuse.struct.FileStat;
+import ru.serce.jnrfuse.struct.FuseFileInfo;
+import ru.serce.jnrfuse.struct.Statvfs;
+
+/**
+ * The FUSE file system: resolves the path, delegates to the disk's backend or the control file,
+ * and turns every failure into a negative errno in one place ({@link #fail}). No exception ever
+ * escapes a native callback.
+ *
+ * <p>Disk reads and writes go straight between the FUSE buffer and the block layer through a
+ * direct ByteBuffer view of it: the view is valid only during the callback, and the block layer
+ * finishes with a buffer before the call returns (its contract), so nothing keeps it.
+ */
+final class DiskstackFs extends FuseStubFS {
+    private static final Logger LOG = Logger.getLogger(DiskstackFs.class.getName());
+    private static final int O_ACCMODE = 3;
+    private static final int O_RDONLY = 0;
+    private static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    private static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    private static final int FALLOC_FL_ZERO_RANGE = 0x10;
+    /** struct fuse_file_info (libfuse 2.9, LP64): the direct_io bit field word and fh. */
+    private static final int FI_BITS_OFFSET = 20;
+    private static final int FI_FH_OFFSET = 24;
+    /** struct fuse_conn_info: capable and want; FUSE_CAP_ATOMIC_O_TRUNC. */
+    private static final int CONN_CAPABLE_OFFSET = 20;
+    private static final int CONN_WANT_OFFSET = 24;
+    private static final int FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3;
+    /** struct fuse_conn_info: max_background and congestion_threshold. */
+    private static final int CONN_MAX_BACKGROUND_OFFSET = 28;
+    private static final int CONN_CONGESTION_THRESHOLD_OFFSET = 32;
+    /** The kernel's default of 12 background requests would cap asynchronous direct I/O at queue depth 12. */
+    private static final int MAX_BACKGROUND = 64;
+
+    private final MountTree tree;
+    private final boolean directIo;
+    private final long uid;
+    private final long gid;
+    private final long mountTime = System.currentTimeMillis() / 1000;
+    private final AtomicLong nextHandle = new AtomicLong(1);
+    private final Map<Long, byte[]> controlSnapshots = new ConcurrentHashMap<>();
+    private final ErrorLog errorLog = new ErrorLog();
+    private final java.util.concurrent.CountDownLatch initialized = new java.util.concurrent.CountDownLatch(1);
+    private volatile boolean fhOffsetChecked;
+    private volatile boolean canSetFileInfoBits;
+
+    DiskstackFs(MountTree tree, boolean directIo, long uid, long gid) {
+        this.tree = tree;
+        this.directIo = directIo;
+        this.uid = uid;
+        this.gid = gid;
+    }
+
+    @Override
+    public Pointer init(Pointer conn) {
+        try {
+            int capable = conn.getInt(CONN_CAPABLE_OFFSET);
+            if ((capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
+                // O_TRUNC then reaches open() as a flag instead of a truncate to 0, which a disk
+                // ignores the way a block device does: `dd of=MNT/disk0` keeps working.
+                conn.putInt(CONN_WANT_OFFSET, conn.getInt(CONN_WANT_OFFSET) | FUSE_CAP_ATOMIC_O_TRUNC);
+            }
+            conn.putInt(CONN_MAX_BACKGROUND_OFFSET, MAX_BACKGROUND);
+            conn.putInt(CONN_CONGESTION_THRESHOLD_OFFSET, MAX_BACKGROUND * 3 / 4);
+        } catch (Throwable t) {
+            LOG.log(Level.FINE, "init: could not ask for atomic O_TRUNC", t);
+        } finally {
+            initialized.countDown();
+        }
+        return null;
+    }
+
+    /** Waits for the kernel's INIT request, which comes once the mount exists. */
+    boolean awaitInitialized(long timeout, java.util.concurrent.TimeUnit unit) throws InterruptedException {
+        return initialized.await(timeout, unit);
+    }
+
+    @Override
+    public int getattr(String path, FileStat stat) {
+        try {
+            Entry e = tree.lookup(path);
+            if (e == null) {
+                return -ErrorCodes.ENOENT();
+            }
+            stat.st_uid.set(uid);
+            stat.st_gid.set(gid);
+            stat.st_mtim.tv_sec.set(mountTime);
+            stat.st_ctim.tv_sec.set(mountTime);
+            stat.st_atim.tv_sec.set(mountTime);
+            stat.st_blksize.set(4096);
+            if (e instanceof Folder) {
+                stat.st_mode.set(FileStat.S_IFDIR | (path.equals("/") ? 0755 : 0700));
+                stat.st_nlink.set(2);
+            } else if (e instanceof Disk d) {
+                long size = d.backend().size();
+                stat.st_mode.set(FileStat.S_IFREG | (d.backend().isWritable() ? 0600 : 0400));
+                stat.st_nlink.set(1);
+                stat.st_size.set(size);
+                stat.st_blocks.set((size + 511) / 512);
+            } else if (e instanceof Control c) {
+                stat.st_mode.set(FileStat.S_IFREG | (c.file().isWritable() ? 0600 : 0400));
+                stat.st_nlink.set(1);
+                stat.st_size.set(0);
+            }
+            return 0;
+        } catch (Throwable t) {
+            return fail("getattr", path, t);
+        }
+    }
+
+    @Override
+    public int readdir(String path, Pointer buf, FuseFillDir filler, @off_t long offset, FuseFileInfo fi) {
+        try {
+            if (!(tree.lookup(path) instanceof Folder f)) {
+                return -ErrorCodes.ENOTDIR();
+            }
+            filler.apply(buf, ".", null, 0);
+            filler.apply(buf, "..", null, 0);
+            for (String name : f.children()) {
+                filler.apply(buf, name, null, 0);
+            }
+            return 0;
+        } catch (Throwable t) {
+            return fail("readdir", path, t);
+        }
+    }
+
+    @Override
+    public int open(String path, FuseFileInfo fi) {
+        try {
+            Entry e = tree.lookup(path);
+            if (e == null) {
+                return -ErrorCodes.ENOENT();
+            }
+            boolean wantsWrite = (fi.flags.get() & O_ACCMODE) != O_RDONLY;
+            if (e instanceof Folder) {
+                return -ErrorCodes.EISDIR();
+            } else if (e instanceof Disk d) {
+                if (wantsWrite && !d.backend().isWritable()) {
+                    return -ErrorCodes.EROFS();
+                }
+                setFileInfo(fi, directIo, 0);
+            } else if (e instanceof Control c) {
+                if (wantsWrite && !c.file().isWritable()) {
+                    return -ErrorCodes.EACCES();
+                }
+                long handle = nextHandle.getAndIncrement();
+                if (!wantsWrite) {
+                    controlSnapshots.put(handle, c.file().read().getBytes(StandardCharsets.UTF_8));
+                }
+                setFileInfo(fi, true, handle);
+            }
+            return 0;
+        } catch (Throwable t) {
+            return fail("open", path, t);
+        }
+    }
+
+    @Override
+    public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+        Entry e = null;
+        try {
+            e = tree.lookup(path);
+            if (e instanceof Disk d) {
+                long diskSize = d.backend().size();
+                if (offset >= diskSize || size <= 0) {
+                    return 0;
+                }
+                int n = (int) Math.min(size, diskSize - offset);
+                d.backend().read(offset, view(buf, n));
+                d.stats().reads.increment();
+                d.stats().readBytes.add(n);
+                return n;
+            }
+            if (e instanceof Control) {
+                byte[] content = controlSnapshots.get(fileHandle(fi));
+                if (content == null || offset >= content.length) {
+                    return 0;
+                }
+                int n = (int) Math.min(size, content.length - offset);
+                buf.put(0, content, (int) offset, n);
+                return n;
+            }
+            return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
+        } catch (Throwable t) {
+            countError(e);
+            return fail("read", path, t);
+        }
+    }
+
+    @Override
+    public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+        Entry e = null;
+        try {
+            e = tree.lookup(path);
+            if (e instanceof Disk d) {
+                long diskSize = d.backend().size();
+                if (offset >= diskSize) {
+                    // A fixed-size disk, like a block device: no room past the end.
+                    return -ErrorCodes.ENOSPC();
+                }
+                int n = (int) Math.min(size, diskSize - offset);
+                d.backend().write(offset, view(buf, n), 0);
+                d.stats().writes.increment();
+                d.stats().writeBytes.add(n);
+                return n;
+            }
+            if (e instanceof Control c) {
+                byte[] bytes = new byte[(int) size];
+                buf.get(0, bytes, 0, bytes.length);
+                String text = new String(bytes, StandardCharsets.UTF_8);
+                if (text.endsWith("\n")) {
+                    text = text.substring(0, text.length() - 1);
+                }
+                try {
+                    c.file().write(text);
+                } catch (IOException | RuntimeException failure) {
+                    tree.recordError(c.folder(), path.substring(path.lastIndexOf('/') + 1) + ": " + failure.getMessage());
+                    throw failure;
+                }
+                return (int) size;
+            }
+            return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
+        } catch (Throwable t) {
+            countError(e);
+            return fail("write", path, t);
+        }
+    }
+
+    @Override
+    public int fsync(String path, int isdatasync, FuseFileInfo fi) {
+        Entry e = null;
+        try {
+            e = tree.lookup(path);
+            if (e instanceof Disk d) {
+                d.backend().flush();
+                d.stats().flushes.increment();
+            }
+            return 0;
+        } catch (Throwable t) {
+            countError(e);
+            return fail("fsync", path, t);
+        }
+    }
+
+    @Override
+    public int flush(String path, FuseFileInfo fi) {
+        // close(2): not a durability point for a regular file, and not for ours (fsync is).
+        return 0;
+    }
+
+    @Override
+    public int release(String path, FuseFileInfo fi) {
+        long handle = fileHandle(fi);
+        if (handle != 0) {
+            controlSnapshots.remove(handle);
+        }
+        return 0;
+    }
+
+    @Override
+    public int truncate(String path, @off_t long size) {
+        try {
+            Entry e = tree.lookup(path);
+            if (e instanceof Disk d) {
+                if (size == d.backend().size()) {
+                    return 0;
+                }
+                LOG.info(() -> "export '" + d.backend().name() + "': its size is fixed at " + d.backend().size()
+                        + " bytes; refusing to resize it to " + size);
+                return -ErrorCodes.EINVAL();
+            }
+            if (e instanceof Control) {
+                return 0;
+            }
+            return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
+        } catch (Throwable t) {
+            return fail("truncate", path, t);
+        }
+    }
+
+    @Override
+    public int ftruncate(String path, @off_t long size, FuseFileInfo fi) {
+        return truncate(path, size);
+    }
+
+    @Override
+    public int fallocate(String path, int mode, @off_t long offset, @off_t long length, FuseFileInfo fi) {
+        Entry e = null;
+        try {
+            e = tree.lookup(path);
+            if (!(e instanceof Disk d)) {
+                return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EOPNOTSUPP();
+            }
+            long diskSize = d.backend().size();
+            if (offset < 0 || length <= 0) {
+                return -ErrorCodes.EINVAL();
+            }
+            long end = Math.min(offset + length, diskSize);
+            if ((mode & FALLOC_FL_PUNCH_HOLE) != 0) {
+                if ((mode & FALLOC_FL_KEEP_SIZE) == 0) {
+                    return -ErrorCodes.EINVAL();
+                }
+                // A punched hole must read back as zeroes, which a discard does not promise.
+                if (offset < end) {
+                    d.backend().writeZeroes(offset, end - offset, RequestFlags.MAY_UNMAP);
+                    d.stats().discards.increment();
+                }
+                return 0;
+            }
+            if ((mode & FALLOC_FL_ZERO_RANGE) != 0) {
+                if (offset < end) {
+                    d.backend().writeZeroes(offset, end - offset, 0);
+                }
+                return offset + length > diskSize && (mode & FALLOC_FL_KEEP_SIZE) == 0 ? -ErrorCodes.ENOSPC() : 0;
+            }
+            if ((mode & ~FALLOC_FL_KEEP_SIZE) == 0) {
+                // Preallocation: the disk's size cannot grow; within it there is nothing to do.
+                return offset + length > diskSize && (mode & FALLOC_FL_KEEP_SIZE) == 0 ? -ErrorCodes.ENOSPC() : 0;
+            }
+            return -ErrorCodes.EOPNOTSUPP();
+        } catch (Throwable t) {
+            countError(e);
+            return fail("fallocate", path, t);
+        }
+    }
+
+    @Override
+    public int statfs(String path, Statvfs stbuf) {
+        long total = 0;
+        for (Disk d : tree.disks()) {
+            total += d.backend().size();
+        }
+        stbuf.f_bsize.set(4096);
+        stbuf.f_frsize.set(4096);
+        stbuf.f_blocks.set(total / 4096);
+        stbuf.f_bfree.set(0);
+        stbuf.f_bavail.set(0);
+        stbuf.f_files.set(tree.disks().size());
+        stbuf.f_namemax.set(255);
+        return 0;
+    }
+
+    @Override
+    public int utimens(String path, ru.serce.jnrfuse.struct.Timespec[] timespec) {
+        return tree.lookup(path) == null ? -ErrorCodes.ENOENT() : 0;
+    }
+
+    @Override
+    public int chmod(String path, @mode_t long mode) {
+        return -ErrorCodes.EPERM();
+    }
+
+    @Override
+    public int create(String path, @mode_t long mode, FuseFileInfo fi) {
+        return -ErrorCodes.EPERM();
+    }
+
+    @Override
+    public int unlink(String path) {
+        return -ErrorCodes.EPERM();
+    }
+
+    @Override
+    public int mkdir(String path, @mode_t long mode) {
+        return -ErrorCodes.EPERM();
+    }
+
+    @Override
+    public int rename(String oldpath, String newpath) {
+        return -ErrorCodes.EPERM();
+    }
+
+    /** The one error boundary: log (rate-limited) and return the failure's errno, negated. */
+    private int fail(String op, String path, Throwable t) {
+        Errno errno;
+        if (t instanceof ConfigException) {
+            errno = Errno.EINVAL;
+        } else if (t instanceof IOException) {
+            errno = BlockIOException.errnoOf(t);
+        } else {
+            errno = Errno.EIO;
+            LOG.log(Level.SEVERE, op + " " + path + ": internal error: " + t, t);
+        }
+        errorLog.log(op + " " + path + ": " + t.getMessage() + " (" + errno + ")");
+        return -errno.code();
+    }
+
+    private static void countError(Entry e) {
+        if (e instanceof Disk d) {
+            d.stats().errors.increment();
+        }
+    }
+
+    private static ByteBuffer view(Pointer buf, int length) {
+        return MemoryIO.getInstance().newDirectByteBuffer(buf.address(), length);
+    }
+
+    private void setFileInfo(FuseFileInfo fi, boolean direct, long handle) {
+        Pointer p = Struct.getMemory(fi);
+        if (!fhOffsetChecked) {
+            canSetFileInfoBits = fi.fh.offset() == FI_FH_OFFSET;
+            fhOffsetChecked = true;
+            if (!canSetFileInfoBits) {
+                LOG.warning("unexpected fuse_file_info layout; direct_io cannot be set per file");
+            }
+        }
+        fi.fh.set(handle);
+        if (canSetFileInfoBits) {
+            int bits = p.getInt(FI_BITS_OFFSET);
+            p.putInt(FI_BITS_OFFSET, direct ? bits | 1 : bits & ~1);
+        }
+    }
+
+    private static long fileHandle(FuseFileInfo fi) {
+        return fi.fh.get();
+    }
+
+    /** At most a few error lines a second, so a failing disk cannot flood the log. */
+    static final class ErrorLog {
+        private long windowStart;
+        private int inWindow;
+        private long suppressed;
+
+        synchronized void log(String line) {
+            long now = System.nanoTime();
+            if (now - windowStart > 1_000_000_000L) {
+                if (suppressed > 0) {
+                    LOG.warning(suppressed + " more I/O errors not shown");
+                }
+                windowStart = now;
+                inWindow = 0;
+                suppressed = 0;
+            }
+            if (inWindow++ < 5) {
+                LOG.warning(line);
+            } else {
+                suppressed++;
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+package io.diskstack.fuse;
+
+import io.diskstack.core.ConfigException;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code diskstack} command. Exit codes: 0 success or clean unmount; 2 bad usage or bad
+ * config (nothing changed); 1 a failure at run time. Messages go to stderr, one line each.
+ */
+@Command(name = "diskstack", mixinStandardHelpOptions = true, version = "diskstack 0.1.0",
+        description = "Stacks of block nodes (file, raw, qcow2, luks, throttle, quorum, ...) served as flat disk "
+                + "files in a FUSE mount.",
+        subcommands = {MountCommand.class, CreateCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+    static final int EXIT_RUNTIME = 1;
+    static final int EXIT_USAGE = 2;
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    static int run(String... args) {
+        return run(new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
+    }
+
+    static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
+        Logging.configure(0);
+        CommandLine cli = new CommandLine(new Main());
+        cli.setOut(out);
+        cli.setErr(err);
+        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof ConfigException) {
+                cmd.getErr().println("diskstack: " + e.getMessage());
+                return EXIT_USAGE;
+            }
+            Logger.getLogger("io.diskstack").log(Level.FINE, "failure", e);
+            cmd.getErr().println("diskstack: error: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
+            return EXIT_RUNTIME;
+        });
+        cli.setParameterExceptionHandler((e, a) -> {
+            e.getCommandLine().getErr().println("diskstack: " + e.getMessage());
+            e.getCommandLine().getErr().println("Try '" + e.getCommandLine().getCommandSpec().qualifiedName()
+                    + " --help' for more information.");
+            return EXIT_USAGE;
+        });
+        return cli.execute(args);
+    }
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(new CommandLine(this), "a command is required (mount, create)");
+    }
+}

@@ -1,0 +1,89 @@
+package io.diskstack.fuse.testing;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+
+/** Runs real tools (dd, cmp, qemu-img, fio …) for tests, with a timeout and captured output. */
+public final class Shell {
+    private Shell() {}
+
+    /** What a command printed and returned. */
+    public record Result(int exitCode, String stdout, String stderr) {
+        public Result ok() {
+            assertEquals(0, exitCode, "exit code; stderr: " + stderr + " stdout: " + stdout);
+            return this;
+        }
+    }
+
+    public static Result run(String... command) {
+        return run(Duration.ofMinutes(2), null, List.of(command));
+    }
+
+    /** Runs {@code bash -c script}. */
+    public static Result sh(String script) {
+        return run(Duration.ofMinutes(2), null, List.of("bash", "-c", script));
+    }
+
+    public static Result run(Duration timeout, Path workDir, List<String> command) {
+        try {
+            Path out = Files.createTempFile("shell-out", ".txt");
+            Path err = Files.createTempFile("shell-err", ".txt");
+            try {
+                ProcessBuilder pb = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
+                if (workDir != null) {
+                    pb.directory(workDir.toFile());
+                }
+                Process p = pb.start();
+                if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                    p.descendants().forEach(ProcessHandle::destroyForcibly);
+                    p.destroyForcibly();
+                    fail("timed out after " + timeout + ": " + String.join(" ", command));
+                }
+                return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+                        Files.readString(err, StandardCharsets.UTF_8));
+            } finally {
+                Files.deleteIfExists(out);
+                Files.deleteIfExists(err);
+            }
+        } catch (IOException e) {
+            throw new AssertionError("cannot run " + command + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted", e);
+        }
+    }
+
+    /**
+     * Makes sure a tool is on the PATH. Under CI=true a missing tool fails the test (CI installs
+     * everything the tests need); elsewhere the test is skipped with the reason.
+     */
+    public static void requireTool(String tool) {
+        boolean present = run("bash", "-c", "command -v " + tool).exitCode() == 0;
+        requirePresent(present, tool + " is not installed (scripts/test installs it)");
+    }
+
+    /** Makes sure /dev/fuse and fusermount exist, like {@link #requireTool}. */
+    public static void requireFuse() {
+        requirePresent(Files.exists(Path.of("/dev/fuse")), "/dev/fuse is missing");
+        requireTool("fusermount");
+    }
+
+    private static void requirePresent(boolean present, String what) {
+        if (present) {
+            return;
+        }
+        if ("true".equals(System.getenv("CI"))) {
+            fail(what + " — CI must have it");
+        }
+        Assumptions.abort(what);
+    }
+}
