@@ -68,7 +68,7 @@ final class Layout {
 
     /** L1 entries needed for a virtual size. */
     long l1EntriesFor(long size) {
-        return (size + l2Span() - 1) / l2Span();
+        return size / l2Span() + (size % l2Span() != 0 ? 1 : 0);
     }
 
     int l1Index(long guestOffset) {

@@ -284,41 +284,48 @@ public final class Qcow2Check {
     /** Compares stored refcounts with the references; fixes leaks (and, if {@code raise}, low counts). */
     private long compare(boolean fix, boolean raise) throws IOException {
         long fixed = 0;
-        long limit = Math.max(fileClusters, node.refcounts.coveredClusters());
         int entries = layout.refblockEntries;
-        for (long c = 0; c < limit; c++) {
-            long t = c / entries;
-            if (c % entries == 0 && t < node.refcounts.table.length && node.refcounts.table[(int) t] == 0) {
-                // no block: every refcount here is 0
-                long end = Math.min(limit, c + entries);
-                for (long k = c; k < end; k++) {
-                    if (k < fileClusters && expected[(int) k] > 0) {
+        long[] table = node.refcounts.table.clone();
+        long blocks = Math.max(table.length, (fileClusters + entries - 1) / entries);
+        for (long t = 0; t < blocks; t++) {
+            long first = t * entries;
+            long blockOffset = t < table.length ? table[(int) t] & Layout.OFFSET_MASK : 0;
+            if (blockOffset == 0 || (blockOffset & (layout.clusterSize - 1)) != 0) {
+                if (blockOffset != 0) {
+                    problem(true, "refcount table entry " + t + " points to unaligned offset " + blockOffset);
+                }
+                for (long k = first; k < Math.min(fileClusters, first + entries); k++) {
+                    if (expected[(int) k] > 0) {
                         problem(true, "cluster at offset " + (k << layout.clusterBits) + ": refcount 0, "
                                 + expected[(int) k] + " references (no refcount block)");
                     }
                 }
-                c = end - 1;
                 continue;
             }
-            long stored = node.refcounts.get(c);
-            long exp = c < fileClusters ? expected[(int) c] : 0;
-            if (stored == exp) {
-                continue;
-            }
-            long off = c << layout.clusterBits;
-            if (stored < exp) {
-                if (raise) {
-                    node.refcounts.adjust(off, exp - stored);
-                    fixed++;
+            ByteBuffer data = node.refcache.get(blockOffset).data;
+            for (int i = 0; i < entries; i++) {
+                long c = first + i;
+                long stored = node.refcounts.read(data, i);
+                long exp = c < fileClusters ? expected[(int) c] : 0;
+                if (stored == exp) {
+                    continue;
+                }
+                long off = c << layout.clusterBits;
+                if (stored < exp) {
+                    if (raise) {
+                        node.refcounts.adjust(off, exp - stored);
+                        fixed++;
+                    } else {
+                        problem(true, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
+                    }
                 } else {
-                    problem(true, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
+                    problem(false, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
+                    if (fix) {
+                        node.refcounts.adjust(off, exp - stored);
+                        fixed++;
+                    }
                 }
-            } else {
-                problem(false, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
-                if (fix) {
-                    node.refcounts.adjust(off, exp - stored);
-                    fixed++;
-                }
+                data = node.refcache.get(blockOffset).data;
             }
         }
         if (fixed > 0) {
