@@ -63,6 +63,11 @@ public final class Qcow2Driver implements BlockDriver {
             return new Qcow2Node(ctx, file, backing, header, describe, l1, refTable, snaps, caches[0], caches[1]);
         } catch (Qcow2Exception e) {
             throw new ConfigException(ctx.owner() + ": " + describe + " " + e.getMessage());
+        } catch (ConfigException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            // a check we missed: still one line that names the image, never a stack trace
+            throw new ConfigException(ctx.owner() + ": " + describe + " is damaged (" + e + ")", e);
         }
     }
 
