@@ -90,6 +90,7 @@ public final class Qcow2Check {
         node.lock.lock();
         try {
             if (!node.isReadOnly()) {
+                node.refcounts.releaseReserved();
                 node.flushMetadata();
             }
             Qcow2Check c = new Qcow2Check(node);

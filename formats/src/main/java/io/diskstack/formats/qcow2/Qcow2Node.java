@@ -400,10 +400,9 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 host = oldHost;
                 fresh = false;
             } else {
-                long fileEnd = file.size();
-                host = refcounts.allocate(1);
+                host = refcounts.allocateData();
                 allocations++;
-                fresh = host >= fileEnd;
+                fresh = refcounts.lastWasFresh;
             }
             inFlight.add(gc);
         } finally {
@@ -863,6 +862,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         gate.writeLock().lock();
         lock.lock();
         try {
+            refcounts.releaseReserved();
             flushMetadata();
             file.flush();
             if (dirtySetByUs) {

@@ -47,6 +47,11 @@ final class Refcounts {
     /** One past the highest cluster ever allocated or present in the file. */
     private long frontier;
     private final TreeSet<Long> pendingPunch = new TreeSet<>();
+    /** Data clusters allocated ahead (refcount 1 on disk, not referenced yet): index → fresh. */
+    private final java.util.ArrayDeque<long[]> reserved = new java.util.ArrayDeque<>();
+    private static final int RESERVE = 16;
+    /** Whether the cluster {@link #allocateData} returned last lies past the end of the file (reads as zeroes). */
+    boolean lastWasFresh;
 
     Refcounts(Layout layout, BlockChild file, TableCache blocks, ReuseGuard guard, Hooks hooks, long[] table,
               long tableOffset, long tableClusters, long fileSize) {
@@ -175,6 +180,71 @@ final class Refcounts {
         increaseAndPersist(start, n);
         frontier = Math.max(frontier, start + n);
         return start << layout.clusterBits;
+    }
+
+    /**
+     * One cluster for guest data. Clusters are taken from the allocator in contiguous runs and
+     * their refcounts written in one go, so a stream of allocating writes does not pay a refcount
+     * write each; a crash leaks the unused rest of a run, {@link #releaseReserved} frees it.
+     */
+    long allocateData() throws IOException {
+        if (reserved.isEmpty()) {
+            reserveRun();
+        }
+        long[] r = reserved.poll();
+        lastWasFresh = r[1] != 0;
+        return r[0] << layout.clusterBits;
+    }
+
+    private void reserveRun() throws IOException {
+        long fileEnd = file.size();
+        long c = Math.max(freeHint, 1);
+        long start = -1;
+        int n = 0;
+        while (true) {
+            if (c >= (Layout.OFFSET_MASK >>> layout.clusterBits)) {
+                throw new BlockIOException(Errno.ENOSPC, hooks.describe() + ": the image is full");
+            }
+            long t = c / layout.refblockEntries;
+            if (t >= table.length || table[(int) t] == 0) {
+                if (n > 0) {
+                    break;
+                }
+                ensureBlock(t);
+                continue;
+            }
+            boolean free = get(c) == 0 && !guard.isQuarantined(c);
+            if (free) {
+                if (n == 0) {
+                    start = c;
+                }
+                n++;
+                if (n == RESERVE || (c + 1) % layout.refblockEntries == 0) {
+                    break;
+                }
+            } else if (n > 0) {
+                break;
+            }
+            c++;
+        }
+        if (start == Math.max(freeHint, 1)) {
+            freeHint = start + n;
+        }
+        for (long i = start; i < start + n; i++) {
+            pendingPunch.remove(i);
+        }
+        increaseAndPersist(start, n);
+        frontier = Math.max(frontier, start + n);
+        for (long i = start; i < start + n; i++) {
+            reserved.add(new long[] {i, (i << layout.clusterBits) >= fileEnd ? 1 : 0});
+        }
+    }
+
+    /** Frees the clusters allocated ahead and not used (before close, check and snapshots). */
+    void releaseReserved() throws IOException {
+        while (!reserved.isEmpty()) {
+            free(reserved.poll()[0] << layout.clusterBits);
+        }
     }
 
     /** Raises the refcounts of [first, first+n) by one and writes the change through. */

@@ -83,6 +83,7 @@ final class Snapshots {
             if (entries.size() >= Qcow2Header.MAX_SNAPSHOTS) {
                 throw new ConfigException(node.describe + ": too many snapshots");
             }
+            node.refcounts.releaseReserved();
             node.flushMetadata();
             ClusterMap map = node.map;
             long[] l1 = map.l1;
@@ -178,6 +179,7 @@ final class Snapshots {
         node.lock.lock();
         try {
             SnapshotTable.Entry victim = find(idOrName);
+            node.refcounts.releaseReserved();
             node.flushMetadata();
             long[] snapL1 = ClusterMap.readL1(node.file, victim.l1Offset, victim.l1Size);
             List<SnapshotTable.Entry> next = new ArrayList<>(entries);
@@ -210,6 +212,7 @@ final class Snapshots {
                 throw new BlockIOException(Errno.EIO, node.describe + ": corrupt image: snapshot '" + target.name
                         + "' has an L1 table too small for its size");
             }
+            node.refcounts.releaseReserved();
             node.flushMetadata();
             ClusterMap map = node.map;
             long[] snapL1 = ClusterMap.readL1(node.file, target.l1Offset, target.l1Size);
