@@ -290,8 +290,12 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 pos += writeInPlace(offset + pos, src.slice(base + (int) pos, len - (int) pos));
                 if (pos < len) {
                     long off = offset + pos;
-                    int n = (int) Math.min(len - pos, layout.clusterSize - layout.offsetInCluster(off));
-                    writeCluster(off, src.slice(base + (int) pos, n));
+                    long whole = layout.offsetInCluster(off) == 0 ? (len - pos) >>> layout.clusterBits : 0;
+                    long n = whole >= 2 ? writeNewClusters(off, src.slice(base + (int) pos, len - (int) pos)) : 0;
+                    if (n == 0) {
+                        n = Math.min(len - pos, layout.clusterSize - layout.offsetInCluster(off));
+                        writeCluster(off, src.slice(base + (int) pos, (int) n));
+                    }
                     pos += n;
                 }
             }
@@ -356,6 +360,73 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             file.write(r[0], src.slice(base + (int) r[1], (int) r[2]));
         }
         return p;
+    }
+
+    /**
+     * Writes whole clusters that hold no host cluster yet (unallocated or zero) into one run of
+     * new contiguous host clusters with a single data write. Returns the bytes written, 0 if the
+     * first two clusters do not qualify.
+     */
+    private long writeNewClusters(long off, ByteBuffer src) throws IOException {
+        int cs = layout.clusterSize;
+        long spanEnd = (off / layout.l2Span() + 1) * layout.l2Span();
+        int max = (int) Math.min(Math.min(src.remaining() / cs, (spanEnd - off) / cs), 256);
+        long first = off >>> layout.clusterBits;
+        int k = 0;
+        long host;
+        lock.lock();
+        try {
+            TableCache.Table t = map.table(map.l1, off);
+            while (k < max && !inFlight.contains(first + k)) {
+                if (t != null) {
+                    long e = map.entry(t, layout.l2Index(off + ((long) k << layout.clusterBits)));
+                    if ((e & Layout.COMPRESSED) != 0 || (e & Layout.OFFSET_MASK) != 0) {
+                        break;
+                    }
+                }
+                k++;
+            }
+            if (k < 2) {
+                return 0;
+            }
+            map.tableForWrite(off);
+            host = refcounts.allocate(k);
+            allocations += k;
+            for (int i = 0; i < k; i++) {
+                inFlight.add(first + i);
+            }
+        } finally {
+            lock.unlock();
+        }
+        boolean ok = false;
+        try {
+            file.write(host, src.slice(src.position(), k * cs));
+            ok = true;
+        } finally {
+            lock.lock();
+            try {
+                if (ok) {
+                    TableCache.Table t = map.tableForWrite(off);
+                    long bitmap = layout.extendedL2 ? 0xffff_ffffL : 0;
+                    for (int i = 0; i < k; i++) {
+                        map.set(t, layout.l2Index(off + ((long) i << layout.clusterBits)),
+                                (host + ((long) i << layout.clusterBits)) | Layout.COPIED, bitmap);
+                    }
+                } else {
+                    refcounts.free(host, k);
+                }
+                for (int i = 0; i < k; i++) {
+                    inFlight.remove(first + i);
+                }
+                allocDone.signalAll();
+                if (ok) {
+                    maybeWriteBack();
+                }
+            } finally {
+                lock.unlock();
+            }
+        }
+        return (long) k * cs;
     }
 
     /**
