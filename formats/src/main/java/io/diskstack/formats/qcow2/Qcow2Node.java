@@ -54,7 +54,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     private volatile boolean written;
     private boolean dirtySetByUs;
     private final boolean repairOnFirstWrite;
-    private long compressedReads;
+    private final java.util.concurrent.atomic.LongAdder compressedReads = new java.util.concurrent.atomic.LongAdder();
     private long allocations;
 
     Qcow2Node(NodeOpenContext ctx, BlockChild file, BlockChild backing, Qcow2Header header, String describe,
@@ -138,7 +138,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     public Map<String, Long> stats() {
         return Map.of("l2-cache.hits", l2cache.hits, "l2-cache.misses", l2cache.misses,
                 "refcount-cache.hits", refcache.hits, "refcount-cache.misses", refcache.misses,
-                "compressed-reads", compressedReads, "allocations", allocations);
+                "compressed-reads", compressedReads.sum(), "allocations", allocations);
     }
 
     // ---- reads ----
@@ -237,7 +237,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             throw new BlockIOException(Errno.EIO, describe + ": corrupt image: compressed cluster at offset " + coff
                     + " does not decompress");
         }
-        compressedReads++;
+        compressedReads.increment();
         decompressed.put(entry, out);
         return out;
     }
@@ -415,16 +415,19 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 } else {
                     refcounts.free(host, k);
                 }
+            } finally {
                 for (int i = 0; i < k; i++) {
                     inFlight.remove(first + i);
                 }
                 allocDone.signalAll();
-                if (ok) {
-                    maybeWriteBack();
-                }
-            } finally {
                 lock.unlock();
             }
+        }
+        lock.lock();
+        try {
+            maybeWriteBack();
+        } finally {
+            lock.unlock();
         }
         return (long) k * cs;
     }
@@ -505,14 +508,17 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 } else if (!reuse) {
                     refcounts.free(host);
                 }
+            } finally {
                 inFlight.remove(gc);
                 allocDone.signalAll();
-                if (ok) {
-                    maybeWriteBack();
-                }
-            } finally {
                 lock.unlock();
             }
+        }
+        lock.lock();
+        try {
+            maybeWriteBack();
+        } finally {
+            lock.unlock();
         }
     }
 

@@ -79,7 +79,7 @@ final class SnapshotTable {
             b.get(pos + 40 + (int) extraLen + idLen, name);
             e.id = new String(id, StandardCharsets.UTF_8);
             e.name = new String(name, StandardCharsets.UTF_8);
-            if (e.l1Offset <= 0 || e.l1Offset % clusterSize != 0) {
+            if (e.l1Size > 0 && (e.l1Offset <= 0 || e.l1Offset % clusterSize != 0)) {
                 throw new Qcow2Exception("has snapshot '" + e.name + "' with its L1 table at invalid offset "
                         + e.l1Offset);
             }
