@@ -25,7 +25,7 @@ import java.util.Map;
 public final class Qcow2Check {
     /** At most this many problems are listed one by one; the counts are always complete. */
     private static final int MAX_LISTED = 100;
-    private static final long MAX_CLUSTERS = 1L << 28;
+    private static final long MAX_CLUSTERS = 1L << 25;
 
     /**
      * What a check found.

@@ -152,6 +152,10 @@ final class Refcounts {
             }
             long t = c / layout.refblockEntries;
             if (t >= table.length || table[(int) t] == 0) {
+                if (n > 1) {
+                    // a block placed at the start of its own range would cut the run: go to the end
+                    return allocateAtFrontier(n);
+                }
                 ensureBlock(t);
                 continue;
             }
@@ -245,6 +249,94 @@ final class Refcounts {
         while (!reserved.isEmpty()) {
             free(reserved.poll()[0] << layout.clusterBits);
         }
+    }
+
+    /**
+     * Allocates {@code n} clusters past everything in use, followed by the refcount blocks that
+     * describe them and themselves, all written before the table points to the new blocks.
+     */
+    private long allocateAtFrontier(int n) throws IOException {
+        int entries = layout.refblockEntries;
+        long f;
+        long m;
+        while (true) {
+            f = frontier;
+            m = 0;
+            while (true) {
+                long end = f + n + m;
+                long need = 0;
+                for (long b = f / entries; b <= (end - 1) / entries; b++) {
+                    if (b >= table.length || table[(int) b] == 0) {
+                        need++;
+                    }
+                }
+                if (need == m) {
+                    break;
+                }
+                m = need;
+            }
+            long maxBlock = (f + n + m - 1) / entries;
+            if (maxBlock >= table.length) {
+                growTable(maxBlock);
+                continue;
+            }
+            // a crash can leave refcounts past the end of the file: step over them
+            long busy = -1;
+            for (long c = f; c < f + n + m; c++) {
+                if (get(c) != 0 || guard.isQuarantined(c)) {
+                    busy = c;
+                }
+            }
+            if (busy < 0) {
+                break;
+            }
+            frontier = busy + 1;
+        }
+        long end = f + n + m;
+        List<TableCache.Table> created = new ArrayList<>();
+        List<Integer> createdIndex = new ArrayList<>();
+        long next = f + n;
+        for (long b = f / entries; b <= (end - 1) / entries; b++) {
+            if (table[(int) b] == 0) {
+                long off = next++ << layout.clusterBits;
+                created.add(new TableCache.Table(off, ByteBuffer.allocate(layout.clusterSize)));
+                createdIndex.add((int) b);
+            }
+        }
+        List<TableCache.Table> touched = new ArrayList<>();
+        for (long c = f; c < end; c++) {
+            int b = (int) (c / entries);
+            TableCache.Table blk = null;
+            int k = createdIndex.indexOf(b);
+            if (k >= 0) {
+                blk = created.get(k);
+            } else {
+                blk = blocks.get(table[b] & Layout.OFFSET_MASK);
+                if (!touched.contains(blk)) {
+                    touched.add(blk);
+                }
+            }
+            int i = (int) (c % entries);
+            write(blk.data, i, read(blk.data, i) + 1);
+        }
+        for (TableCache.Table nb : created) {
+            file.write(nb.offset, nb.data.duplicate().clear());
+        }
+        for (TableCache.Table ob : touched) {
+            if (ob.pendingDecrement) {
+                hooks.writeMappingTables();
+            }
+            blocks.write(ob);
+        }
+        for (int k = 0; k < created.size(); k++) {
+            table[createdIndex.get(k)] = created.get(k).offset;
+            writeTableEntry(createdIndex.get(k));
+        }
+        for (long i = f; i < end; i++) {
+            pendingPunch.remove(i);
+        }
+        frontier = end;
+        return f << layout.clusterBits;
     }
 
     /** Raises the refcounts of [first, first+n) by one and writes the change through. */
