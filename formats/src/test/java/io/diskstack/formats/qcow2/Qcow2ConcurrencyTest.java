@@ -147,4 +147,49 @@ class Qcow2ConcurrencyTest {
         }
         assertEquals(16 << 20, raw.length);
     }
+
+    @Test
+    void snapshotsWhileWritersRun() throws Exception {
+        Qemu.require();
+        Path img = dir.resolve("s.qcow2");
+        Images.create(img, 8 << 20, "cluster_size", "4096");
+        int writers = 4;
+        int region = 2 << 20;
+        byte[][] models = new byte[writers][region];
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            io.diskstack.core.InternalSnapshots snaps = (io.diskstack.core.InternalSnapshots) g.node("q0");
+            runAll(writers + 1, id -> {
+                if (id == writers) {
+                    for (int i = 0; i < 12; i++) {
+                        snaps.createSnapshot("s" + i);
+                        if (i % 3 == 2) {
+                            snaps.deleteSnapshot("s" + (i - 1));
+                        }
+                        Thread.sleep(5);
+                    }
+                    stop.set(true);
+                    return;
+                }
+                Random r = new Random(id);
+                long base = (long) id * region;
+                while (!stop.get()) {
+                    int off = r.nextInt(region / 512 - 16) * 512;
+                    int len = 512 * (1 + r.nextInt(16));
+                    byte[] data = TestGraphs.randomBytes(r.nextLong(), len);
+                    d.write(base + off, ByteBuffer.wrap(data), 0);
+                    System.arraycopy(data, 0, models[id], off, len);
+                }
+            });
+            for (int t = 0; t < writers; t++) {
+                ByteBuffer back = ByteBuffer.allocate(region);
+                d.read((long) t * region, back);
+                assertArrayEquals(models[t], back.array(), "region of writer " + t);
+            }
+            assertEquals(8, snaps.listSnapshots().size());
+        }
+        Qemu.checkClean(img);
+    }
 }
