@@ -67,7 +67,6 @@ final class DiskstackFs extends FuseStubFS {
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Map<Long, byte[]> controlSnapshots = new ConcurrentHashMap<>();
     private final ErrorLog errorLog = new ErrorLog();
-    private final java.util.concurrent.CountDownLatch initialized = new java.util.concurrent.CountDownLatch(1);
     private volatile boolean fhOffsetChecked;
     private volatile boolean canSetFileInfoBits;
 
@@ -76,6 +75,11 @@ final class DiskstackFs extends FuseStubFS {
         this.directIo = directIo;
         this.uid = uid;
         this.gid = gid;
+    }
+
+    /** The callbacks jnr-fuse wired up, for {@link FuseSession}. */
+    ru.serce.jnrfuse.struct.FuseOperations operations() {
+        return fuseOperations;
     }
 
     @Override
@@ -91,15 +95,8 @@ final class DiskstackFs extends FuseStubFS {
             conn.putInt(CONN_CONGESTION_THRESHOLD_OFFSET, MAX_BACKGROUND * 3 / 4);
         } catch (Throwable t) {
             LOG.log(Level.FINE, "init: could not ask for atomic O_TRUNC", t);
-        } finally {
-            initialized.countDown();
         }
         return null;
-    }
-
-    /** Waits for the kernel's INIT request, which comes once the mount exists. */
-    boolean awaitInitialized(long timeout, java.util.concurrent.TimeUnit unit) throws InterruptedException {
-        return initialized.await(timeout, unit);
     }
 
     @Override

@@ -24,13 +24,14 @@ final class FuseMount {
      * auto_unmount has fusermount remove the mount if we die (kill -9), instead of leaving a dead one.
      */
     static final String FUSE_OPTIONS = "fsname=diskstack,subtype=diskstack,big_writes,max_write=131072,"
-            + "max_read=131072,default_permissions,auto_unmount";
+            + "max_read=1048576,default_permissions,auto_unmount";
 
     private final Stack stack;
     private final Path mountpoint;
     private final boolean directIo;
     private final List<String> extraOptions;
     private final CountDownLatch finished = new CountDownLatch(1);
+    private final CountDownLatch mounted = new CountDownLatch(1);
     private volatile Throwable mountFailure;
 
     FuseMount(Stack stack, Path mountpoint, boolean directIo, List<String> extraOptions) {
@@ -90,7 +91,7 @@ final class FuseMount {
         }
         Thread loop = new Thread(() -> {
             try {
-                fs.mount(mountpoint, true, false, args.toArray(new String[0]));
+                new FuseSession().run(fs.operations(), mountpoint, args, mounted::countDown);
             } catch (Throwable t) {
                 mountFailure = t;
             } finally {
@@ -99,7 +100,7 @@ final class FuseMount {
             }
         }, "fuse-loop");
         loop.start();
-        if (!waitUntilMounted(fs)) {
+        if (!waitUntilMounted()) {
             Throwable t = mountFailure;
             throw new IOException("cannot mount at '" + mountpoint + "'"
                     + (t == null ? ": the mount did not appear" : ": " + t.getMessage()));
@@ -120,15 +121,15 @@ final class FuseMount {
         return clean ? 0 : 1;
     }
 
-    /** True once the kernel has sent INIT: the mount exists (it may already be gone again). */
-    private boolean waitUntilMounted(DiskstackFs fs) throws InterruptedException {
+    /** True once libfuse has mounted (the mount may already be gone again if unmounted at once). */
+    private boolean waitUntilMounted() throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
-            if (fs.awaitInitialized(20, TimeUnit.MILLISECONDS)) {
+            if (mounted.await(20, TimeUnit.MILLISECONDS)) {
                 return true;
             }
             if (finished.getCount() == 0) {
-                return fs.awaitInitialized(0, TimeUnit.MILLISECONDS);
+                return mounted.getCount() == 0;
             }
         }
         return false;

@@ -67,6 +67,20 @@ class LifecycleTest {
     }
 
     @Test
+    void killNineKeepsWhatWasFsyncedAndLeavesNoDeadMount() throws Exception {
+        Path data = dir.resolve("synced.bin");
+        sh("head -c 2M /dev/urandom > " + data).ok();
+        try (MountedDaemon d = MountedDaemon.mount(rawConfig("64M"), dir.resolve("mnt"))) {
+            sh("dd if=" + data + " of=" + d.disk("disk0") + " bs=64k seek=16 conv=notrunc,fsync status=none").ok();
+            assertTrue(d.kill9(), "auto_unmount removes the mount of a killed daemon");
+        }
+        sh("cmp " + data + " <(dd if=" + dir.resolve("disk0.img") + " bs=64k skip=16 count=32 status=none)").ok();
+        try (MountedDaemon again = MountedDaemon.mount(rawConfig("64M"), dir.resolve("mnt"))) {
+            sh("cmp " + data + " <(dd if=" + again.disk("disk0") + " bs=64k skip=16 count=32 status=none)").ok();
+        }
+    }
+
+    @Test
     void fusermountUnmountEndsTheDaemonWithZero() throws Exception {
         try (MountedDaemon d = MountedDaemon.mount(rawConfig("16M"), dir.resolve("mnt"))) {
             assertEquals(0, d.unmount());

@@ -136,6 +136,22 @@ class RawMountTest {
     }
 
     @Test
+    void oneMebibyteDirectWritesArriveAsSingleRequests() throws Exception {
+        long before = statValue("writes");
+        sh("dd if=/dev/zero of=" + disk() + " bs=1M count=4 seek=20 oflag=direct conv=notrunc status=none").ok();
+        assertEquals(4, statValue("writes") - before, "libfuse2 alone would split each 1 MiB write into eight");
+    }
+
+    private static long statValue(String name) throws Exception {
+        for (String line : Files.readAllLines(daemon.control("disk0/stats"))) {
+            if (line.startsWith(name + " ")) {
+                return Long.parseLong(line.substring(name.length() + 1));
+            }
+        }
+        throw new AssertionError("no " + name + " in stats");
+    }
+
+    @Test
     void qemuImgReadsTheDiskAsRaw() {
         Shell.requireTool("qemu-img");
         String info = run("qemu-img", "info", "-f", "raw", "-U", disk().toString()).ok().stdout();

@@ -145,15 +145,24 @@ public final class MountedDaemon implements AutoCloseable {
         return awaitExit();
     }
 
-    /** {@code kill -9}, then clears the dead mount it leaves. */
-    public void kill9() {
+    /**
+     * {@code kill -9}. Returns true if the mount went away by itself (auto_unmount) within 5 s;
+     * clears it either way.
+     */
+    public boolean kill9() {
         process.destroyForcibly();
         try {
             process.waitFor(30, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (isMounted(mountpoint) && System.nanoTime() < deadline) {
+            sleep(20);
+        }
+        boolean gone = !isMounted(mountpoint);
         clearMount();
+        return gone;
     }
 
     public int awaitExit() {

@@ -1,0 +1,218 @@
+package io.diskstack.filters.luks;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.GraphView;
+import io.diskstack.core.testing.TestGraphs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Damaged, unsupported and hostile headers: one-line errors naming file and field, never garbage. */
+class LuksBadInputTest {
+    @TempDir
+    Path dir;
+
+    private ConfigException openFails(String file) {
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            ConfigException e = assertThrows(ConfigException.class, () -> LuksTesting.openLuks(g, file));
+            assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
+            assertTrue(e.getMessage().contains("blockdev 'l0' (luks)"), e.getMessage());
+            assertFalse(e.getMessage().contains(LuksTesting.PASS), "the passphrase leaked: " + e.getMessage());
+            return e;
+        } finally {
+            g.close();
+        }
+    }
+
+    private void assertMessage(String file, String... parts) {
+        String m = openFails(file).getMessage();
+        for (String p : parts) {
+            assertTrue(m.contains(p), "'" + p + "' missing from: " + m);
+        }
+    }
+
+    private Path luks1() throws IOException {
+        Path p = dir.resolve("v1.img");
+        LuksTesting.create(p, 1 << 20);
+        return p;
+    }
+
+    private Path luks2() throws IOException {
+        Path p = dir.resolve("v2.img");
+        LuksTesting.create(p, 1 << 20, "format", "luks2");
+        return p;
+    }
+
+    private static void patch(Path p, long offset, byte[] bytes) throws IOException {
+        try (var ch = java.nio.channels.FileChannel.open(p, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(bytes), offset);
+        }
+    }
+
+    private static byte[] field(String s, int len) {
+        return Arrays.copyOf(s.getBytes(StandardCharsets.US_ASCII), len);
+    }
+
+    @Test
+    void fileTooSmall() throws IOException {
+        Files.write(dir.resolve("tiny.img"), new byte[1000]);
+        assertMessage("tiny.img", "tiny.img", "too small to hold a LUKS header");
+    }
+
+    @Test
+    void notLuksAtAll() throws IOException {
+        Files.write(dir.resolve("zero.img"), new byte[1 << 16]);
+        assertMessage("zero.img", "zero.img", "'magic'");
+    }
+
+    @Test
+    void luks1UnsupportedCipherHashAndKeySize() throws IOException {
+        Path p = luks1();
+        byte[] good = Files.readAllBytes(p);
+        patch(p, 8, field("serpent", 32));
+        assertMessage("v1.img", "v1.img", "'cipher-name'", "serpent");
+        Files.write(p, good);
+        patch(p, 72, field("whirlpool", 32));
+        assertMessage("v1.img", "'hash-spec'", "whirlpool");
+        Files.write(p, good);
+        patch(p, 108, new byte[] {0, 0, 0, 40});
+        assertMessage("v1.img", "'key-bytes'", "40");
+        Files.write(p, good);
+        patch(p, 40, field("xts-benbi", 32));
+        assertMessage("v1.img", "'cipher-mode'", "benbi");
+    }
+
+    @Test
+    void luks1PayloadPastTheEnd() throws IOException {
+        Path p = luks1();
+        patch(p, 104, new byte[] {0, 1, 0, 0});
+        assertMessage("v1.img", "'payload-offset'", "past the end");
+    }
+
+    @Test
+    void luks1SlotOverlappingAnother() throws IOException {
+        Path p = luks1();
+        patch(p, 208 + 48 + 40, new byte[] {0, 0, 0, 9});
+        assertMessage("v1.img", "key slot 1", "overlaps");
+    }
+
+    @Test
+    void corruptKeyMaterialIsAWrongKeyNotGarbage() throws IOException {
+        Path p = luks1();
+        patch(p, 4096 + 100, new byte[64]);
+        assertMessage("v1.img", "no key slot opens with secret 's0'");
+    }
+
+    /** Replaces the JSON of both LUKS2 header copies and fixes their checksums. */
+    private static void rewriteJson(Path p, String json, boolean fixChecksum) throws Exception {
+        byte[] img = Files.readAllBytes(p);
+        for (int at : new int[] {0, 16384}) {
+            Arrays.fill(img, at + 4096, at + 16384, (byte) 0);
+            byte[] j = json.getBytes(StandardCharsets.UTF_8);
+            System.arraycopy(j, 0, img, at + 4096, Math.min(j.length, 16384 - 4096));
+            if (fixChecksum) {
+                Arrays.fill(img, at + 448, at + 512, (byte) 0);
+                byte[] area = Arrays.copyOfRange(img, at, at + 16384);
+                byte[] d = MessageDigest.getInstance("SHA-256").digest(area);
+                System.arraycopy(d, 0, img, at + 448, 32);
+            }
+        }
+        Files.write(p, img);
+    }
+
+    private static String json(Path p) throws IOException {
+        byte[] img = Files.readAllBytes(p);
+        int end = 4096;
+        while (img[end] != 0) {
+            end++;
+        }
+        return new String(img, 4096, end - 4096, StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void luks2MalformedJson() throws Exception {
+        Path p = luks2();
+        rewriteJson(p, "{\"keyslots\": {\"0\": [1, 2", true);
+        assertMessage("v2.img", "v2.img", "LUKS2 JSON area", "malformed");
+    }
+
+    @Test
+    void luks2JsonWithoutTerminator() throws Exception {
+        Path p = luks2();
+        rewriteJson(p, " ".repeat(16384 - 4096), true);
+        assertMessage("v2.img", "LUKS2 JSON area", "NUL-terminated");
+    }
+
+    @Test
+    void luks2OversizedHeader() throws Exception {
+        Path p = luks2();
+        patch(p, 8, ByteBuffer.allocate(8).putLong(0, 64L << 20).array());
+        patch(p, 16384 + 8, ByteBuffer.allocate(8).putLong(0, 64L << 20).array());
+        assertMessage("v2.img", "'hdr_size'", "not a valid size");
+    }
+
+    @Test
+    void luks2UnsupportedFieldsAreNamed() throws Exception {
+        Path p = luks2();
+        String good = json(p);
+        rewriteJson(p, good.replace("\"aes-xts-plain64\",\"sector_size\"", "\"serpent-xts-plain64\",\"sector_size\""),
+                true);
+        assertMessage("v2.img", "'segments.0.encryption'", "serpent");
+        rewriteJson(p, good.replace("\"json_size\":\"12288\"", "\"json_size\":\"999\""), true);
+        assertMessage("v2.img", "'config.json_size'");
+        rewriteJson(p, good.replace("\"type\":\"pbkdf2\",\"hash\":\"sha256\",\"iterations\"",
+                "\"type\":\"scrypt\",\"hash\":\"sha256\",\"iterations\""), true);
+        assertMessage("v2.img", "'keyslots.0.kdf.type'", "scrypt");
+        rewriteJson(p, good.replace("\"sector_size\":512", "\"sector_size\":8192"), true);
+        assertMessage("v2.img", "'segments.0.sector_size'", "8192");
+        rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"999999999488\""), true);
+        assertMessage("v2.img", "'offset'", "past the end");
+    }
+
+    @Test
+    void luks2BadPrimaryFallsBackToTheSecondary() throws Exception {
+        Path p = luks2();
+        patch(p, 4096 + 10, "XXXX".getBytes(StandardCharsets.US_ASCII));
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            BlockBackend disk = g.addBackend("d", LuksTesting.openLuks(g, "v2.img"), true);
+            disk.write(0, ByteBuffer.wrap(new byte[] {1, 2, 3}), 0);
+            ByteBuffer b = ByteBuffer.allocate(3);
+            disk.read(0, b);
+            assertArrayEquals(new byte[] {1, 2, 3}, b.array());
+        } finally {
+            g.close();
+        }
+        patch(p, 16384 + 4096 + 10, "XXXX".getBytes(StandardCharsets.US_ASCII));
+        assertMessage("v2.img", "'csum'", "both header copies");
+    }
+
+    @Test
+    void theGraphViewShowsNoKeyMaterial() throws IOException {
+        luks1();
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            g.addBackend("d", LuksTesting.openLuks(g, "v1.img"), true);
+            String view = GraphView.render(g);
+            assertTrue(view.contains("LUKS1 aes-xts-plain64 512-bit"), view);
+            assertFalse(view.contains(LuksTesting.PASS), view);
+            assertFalse(view.toLowerCase(java.util.Locale.ROOT).contains("s0"), "not even the secret id: " + view);
+        } finally {
+            g.close();
+        }
+    }
+}

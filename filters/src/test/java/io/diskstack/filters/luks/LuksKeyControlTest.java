@@ -1,0 +1,94 @@
+package io.diskstack.filters.luks;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.Errno;
+import io.diskstack.core.control.ControlFile;
+import io.diskstack.core.control.ControlProvider;
+import io.diskstack.core.testing.TestGraphs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Key slots edited on an open volume through its control files, while data stays readable. */
+class LuksKeyControlTest {
+    @TempDir
+    Path dir;
+
+    private byte[] readWith(String id, String pass) throws IOException {
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.addSecret(g, id, pass);
+            g.open(TestGraphs.opts("driver", "file", "node-name", "f0", "filename", "k.img"));
+            g.open(TestGraphs.opts("driver", "luks", "node-name", "l0", "file", "f0", "key-secret", id));
+            BlockBackend disk = g.addBackend("d", "l0", false);
+            ByteBuffer b = ByteBuffer.allocate(4096);
+            disk.read(0, b);
+            return b.array();
+        } finally {
+            g.close();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1", "luks2"})
+    void addAndRemoveKeysWhileOpen(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        byte[] data = TestGraphs.randomBytes(5, 4096);
+        Files.writeString(dir.resolve("third.txt"), "third one");
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            BlockBackend disk = g.addBackend("d", LuksTesting.openLuks(g, "k.img"), true);
+            disk.write(0, ByteBuffer.wrap(data), 0);
+            LuksTesting.addSecret(g, "s1", "second one");
+            Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
+            assertEquals("0 pbkdf2", files.get("keyslots").read().substring(0, 8));
+            files.get("add-key").write("secret=s1 iter-time=1");
+            files.get("add-key").write("file=" + dir.resolve("third.txt") + " slot=5 iter-time=1");
+            String slots = files.get("keyslots").read();
+            assertTrue(slots.contains("\n1 pbkdf2") && slots.contains("\n5 pbkdf2"), slots);
+            BlockIOException inUse = assertThrows(BlockIOException.class,
+                    () -> files.get("add-key").write("secret=s1 slot=5"));
+            assertEquals(Errno.EINVAL, inUse.errno());
+            assertTrue(inUse.getMessage().contains("key slot 5 is in use"), inUse.getMessage());
+            files.get("remove-key").write("secret=s0");
+            files.get("remove-key").write("slot=5");
+            assertThrows(BlockIOException.class, () -> files.get("remove-key").write("slot=1"), "the last slot stays");
+            assertThrows(BlockIOException.class, () -> files.get("add-key").write("secret=nope"));
+            assertThrows(BlockIOException.class, () -> files.get("add-key").write("password=x"));
+        } finally {
+            g.close();
+        }
+        assertArrayEquals(data, readWith("s1", "second one"));
+        ConfigException e = assertThrows(ConfigException.class, () -> readWith("s0", LuksTesting.PASS));
+        assertTrue(e.getMessage().contains("no key slot opens with secret 's0'"), e.getMessage());
+        assertThrows(ConfigException.class, () -> readWith("s3", "third one"));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1"})
+    void readOnlyNodesRefuseKeyEdits(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img", "read-only", true);
+            BlockIOException e = assertThrows(BlockIOException.class,
+                    () -> ((ControlProvider) g.node("l0")).controlFiles().get("add-key").write("secret=s0"));
+            assertEquals(Errno.EROFS, e.errno());
+        } finally {
+            g.close();
+        }
+    }
+}

@@ -1,0 +1,66 @@
+package io.diskstack.filters.luks;
+
+import static io.diskstack.core.testing.TestGraphs.opts;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.DriverRegistry;
+import io.diskstack.core.ImageCreateContext;
+import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.Secret;
+import io.diskstack.core.options.NodeOptions;
+import io.diskstack.core.options.OptionTree;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** Creating and opening LUKS images in tests, with cheap key derivation. */
+final class LuksTesting {
+    static final String PASS = "correct horse battery staple";
+
+    private LuksTesting() {}
+
+    static ObjectRegistry secrets(String... idAndPass) {
+        ObjectRegistry r = ObjectRegistry.load();
+        for (int i = 0; i < idAndPass.length; i += 2) {
+            r.put(idAndPass[i], new Secret(idAndPass[i], idAndPass[i + 1].getBytes(StandardCharsets.UTF_8)));
+        }
+        return r;
+    }
+
+    /** Creates an image with secret 's0' = {@link #PASS}, iter-time 1 ms, plus the given -o options. */
+    static void create(Path file, long size, Object... options) throws IOException {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("key-secret", "s0");
+        o.put("iter-time", "1");
+        for (int i = 0; i < options.length; i += 2) {
+            o.put((String) options[i], options[i + 1]);
+        }
+        try (ObjectRegistry objects = secrets("s0", PASS)) {
+            new LuksDriver().create(new ImageCreateContext(file, size, new NodeOptions("create",
+                    OptionTree.flatten(o)), objects, DriverRegistry.load()));
+        }
+    }
+
+    static void addSecret(BlockGraph graph, String id, String pass) {
+        graph.objects().put(id, new Secret(id, pass.getBytes(StandardCharsets.UTF_8)));
+    }
+
+    /** Opens file → luks as 'l0' with secret 's0' = {@link #PASS} and returns node-name l0. */
+    static String openLuks(BlockGraph graph, String filename, Object... extra) throws IOException {
+        addSecret(graph, "s0", PASS);
+        graph.open(opts("driver", "file", "node-name", "f0", "filename", filename));
+        Object[] o = new Object[8 + extra.length];
+        System.arraycopy(new Object[] {"driver", "luks", "node-name", "l0", "file", "f0", "key-secret", "s0"}, 0, o, 0, 8);
+        System.arraycopy(extra, 0, o, 8, extra.length);
+        graph.open(opts(o));
+        return "l0";
+    }
+
+    /** Writes encrypted zeroes over the whole disk, so a new image reads as zeroes. */
+    static void zeroFill(BlockBackend disk) throws IOException {
+        disk.writeZeroes(0, disk.size(), 0);
+    }
+}
