@@ -49,46 +49,45 @@ final class BackingFiles {
             }
         }
         Path image = Path.of(imagePath).toAbsolutePath().normalize();
-        Path dir = image.getParent();
+        boolean imageIsFile = Files.isRegularFile(image);
+        Path dir = imageIsFile ? image.getParent() : ctx.resolvePath(".");
         Path target = dir == null ? Path.of(name) : dir.resolve(name).normalize();
         if (!Files.exists(target)) {
             throw new ConfigException(where + " needs backing file '" + name + "', but '" + target
                     + "' does not exist");
         }
         Deque<Path> chain = OPENING.get();
-        Path real = image.toRealPath();
-        boolean outermost = chain.isEmpty();
-        if (outermost) {
-            chain.push(real);
-        }
-        Path targetReal = target.toRealPath();
-        if (chain.contains(targetReal)) {
-            List<String> names = new ArrayList<>();
-            chain.descendingIterator().forEachRemaining(p -> names.add(p.getFileName().toString()));
-            names.add(targetReal.getFileName().toString());
-            throw new ConfigException(where + " has a backing chain that loops: " + String.join(" → ", names));
-        }
-        if (chain.size() >= MAX_DEPTH) {
-            throw new ConfigException(where + " has a backing chain deeper than " + MAX_DEPTH + " images");
-        }
-        String format = header.backingFormat;
-        if (format == null || format.isEmpty()) {
-            format = probe(target);
-        }
-        if (!format.equals("qcow2") && !format.equals("raw")) {
-            throw new ConfigException(where + " has backing file '" + name + "' in format '" + format
-                    + "', which diskstack cannot open");
-        }
-        Map<String, Object> opts = new LinkedHashMap<>();
-        opts.put("driver", format);
-        opts.put("file.driver", "file");
-        opts.put("file.filename", target.toString());
-        chain.push(targetReal);
+        int depthBefore = chain.size();
         try {
+            if (chain.isEmpty() && imageIsFile) {
+                chain.push(image.toRealPath());
+            }
+            Path targetReal = target.toRealPath();
+            if (chain.contains(targetReal)) {
+                List<String> names = new ArrayList<>();
+                chain.descendingIterator().forEachRemaining(p -> names.add(p.getFileName().toString()));
+                names.add(targetReal.getFileName().toString());
+                throw new ConfigException(where + " has a backing chain that loops: " + String.join(" → ", names));
+            }
+            if (chain.size() >= MAX_DEPTH) {
+                throw new ConfigException(where + " has a backing chain deeper than " + MAX_DEPTH + " images");
+            }
+            String format = header.backingFormat;
+            if (format == null || format.isEmpty()) {
+                format = probe(target);
+            }
+            if (!format.equals("qcow2") && !format.equals("raw")) {
+                throw new ConfigException(where + " has backing file '" + name + "' in format '" + format
+                        + "', which diskstack cannot open");
+            }
+            Map<String, Object> opts = new LinkedHashMap<>();
+            opts.put("driver", format);
+            opts.put("file.driver", "file");
+            opts.put("file.filename", target.toString());
+            chain.push(targetReal);
             return ctx.openImplicitChild("backing", opts, ChildRole.cow(), true);
         } finally {
-            chain.pop();
-            if (outermost) {
+            while (chain.size() > depthBefore) {
                 chain.pop();
             }
         }

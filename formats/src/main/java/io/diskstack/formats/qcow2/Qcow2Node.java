@@ -21,7 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -39,7 +39,13 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     final String describe;
     volatile long size;
 
-    final ReentrantLock lock = new ReentrantLock();
+    /**
+     * Metadata lock: lookups share its read side, every change takes the write side ({@link #lock}),
+     * so concurrent reads and in-place writes do not queue behind one another.
+     */
+    private final ReentrantReadWriteLock meta = new ReentrantReadWriteLock();
+    final Lock lock = meta.writeLock();
+    private final Lock lookupLock = meta.readLock();
     private final Condition allocDone = lock.newCondition();
     final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
     private final Set<Long> inFlight = new HashSet<>();
@@ -136,8 +142,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     @Override
     public Map<String, Long> stats() {
-        return Map.of("l2-cache.hits", l2cache.hits, "l2-cache.misses", l2cache.misses,
-                "refcount-cache.hits", refcache.hits, "refcount-cache.misses", refcache.misses,
+        return Map.of("l2-cache.hits", l2cache.hits.sum(), "l2-cache.misses", l2cache.misses.sum(),
+                "refcount-cache.hits", refcache.hits.sum(), "refcount-cache.misses", refcache.misses.sum(),
                 "compressed-reads", compressedReads.sum(), "allocations", allocations);
     }
 
@@ -163,7 +169,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         List<ClusterMap.Extent> extents = new ArrayList<>();
         while (pos < len) {
             extents.clear();
-            lock.lock();
+            lookupLock.lock();
             try {
                 long p = pos;
                 while (p < len && extents.size() < 64) {
@@ -178,7 +184,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                     p += e.length();
                 }
             } finally {
-                lock.unlock();
+                lookupLock.unlock();
             }
             for (ClusterMap.Extent e : extents) {
                 ByteBuffer part = dst.slice(base + (int) pos, (int) e.length());
@@ -251,7 +257,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     @Override
     protected BlockStatus blockStatus(long offset, long length) throws IOException {
         gate.readLock().lock();
-        lock.lock();
+        lookupLock.lock();
         try {
             ClusterMap.Extent first = map.lookup(map.l1, offset, length);
             long total = first.length();
@@ -270,7 +276,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 default -> BlockStatus.of(total, backing == null ? BlockStatus.ZERO : 0);
             };
         } finally {
-            lock.unlock();
+            lookupLock.unlock();
             gate.readLock().unlock();
         }
     }
@@ -325,7 +331,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         int len = src.remaining();
         List<long[]> runs = new ArrayList<>();
         long p = 0;
-        lock.lock();
+        lookupLock.lock();
         try {
             while (p < len) {
                 long off = offset + p;
@@ -353,7 +359,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 p += n;
             }
         } finally {
-            lock.unlock();
+            lookupLock.unlock();
         }
         int base = src.position();
         for (long[] r : runs) {
@@ -700,7 +706,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     private boolean readsAsZero(long offset, long length) throws IOException {
-        lock.lock();
+        lookupLock.lock();
         try {
             long p = 0;
             while (p < length) {
@@ -714,7 +720,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             }
             return true;
         } finally {
-            lock.unlock();
+            lookupLock.unlock();
         }
     }
 

@@ -14,7 +14,9 @@ import java.util.Map;
  * One-cluster metadata tables (L2 tables or refcount blocks) by host offset. Clean tables live in
  * a Caffeine cache bounded in bytes; a table with changes not yet written is pinned in a separate
  * map until the owner writes it back, so eviction never drops an update or writes one out of
- * order. The owner holds the image's metadata lock around every call.
+ * order. The owner holds the image's metadata lock around every call: its read side for
+ * {@link #get} (concurrent misses may load a table twice; both copies are equal and unchanged),
+ * its write side for everything that changes a table or the pinned map.
  */
 final class TableCache {
     private final BlockChild file;
@@ -22,8 +24,8 @@ final class TableCache {
     private final Cache<Long, Table> clean;
     private final Map<Long, Table> dirty = new LinkedHashMap<>();
     private final long capacityTables;
-    long hits;
-    long misses;
+    final java.util.concurrent.atomic.LongAdder hits = new java.util.concurrent.atomic.LongAdder();
+    final java.util.concurrent.atomic.LongAdder misses = new java.util.concurrent.atomic.LongAdder();
 
     /** One table: its host offset and its bytes. */
     static final class Table {
@@ -60,10 +62,10 @@ final class TableCache {
         }
         t = clean.getIfPresent(offset);
         if (t != null) {
-            hits++;
+            hits.increment();
             return t;
         }
-        misses++;
+        misses.increment();
         ByteBuffer data = ByteBuffer.allocate(clusterSize);
         file.read(offset, data);
         data.clear();

@@ -110,6 +110,14 @@ class Qcow2BadInputTest {
         assertTrue(msg.contains("loops") && msg.contains("a.qcow2 → b.qcow2 → a.qcow2"), msg);
         Qemu.img("rebase", "-u", "-b", "a.qcow2", "-F", "qcow2", a.toString());
         assertTrue(openError(a).contains("loops"));
+        // a failed open leaves nothing behind: a good chain opens on the same thread afterwards
+        Path base = dir.resolve("base.qcow2");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-f", "qcow2", base.toString(), "4M");
+        Qemu.img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top.toString());
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", top));
+        }
     }
 
     @Test
