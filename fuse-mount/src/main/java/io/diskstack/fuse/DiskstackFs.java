@@ -191,7 +191,12 @@ final class DiskstackFs extends FuseStubFS {
                     return 0;
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.backend().read(offset, view(buf, n));
+                d.stats().begin();
+                try {
+                    d.backend().read(offset, view(buf, n));
+                } finally {
+                    d.stats().end();
+                }
                 d.stats().reads.increment();
                 d.stats().readBytes.add(n);
                 return n;
@@ -224,7 +229,12 @@ final class DiskstackFs extends FuseStubFS {
                     return -ErrorCodes.ENOSPC();
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.backend().write(offset, view(buf, n), 0);
+                d.stats().begin();
+                try {
+                    d.backend().write(offset, view(buf, n), 0);
+                } finally {
+                    d.stats().end();
+                }
                 d.stats().writes.increment();
                 d.stats().writeBytes.add(n);
                 return n;

@@ -10,9 +10,10 @@ import jnr.ffi.annotations.Delegate;
 import jnr.ffi.types.size_t;
 
 /**
- * Lets libfuse2 use 1 MiB requests, as libfuse3 does. libfuse2 speaks FUSE protocol 7.12, which
- * caps reads and writes at 128 KiB, so a 1 MiB direct write costs eight round trips; protocol
- * 7.28 added {@code max_pages}. The INIT request is handed to libfuse with a channel of ours
+ * Gives libfuse2 what libfuse3 negotiates. libfuse2 speaks FUSE protocol 7.12, which caps reads
+ * and writes at 128 KiB, so a 1 MiB direct write costs eight round trips (7.28 added
+ * {@code max_pages}); and it cannot ask for asynchronous direct I/O (7.22), without which the
+ * kernel serves each libaio direct read inside {@code io_submit}, so queue depth 16 acts as 1. The INIT request is handed to libfuse with a channel of ours
  * whose send function rewrites libfuse's reply to say 7.28 and 256 pages. Every request libfuse2
  * parses keeps its 7.12 layout in 7.28 (later versions only appended fields or added opcodes,
  * which libfuse2 answers with ENOSYS), so nothing else changes. The patch applies only if the
@@ -24,6 +25,7 @@ final class InitReplyPatch {
     private static final int IN_HEADER = 40;
     private static final int OUT_HEADER = 16;
     private static final int INIT_OUT_SIZE = 64;
+    private static final int FUSE_ASYNC_DIO = 1 << 15;
     private static final int FUSE_MAX_PAGES = 1 << 22;
     private static final int PATCHED_MINOR = 28;
     static final int MAX_PAGES = 256;
@@ -75,6 +77,7 @@ final class InitReplyPatch {
     private final Pointer channel;
     private volatile int kernelMinor;
     private volatile boolean applies;
+    private volatile int asyncDio;
     private volatile boolean applied;
 
     InitReplyPatch(Pointer realChannel) {
@@ -92,6 +95,7 @@ final class InitReplyPatch {
         kernelMinor = request.getInt(IN_HEADER + 4);
         int kernelFlags = request.getInt(IN_HEADER + 12);
         applies = kernelMinor >= PATCHED_MINOR && (kernelFlags & FUSE_MAX_PAGES) != 0;
+        asyncDio = kernelFlags & FUSE_ASYNC_DIO;
         return channel;
     }
 
@@ -127,7 +131,7 @@ final class InitReplyPatch {
         out.put(OUT_HEADER, init, 0, init.length);
         out.putInt(0, OUT_HEADER + INIT_OUT_SIZE);
         out.putInt(OUT_HEADER + 4, PATCHED_MINOR);
-        out.putInt(OUT_HEADER + 12, out.getInt(OUT_HEADER + 12) | FUSE_MAX_PAGES);
+        out.putInt(OUT_HEADER + 12, out.getInt(OUT_HEADER + 12) | FUSE_MAX_PAGES | asyncDio);
         out.putInt(OUT_HEADER + 20, MAX_REQUEST);
         out.putInt(OUT_HEADER + 24, 1);
         out.putShort(OUT_HEADER + 28, (short) MAX_PAGES);
