@@ -15,7 +15,11 @@ public final class OptionTree {
     /**
      * Flattens nested maps and lists into dotted keys; dotted keys already in the input stay.
      *
-     * @throws IllegalArgumentException naming the key if it is set twice or has a null value
+     * A JSON {@code null} flattens to the empty string: QEMU's way of saying "none" for an
+     * optional child ({@code "backing": null} opens an image without its backing file), which
+     * drivers read as an empty node reference.
+     *
+     * @throws IllegalArgumentException naming the key if it is set twice
      */
     public static Map<String, Object> flatten(Map<String, ?> nested) {
         Map<String, Object> flat = new LinkedHashMap<>();
@@ -35,7 +39,7 @@ public final class OptionTree {
         } else {
             String key = prefix.substring(0, prefix.length() - 1);
             if (value == null) {
-                throw new IllegalArgumentException("'" + key + "' is null");
+                value = "";
             }
             if (value instanceof Integer || value instanceof Short || value instanceof Byte) {
                 value = ((Number) value).longValue();

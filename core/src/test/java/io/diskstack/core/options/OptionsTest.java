@@ -90,4 +90,14 @@ class OptionsTest {
     }
 
     enum Mode { OFF, WRITE_THROUGH }
+
+    @Test
+    void jsonNullFlattensToTheEmptyString() {
+        Map<String, Object> nested = new java.util.HashMap<>();
+        nested.put("driver", "qcow2");
+        nested.put("backing", null);
+        Map<String, Object> flat = OptionTree.flatten(nested);
+        assertEquals("", flat.get("backing"));
+        assertEquals("", new NodeOptions("q", flat).takeChild("backing"));
+    }
 }

@@ -1,0 +1,289 @@
+package io.diskstack.formats.qcow2;
+
+import io.diskstack.core.BlockChild;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.Errno;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * The guest → host mapping: the active L1 table (kept in memory, written through entry by
+ * entry) and the L2 tables (through the cache). Looks up extents, hands out L2 tables that are
+ * safe to change (allocating or copying them first), and keeps the COPIED flags true.
+ * Every method runs under the image's metadata lock.
+ */
+final class ClusterMap {
+    static final int UNALLOCATED = 0;
+    static final int ZERO = 1;
+    static final int DATA = 2;
+    static final int COMPRESSED = 3;
+
+    /** A run of guest bytes that share a kind; {@code host} is the host offset for DATA, the entry for COMPRESSED. */
+    record Extent(int kind, long host, long length) {}
+
+    private final Layout layout;
+    private final BlockChild file;
+    final TableCache l2;
+    private Refcounts refcounts;
+    private final String name;
+    final boolean zeroFlagAllowed;
+    long[] l1;
+    long l1Offset;
+
+    ClusterMap(Layout layout, BlockChild file, TableCache l2, long[] l1, long l1Offset, boolean v3, String name) {
+        this.layout = layout;
+        this.file = file;
+        this.l2 = l2;
+        this.l1 = l1;
+        this.l1Offset = l1Offset;
+        this.zeroFlagAllowed = v3 && !layout.extendedL2;
+        this.name = name;
+    }
+
+    void setRefcounts(Refcounts refcounts) {
+        this.refcounts = refcounts;
+    }
+
+    static long[] readL1(BlockChild file, long offset, long entries) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate((int) (entries * 8));
+        if (entries > 0) {
+            file.read(offset, b);
+        }
+        b.flip();
+        long[] t = new long[(int) entries];
+        for (int i = 0; i < t.length; i++) {
+            t[i] = b.getLong();
+        }
+        return t;
+    }
+
+    // ---- entries ----
+
+    long entry(TableCache.Table t, int idx) {
+        return t.data.getLong(idx * layout.l2EntrySize);
+    }
+
+    long bitmap(TableCache.Table t, int idx) {
+        return layout.extendedL2 ? t.data.getLong(idx * 16 + 8) : 0;
+    }
+
+    void set(TableCache.Table t, int idx, long entry, long bitmap) {
+        t.data.putLong(idx * layout.l2EntrySize, entry);
+        if (layout.extendedL2) {
+            t.data.putLong(idx * 16 + 8, bitmap);
+        }
+        l2.markDirty(t);
+    }
+
+    /** The L2 table for a guest offset in a given L1 table, or null if there is none. */
+    TableCache.Table table(long[] l1Table, long guestOffset) throws IOException {
+        int i = layout.l1Index(guestOffset);
+        if (i >= l1Table.length) {
+            return null;
+        }
+        long e = l1Table[i];
+        long off = e & Layout.OFFSET_MASK;
+        if (off == 0) {
+            return null;
+        }
+        if ((e & Layout.L1_RESERVED) != 0 || (off & (layout.clusterSize - 1)) != 0) {
+            throw corrupt("L1 entry " + i + " (0x" + Long.toHexString(e) + ") is invalid");
+        }
+        return l2.get(off);
+    }
+
+    /** The extent at {@code off}, at most {@code max} bytes and never past the end of its cluster run. */
+    Extent lookup(long[] l1Table, long off, long max) throws IOException {
+        long inCluster = layout.offsetInCluster(off);
+        TableCache.Table t = table(l1Table, off);
+        if (t == null) {
+            long spanEnd = (off / layout.l2Span() + 1) * layout.l2Span();
+            return new Extent(UNALLOCATED, 0, Math.min(max, spanEnd - off));
+        }
+        int idx = layout.l2Index(off);
+        long e = entry(t, idx);
+        long n = Math.min(max, layout.clusterSize - inCluster);
+        if ((e & Layout.COMPRESSED) != 0) {
+            return new Extent(COMPRESSED, e, n);
+        }
+        long host = e & Layout.OFFSET_MASK;
+        if (host != 0 && (host & (layout.clusterSize - 1)) != 0) {
+            throw corrupt("L2 entry for guest offset " + off + " points to unaligned offset " + host);
+        }
+        if (!layout.extendedL2) {
+            if ((e & Layout.ZERO) != 0) {
+                return new Extent(ZERO, 0, n);
+            }
+            return host != 0 ? new Extent(DATA, host + inCluster, n) : new Extent(UNALLOCATED, 0, n);
+        }
+        long bm = bitmap(t, idx);
+        int sc = (int) (inCluster / layout.subclusterSize);
+        int kind = subclusterKind(bm, sc, host, off);
+        long end = inCluster + n;
+        long runEnd = (long) (sc + 1) * layout.subclusterSize;
+        while (runEnd < end && subclusterKind(bm, (int) (runEnd / layout.subclusterSize), host, off) == kind) {
+            runEnd += layout.subclusterSize;
+        }
+        long len = Math.min(end, runEnd) - inCluster;
+        return new Extent(kind, kind == DATA ? host + inCluster : 0, len);
+    }
+
+    int subclusterKind(long bitmap, int sc, long host, long guestOffset) throws BlockIOException {
+        boolean alloc = (bitmap & (1L << sc)) != 0;
+        boolean zero = (bitmap & (1L << (sc + 32))) != 0;
+        if (alloc && zero) {
+            throw corrupt("subcluster " + sc + " at guest offset " + guestOffset + " is both allocated and zero");
+        }
+        if (alloc) {
+            if (host == 0) {
+                throw corrupt("allocated subcluster at guest offset " + guestOffset + " has no host cluster");
+            }
+            return DATA;
+        }
+        return zero ? ZERO : UNALLOCATED;
+    }
+
+    // ---- changing the mapping ----
+
+    /**
+     * The L2 table for a guest offset in the active L1, made safe to change: allocated if
+     * missing, copied if shared with a snapshot.
+     */
+    TableCache.Table tableForWrite(long guestOffset) throws IOException {
+        int i = layout.l1Index(guestOffset);
+        long e = l1[i];
+        long off = e & Layout.OFFSET_MASK;
+        if (off == 0) {
+            long n = refcounts.allocate(1);
+            TableCache.Table t = l2.create(n);
+            file.write(n, t.data.duplicate().clear());
+            l1[i] = n | Layout.COPIED;
+            writeL1Entry(i);
+            return t;
+        }
+        if ((e & Layout.COPIED) != 0) {
+            return table(l1, guestOffset);
+        }
+        TableCache.Table old = table(l1, guestOffset);
+        if (refcounts.get(off >>> layout.clusterBits) == 1) {
+            l1[i] = off | Layout.COPIED;
+            writeL1Entry(i);
+            return old;
+        }
+        long n = refcounts.allocate(1);
+        ByteBuffer copy = ByteBuffer.allocate(layout.clusterSize);
+        copy.put(old.data.duplicate().clear()).clear();
+        for (int k = 0; k < layout.l2Entries; k++) {
+            int at = k * layout.l2EntrySize;
+            copy.putLong(at, copy.getLong(at) & ~Layout.COPIED);
+        }
+        TableCache.Table t = l2.create(n);
+        t.data.put(copy).clear();
+        file.write(n, t.data.duplicate().clear());
+        l1[i] = n | Layout.COPIED;
+        writeL1Entry(i);
+        refcounts.free(off);
+        return t;
+    }
+
+    void writeL1Entry(int i) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(8).putLong(0, l1[i]);
+        file.write(l1Offset + i * 8L, b);
+    }
+
+    /** Writes the whole active L1 table. */
+    void writeL1() throws IOException {
+        file.write(l1Offset, toBytes(l1));
+    }
+
+    static ByteBuffer toBytes(long[] table) {
+        ByteBuffer b = ByteBuffer.allocate(table.length * 8);
+        for (long e : table) {
+            b.putLong(e);
+        }
+        return b.clear();
+    }
+
+    /** Drops the host clusters an L2 entry refers to (data, preallocated zero, or compressed). */
+    void freeTarget(long entry) throws IOException {
+        if ((entry & Layout.COMPRESSED) != 0) {
+            long off = layout.compressedOffset(entry);
+            long first = off >>> layout.clusterBits;
+            long last = (off + layout.compressedLength(entry) - 1) >>> layout.clusterBits;
+            for (long c = first; c <= last; c++) {
+                refcounts.free(c << layout.clusterBits);
+            }
+            return;
+        }
+        long host = entry & Layout.OFFSET_MASK;
+        if (host != 0) {
+            refcounts.free(host);
+        }
+    }
+
+    /**
+     * Adds {@code delta} to the refcount of every L2 table and data cluster an L1 table reaches
+     * (snapshot create, delete and revert), in the cache only.
+     */
+    void adjustReachable(long[] l1Table, int delta) throws IOException {
+        for (int i = 0; i < l1Table.length; i++) {
+            long off = l1Table[i] & Layout.OFFSET_MASK;
+            if (off == 0) {
+                continue;
+            }
+            refcounts.adjust(off, delta);
+            TableCache.Table t = l2.get(off);
+            for (int k = 0; k < layout.l2Entries; k++) {
+                long e = entry(t, k);
+                if ((e & Layout.COMPRESSED) != 0) {
+                    long coff = layout.compressedOffset(e);
+                    long first = coff >>> layout.clusterBits;
+                    long last = (coff + layout.compressedLength(e) - 1) >>> layout.clusterBits;
+                    for (long c = first; c <= last; c++) {
+                        refcounts.adjust(c << layout.clusterBits, delta);
+                    }
+                } else if ((e & Layout.OFFSET_MASK) != 0) {
+                    refcounts.adjust(e & Layout.OFFSET_MASK, delta);
+                }
+            }
+        }
+    }
+
+    /** Sets or clears COPIED on the active L1 and its L2 tables to match the refcounts. */
+    void fixCopiedFlags() throws IOException {
+        boolean l1Changed = false;
+        for (int i = 0; i < l1.length; i++) {
+            long off = l1[i] & Layout.OFFSET_MASK;
+            if (off == 0) {
+                continue;
+            }
+            boolean one = refcounts.get(off >>> layout.clusterBits) == 1;
+            long want = one ? off | Layout.COPIED : off;
+            if (want != l1[i]) {
+                l1[i] = want;
+                l1Changed = true;
+            }
+            TableCache.Table t = l2.get(off);
+            for (int k = 0; k < layout.l2Entries; k++) {
+                long e = entry(t, k);
+                long host = e & Layout.OFFSET_MASK;
+                if ((e & Layout.COMPRESSED) != 0 || host == 0) {
+                    continue;
+                }
+                boolean dataOne = refcounts.get(host >>> layout.clusterBits) == 1;
+                long ne = dataOne ? e | Layout.COPIED : e & ~Layout.COPIED;
+                if (ne != e) {
+                    t.data.putLong(k * layout.l2EntrySize, ne);
+                    l2.markDirty(t);
+                }
+            }
+        }
+        if (l1Changed) {
+            writeL1();
+        }
+    }
+
+    BlockIOException corrupt(String what) {
+        return new BlockIOException(Errno.EIO, name + ": corrupt image: " + what);
+    }
+}

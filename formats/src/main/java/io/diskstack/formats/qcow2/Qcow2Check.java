@@ -1,0 +1,339 @@
+package io.diskstack.formats.qcow2;
+
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.DriverRegistry;
+import io.diskstack.core.Errno;
+import io.diskstack.core.ObjectRegistry;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Consistency check of a qcow2 image, like {@code qemu-img check}: counts every reference to
+ * every host cluster (header, tables, each L1 table's L2 tables and data clusters, snapshots,
+ * bitmaps), compares with the stored refcounts, and checks the COPIED flags of the active
+ * tables. A stored refcount below the references is corruption; above is a leak, which
+ * {@code repairLeaks} fixes by lowering the stored refcount.
+ */
+public final class Qcow2Check {
+    /** At most this many problems are listed one by one; the counts are always complete. */
+    private static final int MAX_LISTED = 100;
+    private static final long MAX_CLUSTERS = 1L << 25;
+
+    /**
+     * What a check found.
+     *
+     * @param corruptions       errors: refcounts too low, bad offsets, wrong COPIED flags
+     * @param leaks             clusters whose refcount is higher than their references
+     * @param leaksFixed        leaks repaired by this run
+     * @param problems          a line per problem (the first hundred)
+     * @param allocatedClusters clusters in use
+     * @param guestClusters     clusters of the virtual disk
+     */
+    public record Report(String image, long corruptions, long leaks, long leaksFixed, List<String> problems,
+                         long allocatedClusters, long guestClusters) {
+        public boolean isClean() {
+            return corruptions == 0 && leaks - leaksFixed == 0;
+        }
+    }
+
+    private final Qcow2Node node;
+    private final Layout layout;
+    private final long fileClusters;
+    private final int[] expected;
+    private final List<String> problems = new ArrayList<>();
+    private long corruptions;
+    private long leaks;
+
+    private Qcow2Check(Qcow2Node node) throws IOException {
+        this.node = node;
+        this.layout = node.layout;
+        long fileSize = node.file.size();
+        this.fileClusters = layout.clustersFor(fileSize);
+        if (fileClusters > MAX_CLUSTERS) {
+            throw new BlockIOException(Errno.EFBIG, node.describe + ": too many clusters to check ("
+                    + fileClusters + ")");
+        }
+        this.expected = new int[(int) fileClusters];
+    }
+
+    /**
+     * Checks an image file, repairing leaks if asked. The image is opened on its own (read-only
+     * unless repairing, and without its backing file).
+     *
+     * @throws ConfigException if the image cannot be opened at all (the message says why)
+     */
+    public static Report check(Path image, boolean repairLeaks) throws IOException {
+        Path abs = image.toAbsolutePath().normalize();
+        try (BlockGraph graph = new BlockGraph(DriverRegistry.load(), ObjectRegistry.load(), abs.getParent())) {
+            Map<String, Object> opts = new LinkedHashMap<>();
+            opts.put("driver", "qcow2");
+            opts.put("node-name", "check");
+            opts.put("read-only", !repairLeaks);
+            opts.put("backing", "");
+            opts.put("file.driver", "file");
+            opts.put("file.filename", abs.toString());
+            BlockNode n = graph.open(opts);
+            return run((Qcow2Node) n, repairLeaks);
+        }
+    }
+
+    static Report run(Qcow2Node node, boolean repairLeaks) throws IOException {
+        node.gate.writeLock().lock();
+        node.lock.lock();
+        try {
+            if (!node.isReadOnly()) {
+                node.refcounts.releaseReserved();
+                node.flushMetadata();
+            }
+            Qcow2Check c = new Qcow2Check(node);
+            c.countReferences();
+            long fixed = c.compare(repairLeaks && !node.isReadOnly(), false);
+            long used = 0;
+            for (int v : c.expected) {
+                if (v > 0) {
+                    used++;
+                }
+            }
+            return new Report(node.describe, c.corruptions, c.leaks, fixed, List.copyOf(c.problems), used,
+                    layout(node).clustersFor(node.size));
+        } finally {
+            node.lock.unlock();
+            node.gate.writeLock().unlock();
+        }
+    }
+
+    private static Layout layout(Qcow2Node node) {
+        return node.layout;
+    }
+
+    /** Sets every refcount to the number of references (a dirty lazy-refcounts image). Under the lock. */
+    static void repairRefcounts(Qcow2Node node) throws IOException {
+        Qcow2Check c = new Qcow2Check(node);
+        c.countReferences();
+        if (c.corruptions > 0) {
+            throw new BlockIOException(Errno.EIO, node.describe + ": the image was not closed cleanly and its "
+                    + "metadata is damaged (" + c.problems.get(0) + "); run qemu-img check -r all");
+        }
+        c.compare(true, true);
+        node.file.flush();
+        node.refcounts.writeBlocks();
+        node.file.flush();
+    }
+
+    private void problem(boolean corruption, String text) {
+        if (corruption) {
+            corruptions++;
+        } else {
+            leaks++;
+        }
+        if (problems.size() < MAX_LISTED) {
+            problems.add((corruption ? "ERROR " : "Leaked ") + text);
+        }
+    }
+
+    private void ref(long offset, long bytes, String what) {
+        if (offset < 0 || (offset & (layout.clusterSize - 1)) != 0 && bytes == layout.clusterSize) {
+            problem(true, what + " at offset " + offset + " is not cluster-aligned");
+            return;
+        }
+        long first = offset >>> layout.clusterBits;
+        long last = (offset + Math.max(bytes, 1) - 1) >>> layout.clusterBits;
+        for (long c = first; c <= last; c++) {
+            if (c >= fileClusters) {
+                problem(true, what + " at offset " + (c << layout.clusterBits) + " is past the end of the file");
+                return;
+            }
+            expected[(int) c]++;
+        }
+    }
+
+    private void countReferences() throws IOException {
+        Qcow2Header h = node.header;
+        ref(0, layout.clusterSize, "header");
+        ref(node.refcounts.tableOffset, node.refcounts.tableClusters << layout.clusterBits, "refcount table");
+        long[] table = node.refcounts.table;
+        for (int i = 0; i < table.length; i++) {
+            long off = table[i] & Layout.OFFSET_MASK;
+            if (off != 0) {
+                ref(off, layout.clusterSize, "refcount block " + i);
+            }
+        }
+        if (node.map.l1.length > 0) {
+            ref(node.map.l1Offset, node.map.l1.length * 8L, "L1 table");
+        }
+        walk(node.map.l1, "active");
+        if (h.nbSnapshots > 0) {
+            ref(h.snapshotsOffset, SnapshotTable.byteSize(snapshotEntries()), "snapshot table");
+        }
+        for (SnapshotTable.Entry e : snapshotEntries()) {
+            if (e.l1Size > 0) {
+                ref(e.l1Offset, e.l1Size * 8, "snapshot '" + e.name + "' L1 table");
+            }
+            walk(ClusterMap.readL1(node.file, e.l1Offset, e.l1Size), "snapshot '" + e.name + "'");
+        }
+        countBitmaps();
+    }
+
+    private List<SnapshotTable.Entry> snapshotEntries() throws IOException {
+        Qcow2Header h = node.header;
+        if (h.nbSnapshots == 0) {
+            return List.of();
+        }
+        long max = Math.min(node.file.size() - h.snapshotsOffset, 64L << 20);
+        ByteBuffer b = ByteBuffer.allocate((int) Math.max(0, max));
+        node.file.read(h.snapshotsOffset, b);
+        b.clear();
+        return SnapshotTable.parse(b, h.nbSnapshots, h.version, h.size, layout.clusterSize, node.file.size());
+    }
+
+    private void walk(long[] l1, String which) throws IOException {
+        boolean active = which.equals("active");
+        for (int i = 0; i < l1.length; i++) {
+            long l1e = l1[i];
+            long off = l1e & Layout.OFFSET_MASK;
+            if (off == 0) {
+                continue;
+            }
+            if ((off & (layout.clusterSize - 1)) != 0 || (off >>> layout.clusterBits) >= fileClusters) {
+                problem(true, which + " L1 entry " + i + " points to invalid offset " + off);
+                continue;
+            }
+            ref(off, layout.clusterSize, which + " L2 table");
+            if (active && ((l1e & Layout.COPIED) != 0) != (node.refcounts.get(off >>> layout.clusterBits) == 1)) {
+                problem(true, "OFLAG_COPIED L2 table at offset " + off + ": refcount "
+                        + node.refcounts.get(off >>> layout.clusterBits));
+            }
+            TableCache.Table t = node.l2cache.get(off);
+            for (int k = 0; k < layout.l2Entries; k++) {
+                long e = node.map.entry(t, k);
+                long guest = ((long) i * layout.l2Entries + k) << layout.clusterBits;
+                if ((e & Layout.COMPRESSED) != 0) {
+                    long coff = layout.compressedOffset(e);
+                    ref(coff, layout.compressedLength(e), which + " compressed cluster for guest offset " + guest);
+                    continue;
+                }
+                long host = e & Layout.OFFSET_MASK;
+                if (host == 0) {
+                    if (active && (e & Layout.COPIED) != 0) {
+                        problem(true, "OFLAG_COPIED set on unallocated guest offset " + guest);
+                    }
+                    continue;
+                }
+                if ((host & (layout.clusterSize - 1)) != 0) {
+                    problem(true, which + " L2 entry for guest offset " + guest + " is not cluster-aligned");
+                    continue;
+                }
+                ref(host, layout.clusterSize, which + " data cluster for guest offset " + guest);
+                if (active && (host >>> layout.clusterBits) < fileClusters) {
+                    long rc = node.refcounts.get(host >>> layout.clusterBits);
+                    if (((e & Layout.COPIED) != 0) != (rc == 1)) {
+                        problem(true, "OFLAG_COPIED data cluster at offset " + host + ": refcount " + rc);
+                    }
+                }
+            }
+        }
+    }
+
+    private void countBitmaps() throws IOException {
+        for (Qcow2Header.Extension ext : node.header.extensions) {
+            if (ext.type() != Qcow2Header.EXT_BITMAPS || ext.data().length < 24) {
+                continue;
+            }
+            ByteBuffer x = ByteBuffer.wrap(ext.data());
+            long nb = Integer.toUnsignedLong(x.getInt(0));
+            long dirSize = x.getLong(8);
+            long dirOffset = x.getLong(16);
+            if (dirSize <= 0 || dirSize > (64L << 20) || dirOffset + dirSize > node.file.size()) {
+                problem(true, "bitmap directory at offset " + dirOffset + " does not fit the file");
+                return;
+            }
+            ref(dirOffset, dirSize, "bitmap directory");
+            ByteBuffer dir = ByteBuffer.allocate((int) dirSize);
+            node.file.read(dirOffset, dir);
+            int pos = 0;
+            for (long i = 0; i < nb && pos + 24 <= dirSize; i++) {
+                long tOff = dir.getLong(pos);
+                long tSize = Integer.toUnsignedLong(dir.getInt(pos + 8));
+                int nameSize = Short.toUnsignedInt(dir.getShort(pos + 18));
+                long extra = Integer.toUnsignedLong(dir.getInt(pos + 20));
+                if (tSize * 8 > (64L << 20) || tOff + tSize * 8 > node.file.size()) {
+                    problem(true, "bitmap table at offset " + tOff + " does not fit the file");
+                    return;
+                }
+                ref(tOff, tSize * 8, "bitmap table");
+                ByteBuffer tb = ByteBuffer.allocate((int) (tSize * 8));
+                node.file.read(tOff, tb);
+                for (int k = 0; k < tSize; k++) {
+                    long d = tb.getLong(k * 8) & Layout.OFFSET_MASK;
+                    if (d != 0) {
+                        ref(d, layout.clusterSize, "bitmap data");
+                    }
+                }
+                pos += (int) ((24 + extra + nameSize + 7) & ~7L);
+            }
+        }
+    }
+
+    /** Compares stored refcounts with the references; fixes leaks (and, if {@code raise}, low counts). */
+    private long compare(boolean fix, boolean raise) throws IOException {
+        long fixed = 0;
+        int entries = layout.refblockEntries;
+        long[] table = node.refcounts.table.clone();
+        long blocks = Math.max(table.length, (fileClusters + entries - 1) / entries);
+        for (long t = 0; t < blocks; t++) {
+            long first = t * entries;
+            long blockOffset = t < table.length ? table[(int) t] & Layout.OFFSET_MASK : 0;
+            if (blockOffset == 0 || (blockOffset & (layout.clusterSize - 1)) != 0) {
+                if (blockOffset != 0) {
+                    problem(true, "refcount table entry " + t + " points to unaligned offset " + blockOffset);
+                }
+                for (long k = first; k < Math.min(fileClusters, first + entries); k++) {
+                    if (expected[(int) k] > 0) {
+                        problem(true, "cluster at offset " + (k << layout.clusterBits) + ": refcount 0, "
+                                + expected[(int) k] + " references (no refcount block)");
+                    }
+                }
+                continue;
+            }
+            ByteBuffer data = node.refcache.get(blockOffset).data;
+            for (int i = 0; i < entries; i++) {
+                long c = first + i;
+                long stored = node.refcounts.read(data, i);
+                long exp = c < fileClusters ? expected[(int) c] : 0;
+                if (stored == exp) {
+                    continue;
+                }
+                long off = c << layout.clusterBits;
+                if (stored < exp) {
+                    if (raise) {
+                        node.refcounts.adjust(off, exp - stored);
+                        fixed++;
+                    } else {
+                        problem(true, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
+                    }
+                } else {
+                    problem(false, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
+                    if (fix) {
+                        node.refcounts.adjust(off, exp - stored);
+                        fixed++;
+                    }
+                }
+                data = node.refcache.get(blockOffset).data;
+            }
+        }
+        if (fixed > 0) {
+            node.file.flush();
+            node.refcounts.writeBlocks();
+            node.file.flush();
+        }
+        return fixed;
+    }
+}

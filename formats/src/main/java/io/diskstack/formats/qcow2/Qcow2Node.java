@@ -1,0 +1,1006 @@
+package io.diskstack.formats.qcow2;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import io.diskstack.core.BlockChild;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.BlockStatus;
+import io.diskstack.core.BufferPool;
+import io.diskstack.core.Errno;
+import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.PooledBuffer;
+import io.diskstack.core.RequestFlags;
+import io.diskstack.core.options.Sizes;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * An open qcow2 image. Metadata (L1, L2 cache, refcounts) changes under one lock; data I/O runs
+ * outside it on host offsets looked up under it. A guest cluster being allocated is marked in
+ * flight, and every other write, zero or discard of that cluster waits for it, so concurrent
+ * allocating writes neither lose updates nor allocate twice. Snapshot operations hold the gate
+ * exclusively, which drains the node's requests.
+ */
+final class Qcow2Node extends BlockNode implements InternalSnapshots {
+    final BlockChild file;
+    final BlockChild backing;
+    final Qcow2Header header;
+    final Layout layout;
+    final String describe;
+    volatile long size;
+
+    /**
+     * Metadata lock: lookups share its read side, every change takes the write side ({@link #lock}),
+     * so concurrent reads and in-place writes do not queue behind one another.
+     */
+    private final ReentrantReadWriteLock meta = new ReentrantReadWriteLock();
+    final Lock lock = meta.writeLock();
+    private final Lock lookupLock = meta.readLock();
+    private final Condition allocDone = lock.newCondition();
+    final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
+    private final Set<Long> inFlight = new HashSet<>();
+    final ReuseGuard guard = new ReuseGuard();
+    final TableCache l2cache;
+    final TableCache refcache;
+    final ClusterMap map;
+    final Refcounts refcounts;
+    final Snapshots snapshots;
+    private final Cache<Long, byte[]> decompressed = Caffeine.newBuilder().maximumSize(16).build();
+
+    private volatile boolean written;
+    private boolean dirtySetByUs;
+    private final boolean repairOnFirstWrite;
+    private final java.util.concurrent.atomic.LongAdder compressedReads = new java.util.concurrent.atomic.LongAdder();
+    private long allocations;
+
+    Qcow2Node(NodeOpenContext ctx, BlockChild file, BlockChild backing, Qcow2Header header, String describe,
+              long[] l1, long[] refTable, List<SnapshotTable.Entry> snapshotEntries, long l2CacheBytes,
+              long refcountCacheBytes) {
+        super(ctx);
+        this.file = file;
+        this.backing = backing;
+        this.header = header;
+        this.layout = header.layout();
+        this.describe = describe;
+        this.size = header.size;
+        this.l2cache = new TableCache(file, layout.clusterSize, l2CacheBytes);
+        this.refcache = new TableCache(file, layout.clusterSize, refcountCacheBytes);
+        this.map = new ClusterMap(layout, file, l2cache, l1, header.l1TableOffset, header.version >= 3, describe);
+        this.refcounts = new Refcounts(layout, file, refcache, guard, new Refcounts.Hooks() {
+            @Override
+            public void writeMappingTables() throws IOException {
+                Qcow2Node.this.writeMappingTables();
+            }
+
+            @Override
+            public void writeRefcountTableLocation(long offset, long clusters) throws IOException {
+                ByteBuffer b = ByteBuffer.allocate(12).putLong(0, offset).putInt(8, (int) clusters);
+                file.write(Qcow2Header.OFF_REFTABLE_OFFSET, b);
+                file.flush();
+                header.refcountTableOffset = offset;
+                header.refcountTableClusters = clusters;
+            }
+
+            @Override
+            public void clusterFreed(long offset) {
+                l2cache.drop(offset);
+            }
+
+            @Override
+            public String describe() {
+                return describe;
+            }
+        }, refTable, header.refcountTableOffset, header.refcountTableClusters, file.size());
+        this.map.setRefcounts(refcounts);
+        this.snapshots = new Snapshots(this, snapshotEntries);
+        this.repairOnFirstWrite = header.isDirty();
+    }
+
+    // ---- geometry ----
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public int requestAlignment() {
+        return 512;
+    }
+
+    @Override
+    public int clusterSize() {
+        return layout.clusterSize;
+    }
+
+    @Override
+    public String details() {
+        StringBuilder s = new StringBuilder("v").append(header.version).append("  cluster ")
+                .append(Sizes.format(layout.clusterSize));
+        if (layout.extendedL2) {
+            s.append("  extended-l2");
+        }
+        if (header.compressionType == Compression.ZSTD) {
+            s.append("  zstd");
+        }
+        int n = snapshots.count();
+        if (n > 0) {
+            s.append("  ").append(n).append(n == 1 ? " snapshot" : " snapshots");
+        }
+        return s.toString();
+    }
+
+    @Override
+    public Map<String, Long> stats() {
+        return Map.of("l2-cache.hits", l2cache.hits.sum(), "l2-cache.misses", l2cache.misses.sum(),
+                "refcount-cache.hits", refcache.hits.sum(), "refcount-cache.misses", refcache.misses.sum(),
+                "compressed-reads", compressedReads.sum(), "allocations", allocations);
+    }
+
+    // ---- reads ----
+
+    @Override
+    protected void read(long offset, ByteBuffer dst) throws IOException {
+        gate.readLock().lock();
+        long ticket = guard.enter();
+        try {
+            readMapped(map.l1, offset, dst);
+        } finally {
+            guard.exit(ticket);
+            gate.readLock().unlock();
+        }
+    }
+
+    /** Reads guest bytes through an L1 table (the active one or a snapshot's). */
+    void readMapped(long[] l1, long offset, ByteBuffer dst) throws IOException {
+        int base = dst.position();
+        int len = dst.remaining();
+        long pos = 0;
+        List<ClusterMap.Extent> extents = new ArrayList<>();
+        while (pos < len) {
+            extents.clear();
+            lookupLock.lock();
+            try {
+                long p = pos;
+                while (p < len && extents.size() < 64) {
+                    ClusterMap.Extent e = map.lookup(l1, offset + p, len - p);
+                    int last = extents.size() - 1;
+                    if (last >= 0 && mergeable(extents.get(last), e)) {
+                        ClusterMap.Extent prev = extents.get(last);
+                        extents.set(last, new ClusterMap.Extent(prev.kind(), prev.host(), prev.length() + e.length()));
+                    } else {
+                        extents.add(e);
+                    }
+                    p += e.length();
+                }
+            } finally {
+                lookupLock.unlock();
+            }
+            for (ClusterMap.Extent e : extents) {
+                ByteBuffer part = dst.slice(base + (int) pos, (int) e.length());
+                switch (e.kind()) {
+                    case ClusterMap.DATA -> file.read(e.host(), part);
+                    case ClusterMap.ZERO -> fillZeroes(part);
+                    case ClusterMap.UNALLOCATED -> readBacking(offset + pos, part);
+                    default -> readCompressed(e.host(), layout.offsetInCluster(offset + pos), part);
+                }
+                pos += e.length();
+            }
+        }
+        dst.position(base + len);
+    }
+
+    private static boolean mergeable(ClusterMap.Extent a, ClusterMap.Extent b) {
+        if (a.kind() != b.kind() || a.kind() == ClusterMap.COMPRESSED) {
+            return false;
+        }
+        return a.kind() != ClusterMap.DATA || a.host() + a.length() == b.host();
+    }
+
+    void readBacking(long guestOffset, ByteBuffer part) throws IOException {
+        if (backing == null) {
+            fillZeroes(part);
+            return;
+        }
+        long bsize = backing.size();
+        int n = part.remaining();
+        int inside = (int) Math.max(0, Math.min(n, bsize - guestOffset));
+        if (inside > 0) {
+            backing.read(guestOffset, part.slice(part.position(), inside));
+        }
+        if (inside < n) {
+            fillZeroes(part.slice(part.position() + inside, n - inside));
+        }
+        part.position(part.limit());
+    }
+
+    private void readCompressed(long entry, long inCluster, ByteBuffer part) throws IOException {
+        byte[] cluster = decompress(entry);
+        part.put(cluster, (int) inCluster, part.remaining());
+    }
+
+    byte[] decompress(long entry) throws IOException {
+        byte[] cached = decompressed.getIfPresent(entry);
+        if (cached != null) {
+            return cached;
+        }
+        long coff = layout.compressedOffset(entry);
+        int clen = (int) layout.compressedLength(entry);
+        byte[] in = new byte[clen];
+        file.read(coff, ByteBuffer.wrap(in));
+        byte[] out = new byte[layout.clusterSize];
+        if (!Compression.decompress(header.compressionType, in, clen, out)) {
+            throw new BlockIOException(Errno.EIO, describe + ": corrupt image: compressed cluster at offset " + coff
+                    + " does not decompress");
+        }
+        compressedReads.increment();
+        decompressed.put(entry, out);
+        return out;
+    }
+
+    static void fillZeroes(ByteBuffer b) {
+        while (b.hasRemaining()) {
+            b.put(BufferPool.zeroes(Math.min(b.remaining(), 1 << 20)));
+        }
+    }
+
+    @Override
+    protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        gate.readLock().lock();
+        lookupLock.lock();
+        try {
+            ClusterMap.Extent first = map.lookup(map.l1, offset, length);
+            long total = first.length();
+            for (int i = 0; i < 65536 && total < length; i++) {
+                ClusterMap.Extent e = map.lookup(map.l1, offset + total, length - total);
+                if (e.kind() != first.kind() || (e.kind() == ClusterMap.DATA && e.host() != first.host() + total)) {
+                    break;
+                }
+                total += e.length();
+            }
+            return switch (first.kind()) {
+                case ClusterMap.DATA -> new BlockStatus(total, BlockStatus.ALLOCATED | BlockStatus.DATA
+                        | BlockStatus.OFFSET_VALID, null, first.host());
+                case ClusterMap.ZERO -> BlockStatus.of(total, BlockStatus.ALLOCATED | BlockStatus.ZERO);
+                case ClusterMap.COMPRESSED -> BlockStatus.of(total, BlockStatus.ALLOCATED | BlockStatus.DATA);
+                default -> BlockStatus.of(total, backing == null ? BlockStatus.ZERO : 0);
+            };
+        } finally {
+            lookupLock.unlock();
+            gate.readLock().unlock();
+        }
+    }
+
+    // ---- writes ----
+
+    @Override
+    protected void write(long offset, ByteBuffer src, int flags) throws IOException {
+        gate.readLock().lock();
+        long ticket = guard.enter();
+        try {
+            beforeWrite();
+            int base = src.position();
+            int len = src.remaining();
+            long pos = 0;
+            while (pos < len) {
+                pos += writeInPlace(offset + pos, src.slice(base + (int) pos, len - (int) pos));
+                if (pos < len) {
+                    long off = offset + pos;
+                    long whole = layout.offsetInCluster(off) == 0 ? (len - pos) >>> layout.clusterBits : 0;
+                    long n = whole >= 2 ? writeNewClusters(off, src.slice(base + (int) pos, len - (int) pos)) : 0;
+                    if (n == 0) {
+                        n = Math.min(len - pos, layout.clusterSize - layout.offsetInCluster(off));
+                        writeCluster(off, src.slice(base + (int) pos, (int) n));
+                    }
+                    pos += n;
+                }
+            }
+            src.position(base + len);
+        } finally {
+            guard.exit(ticket);
+            gate.readLock().unlock();
+        }
+    }
+
+    /** True if [inCluster, inCluster+n) of a cluster with this entry can be overwritten where it is. */
+    private boolean inPlace(long e, long bitmap, long inCluster, long n) {
+        if ((e & Layout.COPIED) == 0 || (e & Layout.COMPRESSED) != 0 || (e & Layout.OFFSET_MASK) == 0) {
+            return false;
+        }
+        if (!layout.extendedL2) {
+            return (e & Layout.ZERO) == 0;
+        }
+        int from = (int) (inCluster / layout.subclusterSize);
+        int to = (int) ((inCluster + n - 1) / layout.subclusterSize);
+        long mask = (to == 31 ? 0xffff_ffffL : (1L << (to + 1)) - 1) & ~((1L << from) - 1);
+        return (bitmap & mask) == mask;
+    }
+
+    /** Writes the longest prefix that needs no metadata change; returns its length. */
+    private long writeInPlace(long offset, ByteBuffer src) throws IOException {
+        int len = src.remaining();
+        List<long[]> runs = new ArrayList<>();
+        long p = 0;
+        lookupLock.lock();
+        try {
+            while (p < len) {
+                long off = offset + p;
+                long inC = layout.offsetInCluster(off);
+                long n = Math.min(len - p, layout.clusterSize - inC);
+                if (inFlight.contains(off >>> layout.clusterBits)) {
+                    break;
+                }
+                TableCache.Table t = map.table(map.l1, off);
+                if (t == null) {
+                    break;
+                }
+                int idx = layout.l2Index(off);
+                long e = map.entry(t, idx);
+                if (!inPlace(e, map.bitmap(t, idx), inC, n)) {
+                    break;
+                }
+                long host = (e & Layout.OFFSET_MASK) + inC;
+                long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
+                if (last != null && last[0] + last[2] == host) {
+                    last[2] += n;
+                } else {
+                    runs.add(new long[] {host, p, n});
+                }
+                p += n;
+            }
+        } finally {
+            lookupLock.unlock();
+        }
+        int base = src.position();
+        for (long[] r : runs) {
+            file.write(r[0], src.slice(base + (int) r[1], (int) r[2]));
+        }
+        return p;
+    }
+
+    /**
+     * Writes whole clusters that hold no host cluster yet (unallocated or zero) into one run of
+     * new contiguous host clusters with a single data write. Returns the bytes written, 0 if the
+     * first two clusters do not qualify.
+     */
+    private long writeNewClusters(long off, ByteBuffer src) throws IOException {
+        int cs = layout.clusterSize;
+        long spanEnd = (off / layout.l2Span() + 1) * layout.l2Span();
+        int max = (int) Math.min(Math.min(src.remaining() / cs, (spanEnd - off) / cs), 256);
+        long first = off >>> layout.clusterBits;
+        int k = 0;
+        long host;
+        lock.lock();
+        try {
+            TableCache.Table t = map.table(map.l1, off);
+            while (k < max && !inFlight.contains(first + k)) {
+                if (t != null) {
+                    long e = map.entry(t, layout.l2Index(off + ((long) k << layout.clusterBits)));
+                    if ((e & Layout.COMPRESSED) != 0 || (e & Layout.OFFSET_MASK) != 0) {
+                        break;
+                    }
+                }
+                k++;
+            }
+            if (k < 2) {
+                return 0;
+            }
+            map.tableForWrite(off);
+            host = refcounts.allocate(k);
+            allocations += k;
+            for (int i = 0; i < k; i++) {
+                inFlight.add(first + i);
+            }
+        } finally {
+            lock.unlock();
+        }
+        boolean ok = false;
+        try {
+            file.write(host, src.slice(src.position(), k * cs));
+            ok = true;
+        } finally {
+            lock.lock();
+            try {
+                if (ok) {
+                    TableCache.Table t = map.tableForWrite(off);
+                    long bitmap = layout.extendedL2 ? 0xffff_ffffL : 0;
+                    for (int i = 0; i < k; i++) {
+                        map.set(t, layout.l2Index(off + ((long) i << layout.clusterBits)),
+                                (host + ((long) i << layout.clusterBits)) | Layout.COPIED, bitmap);
+                    }
+                } else {
+                    refcounts.free(host, k);
+                }
+            } finally {
+                for (int i = 0; i < k; i++) {
+                    inFlight.remove(first + i);
+                }
+                allocDone.signalAll();
+                lock.unlock();
+            }
+        }
+        lock.lock();
+        try {
+            maybeWriteBack();
+        } finally {
+            lock.unlock();
+        }
+        return (long) k * cs;
+    }
+
+    /**
+     * Writes part of one cluster that needs a metadata change: a new host cluster (unallocated,
+     * compressed, shared with a snapshot) or new subclusters, filling the rest of the cluster
+     * or subcluster from what it held before (copy-up from the backing file, old data, zeroes).
+     */
+    private void writeCluster(long off, ByteBuffer src) throws IOException {
+        long gc = off >>> layout.clusterBits;
+        long cStart = gc << layout.clusterBits;
+        int inC = (int) (off - cStart);
+        int n = src.remaining();
+        long e;
+        long bm;
+        long host;
+        boolean reuse;
+        boolean fresh;
+        lock.lock();
+        try {
+            while (inFlight.contains(gc)) {
+                allocDone.awaitUninterruptibly();
+            }
+            TableCache.Table t = map.tableForWrite(cStart);
+            int idx = layout.l2Index(cStart);
+            e = map.entry(t, idx);
+            bm = map.bitmap(t, idx);
+            if (inPlace(e, bm, inC, n)) {
+                host = (e & Layout.OFFSET_MASK) + inC;
+                lock.unlock();
+                try {
+                    file.write(host, src);
+                } finally {
+                    lock.lock();
+                }
+                return;
+            }
+            boolean compressed = (e & Layout.COMPRESSED) != 0;
+            long oldHost = compressed ? 0 : e & Layout.OFFSET_MASK;
+            reuse = !compressed && oldHost != 0
+                    && ((e & Layout.COPIED) != 0 || refcounts.get(oldHost >>> layout.clusterBits) == 1);
+            if (reuse) {
+                host = oldHost;
+                fresh = false;
+            } else {
+                host = refcounts.allocateData();
+                allocations++;
+                fresh = refcounts.lastWasFresh;
+            }
+            inFlight.add(gc);
+        } finally {
+            lock.unlock();
+        }
+        boolean ok = false;
+        long touched = 0;
+        try {
+            touched = fillAndWrite(cStart, inC, src, e, bm, host, reuse, fresh);
+            ok = true;
+        } finally {
+            lock.lock();
+            try {
+                if (ok) {
+                    TableCache.Table t = map.tableForWrite(cStart);
+                    int idx = layout.l2Index(cStart);
+                    long newBm = 0;
+                    if (layout.extendedL2) {
+                        long alloc = (e & Layout.COMPRESSED) != 0 ? 0xffff_ffffL : bm & 0xffff_ffffL;
+                        long zero = (e & Layout.COMPRESSED) != 0 ? 0 : bm >>> 32;
+                        alloc |= touched;
+                        zero &= ~alloc;
+                        newBm = alloc | (zero << 32);
+                    }
+                    map.set(t, idx, host | Layout.COPIED, newBm);
+                    if (!reuse) {
+                        map.freeTarget(e);
+                    }
+                } else if (!reuse) {
+                    refcounts.free(host);
+                }
+            } finally {
+                inFlight.remove(gc);
+                allocDone.signalAll();
+                lock.unlock();
+            }
+        }
+        lock.lock();
+        try {
+            maybeWriteBack();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Writes the new data and whatever of the old content the new host cluster needs. Returns
+     * the mask of subclusters the write touched (1 for a whole cluster without subclusters).
+     */
+    private long fillAndWrite(long cStart, int inC, ByteBuffer src, long e, long bm, long host, boolean reuse,
+                              boolean fresh) throws IOException {
+        int n = src.remaining();
+        int units = layout.extendedL2 ? Layout.SUBCLUSTERS : 1;
+        int unit = layout.subclusterSize;
+        boolean compressed = (e & Layout.COMPRESSED) != 0;
+        long oldHost = compressed ? 0 : e & Layout.OFFSET_MASK;
+        byte[] old = compressed ? decompress(e) : null;
+        long touchedMask = 0;
+        // byte ranges of the cluster to write, and the fills they need
+        boolean[] write = new boolean[units];
+        for (int u = 0; u < units; u++) {
+            int ua = u * unit;
+            int ub = ua + unit;
+            boolean touched = ua < inC + n && inC < ub;
+            int kind = unitKind(e, bm, u, compressed, oldHost);
+            if (touched) {
+                touchedMask |= 1L << u;
+            }
+            write[u] = touched || (!reuse && (kind == ClusterMap.DATA || kind == ClusterMap.COMPRESSED));
+        }
+        try (PooledBuffer pooled = BufferPool.acquire(layout.clusterSize)) {
+            ByteBuffer buf = pooled.buffer();
+            List<int[]> ranges = new ArrayList<>();
+            for (int u = 0; u < units; u++) {
+                if (!write[u]) {
+                    continue;
+                }
+                int ua = u * unit;
+                int ub = ua + unit;
+                int kind = unitKind(e, bm, u, compressed, oldHost);
+                int sa = Math.max(ua, inC);
+                int sb = Math.min(ub, inC + n);
+                boolean touched = sa < sb;
+                if (touched && reuse && kind == ClusterMap.DATA) {
+                    addRange(ranges, sa, sb);
+                    continue;
+                }
+                boolean zeroFill = kind == ClusterMap.ZERO || (kind == ClusterMap.UNALLOCATED
+                        && (backing == null || cStart + ua >= backing.size()));
+                if (fresh && zeroFill && touched) {
+                    addRange(ranges, sa, sb);
+                    continue;
+                }
+                // fill [ua, sa) and [sb, ub) (or the whole unit if untouched) from the old content
+                if (touched) {
+                    fillFrom(kind, cStart, ua, sa, oldHost, old, buf);
+                    fillFrom(kind, cStart, sb, ub, oldHost, old, buf);
+                } else {
+                    fillFrom(kind, cStart, ua, ub, oldHost, old, buf);
+                }
+                addRange(ranges, ua, ub);
+            }
+            if (ranges.size() == 1 && ranges.get(0)[0] == inC && ranges.get(0)[1] == inC + n) {
+                file.write(host + inC, src);
+                return touchedMask;
+            }
+            buf.clear();
+            buf.put(inC, src, src.position(), n);
+            for (int[] r : ranges) {
+                file.write(host + r[0], buf.duplicate().limit(r[1]).position(r[0]));
+            }
+        }
+        return touchedMask;
+    }
+
+    private static void addRange(List<int[]> ranges, int a, int b) {
+        int[] last = ranges.isEmpty() ? null : ranges.get(ranges.size() - 1);
+        if (last != null && last[1] == a) {
+            last[1] = b;
+        } else {
+            ranges.add(new int[] {a, b});
+        }
+    }
+
+    private int unitKind(long e, long bm, int u, boolean compressed, long oldHost) throws IOException {
+        if (compressed) {
+            return ClusterMap.COMPRESSED;
+        }
+        if (!layout.extendedL2) {
+            if ((e & Layout.ZERO) != 0) {
+                return ClusterMap.ZERO;
+            }
+            return oldHost != 0 ? ClusterMap.DATA : ClusterMap.UNALLOCATED;
+        }
+        return map.subclusterKind(bm, u, oldHost, 0);
+    }
+
+    private void fillFrom(int kind, long cStart, int a, int b, long oldHost, byte[] old, ByteBuffer buf)
+            throws IOException {
+        if (a >= b) {
+            return;
+        }
+        ByteBuffer part = buf.duplicate().limit(b).position(a);
+        switch (kind) {
+            case ClusterMap.DATA -> file.read(oldHost + a, part);
+            case ClusterMap.COMPRESSED -> part.put(old, a, b - a);
+            case ClusterMap.ZERO -> fillZeroes(part);
+            default -> readBacking(cStart + a, part);
+        }
+    }
+
+    // ---- zeroes and discard ----
+
+    @Override
+    protected void writeZeroes(long offset, long length, int flags) throws IOException {
+        gate.readLock().lock();
+        long ticket = guard.enter();
+        try {
+            beforeWrite();
+            boolean unmap = RequestFlags.has(flags, RequestFlags.MAY_UNMAP);
+            boolean noFallback = RequestFlags.has(flags, RequestFlags.NO_FALLBACK);
+            long end = offset + length;
+            long pos = offset;
+            while (pos < end) {
+                long inC = layout.offsetInCluster(pos);
+                long n = Math.min(end - pos, layout.clusterSize - inC);
+                long cStart = pos - inC;
+                if (n == layout.clusterSize) {
+                    long skip = zeroCluster(cStart, unmap, end);
+                    if (skip < 0) {
+                        zeroAsData(pos, n, noFallback);
+                    } else {
+                        n = Math.max(n, skip);
+                    }
+                } else if (layout.extendedL2) {
+                    int s = layout.subclusterSize;
+                    long firstFull = (inC + s - 1) / s;
+                    long lastFull = (inC + n) / s - 1;
+                    if (firstFull <= lastFull && zeroSubclusters(cStart, (int) firstFull, (int) lastFull)) {
+                        zeroAsData(pos, firstFull * s - inC, noFallback);
+                        zeroAsData(cStart + (lastFull + 1) * s, inC + n - (lastFull + 1) * s, noFallback);
+                    } else {
+                        zeroAsData(pos, n, noFallback);
+                    }
+                } else {
+                    zeroAsData(pos, n, noFallback);
+                }
+                pos += n;
+            }
+        } finally {
+            guard.exit(ticket);
+            gate.readLock().unlock();
+        }
+    }
+
+    /** Writes zeroes as data where they do not read as zero already. */
+    private void zeroAsData(long offset, long length, boolean noFallback) throws IOException {
+        if (length <= 0 || readsAsZero(offset, length)) {
+            return;
+        }
+        if (noFallback) {
+            throw new BlockIOException(Errno.ENOTSUP, describe + ": no efficient write-zeroes for part of a cluster");
+        }
+        long done = 0;
+        while (done < length) {
+            int c = (int) Math.min(length - done, 1 << 20);
+            ByteBuffer z = BufferPool.zeroes(c);
+            long pos = 0;
+            while (pos < c) {
+                long off = offset + done + pos;
+                pos += writeInPlace(off, z.slice((int) pos, c - (int) pos));
+                if (pos < c) {
+                    off = offset + done + pos;
+                    int k = (int) Math.min(c - pos, layout.clusterSize - layout.offsetInCluster(off));
+                    writeCluster(off, z.slice((int) pos, k));
+                    pos += k;
+                }
+            }
+            done += c;
+        }
+    }
+
+    private boolean readsAsZero(long offset, long length) throws IOException {
+        lookupLock.lock();
+        try {
+            long p = 0;
+            while (p < length) {
+                ClusterMap.Extent e = map.lookup(map.l1, offset + p, length - p);
+                boolean zero = e.kind() == ClusterMap.ZERO || (e.kind() == ClusterMap.UNALLOCATED
+                        && (backing == null || offset + p >= backing.size()));
+                if (!zero) {
+                    return false;
+                }
+                p += e.length();
+            }
+            return true;
+        } finally {
+            lookupLock.unlock();
+        }
+    }
+
+    /**
+     * Makes one whole cluster read as zeroes through metadata. Returns -1 if that needs data
+     * (version 2 over a backing file), or the bytes from cStart known to be zero already
+     * (a whole L2 span without a table), at least one cluster.
+     */
+    private long zeroCluster(long cStart, boolean unmap, long end) throws IOException {
+        long gc = cStart >>> layout.clusterBits;
+        lock.lock();
+        try {
+            while (inFlight.contains(gc)) {
+                allocDone.awaitUninterruptibly();
+            }
+            TableCache.Table t = map.table(map.l1, cStart);
+            if (t == null && (backing == null || cStart >= backing.size())) {
+                long spanEnd = (cStart / layout.l2Span() + 1) * layout.l2Span();
+                return Math.max(layout.clusterSize, (Math.min(spanEnd, end) - cStart) & -(long) layout.clusterSize);
+            }
+            boolean v3 = header.version >= 3;
+            if (!v3 && backing != null) {
+                return -1;
+            }
+            long e = t == null ? 0 : map.entry(t, layout.l2Index(cStart));
+            long bm = t == null ? 0 : map.bitmap(t, layout.l2Index(cStart));
+            long host = (e & Layout.COMPRESSED) != 0 ? 0 : e & Layout.OFFSET_MASK;
+            boolean keep = !unmap && (e & Layout.COPIED) != 0 && host != 0;
+            long newE;
+            long newBm = 0;
+            if (!v3) {
+                if (e == 0) {
+                    return layout.clusterSize;
+                }
+                newE = 0;
+                keep = false;
+            } else if (layout.extendedL2) {
+                newE = keep ? host | Layout.COPIED : 0;
+                newBm = 0xffff_ffffL << 32;
+            } else {
+                newE = keep ? host | Layout.COPIED | Layout.ZERO : Layout.ZERO;
+            }
+            if (newE == e && newBm == bm) {
+                return layout.clusterSize;
+            }
+            t = map.tableForWrite(cStart);
+            e = map.entry(t, layout.l2Index(cStart));
+            map.set(t, layout.l2Index(cStart), newE, newBm);
+            if (!keep) {
+                map.freeTarget(e);
+            }
+            maybeWriteBack();
+            return layout.clusterSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Marks whole subclusters [from, to] of a cluster as zero; false if the cluster is compressed. */
+    private boolean zeroSubclusters(long cStart, int from, int to) throws IOException {
+        long gc = cStart >>> layout.clusterBits;
+        lock.lock();
+        try {
+            while (inFlight.contains(gc)) {
+                allocDone.awaitUninterruptibly();
+            }
+            TableCache.Table t = map.table(map.l1, cStart);
+            if (t == null && backing == null) {
+                return true;
+            }
+            t = map.tableForWrite(cStart);
+            int idx = layout.l2Index(cStart);
+            long e = map.entry(t, idx);
+            if ((e & Layout.COMPRESSED) != 0) {
+                return false;
+            }
+            long bm = map.bitmap(t, idx);
+            long mask = (to == 31 ? 0xffff_ffffL : (1L << (to + 1)) - 1) & ~((1L << from) - 1);
+            long alloc = bm & 0xffff_ffffL & ~mask;
+            long zero = (bm >>> 32) | mask;
+            map.set(t, idx, e, alloc | (zero << 32));
+            maybeWriteBack();
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    protected void discard(long offset, long length) throws IOException {
+        gate.readLock().lock();
+        long ticket = guard.enter();
+        try {
+            beforeWrite();
+            long pos = (offset + layout.clusterSize - 1) & -(long) layout.clusterSize;
+            long end = (offset + length) & -(long) layout.clusterSize;
+            while (pos < end) {
+                pos += discardCluster(pos, end);
+            }
+        } finally {
+            guard.exit(ticket);
+            gate.readLock().unlock();
+        }
+    }
+
+    private long discardCluster(long cStart, long end) throws IOException {
+        long gc = cStart >>> layout.clusterBits;
+        lock.lock();
+        try {
+            while (inFlight.contains(gc)) {
+                allocDone.awaitUninterruptibly();
+            }
+            TableCache.Table t = map.table(map.l1, cStart);
+            if (t == null) {
+                long spanEnd = (cStart / layout.l2Span() + 1) * layout.l2Span();
+                return Math.max(layout.clusterSize, (Math.min(spanEnd, end) - cStart) & -(long) layout.clusterSize);
+            }
+            int idx = layout.l2Index(cStart);
+            long e = map.entry(t, idx);
+            long bm = map.bitmap(t, idx);
+            boolean zeroFlag = header.version >= 3 && backing != null;
+            long newE = zeroFlag && !layout.extendedL2 ? Layout.ZERO : 0;
+            long newBm = zeroFlag && layout.extendedL2 ? 0xffff_ffffL << 32 : 0;
+            if (e == newE && bm == newBm) {
+                return layout.clusterSize;
+            }
+            t = map.tableForWrite(cStart);
+            e = map.entry(t, idx);
+            map.set(t, idx, newE, newBm);
+            map.freeTarget(e);
+            maybeWriteBack();
+            return layout.clusterSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- metadata write-back ----
+
+    /** Under the lock: the first write repairs a dirty image, clears autoclear bits, marks lazy images dirty. */
+    private void beforeWrite() throws IOException {
+        if (written) {
+            return;
+        }
+        lock.lock();
+        try {
+            if (written) {
+                return;
+            }
+            if (repairOnFirstWrite) {
+                Qcow2Check.repairRefcounts(this);
+                header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
+                writeIncompatible();
+            }
+            if (header.autoclear != 0) {
+                header.autoclear = 0;
+                file.write(Qcow2Header.OFF_AUTOCLEAR, ByteBuffer.allocate(8));
+                file.flush();
+            }
+            if (header.lazyRefcounts() && !header.isDirty()) {
+                header.incompatible |= Qcow2Header.INCOMPAT_DIRTY;
+                writeIncompatible();
+                dirtySetByUs = true;
+            }
+            written = true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    void writeIncompatible() throws IOException {
+        if (header.version < 3) {
+            return;
+        }
+        file.write(Qcow2Header.OFF_INCOMPATIBLE, ByteBuffer.allocate(8).putLong(0, header.incompatible));
+        file.flush();
+    }
+
+    private void maybeWriteBack() throws IOException {
+        if (l2cache.tooManyDirty() || refcache.tooManyDirty()) {
+            flushMetadata();
+        }
+    }
+
+    /** Data, then L2 tables, then refcount decreases: each step durable before the next. */
+    void flushMetadata() throws IOException {
+        if (l2cache.hasDirty()) {
+            file.flush();
+            l2cache.writeBack();
+        }
+        if (refcounts.hasDirtyBlocks()) {
+            file.flush();
+            refcounts.writeBlocks();
+        }
+        refcounts.punchFreed();
+    }
+
+    private void writeMappingTables() throws IOException {
+        file.flush();
+        l2cache.writeBack();
+        file.flush();
+    }
+
+    @Override
+    protected void flush() throws IOException {
+        if (!written) {
+            return;
+        }
+        lock.lock();
+        try {
+            flushMetadata();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    protected void close() throws IOException {
+        if (isReadOnly() || !written) {
+            return;
+        }
+        gate.writeLock().lock();
+        lock.lock();
+        try {
+            refcounts.releaseReserved();
+            flushMetadata();
+            file.flush();
+            if (dirtySetByUs) {
+                header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
+                writeIncompatible();
+                dirtySetByUs = false;
+            }
+        } finally {
+            lock.unlock();
+            gate.writeLock().unlock();
+        }
+    }
+
+    // ---- snapshots ----
+
+    @Override
+    public List<Snapshot> listSnapshots() {
+        return snapshots.list();
+    }
+
+    @Override
+    public Snapshot createSnapshot(String name) throws IOException {
+        checkWritable();
+        beforeWrite();
+        return snapshots.create(name);
+    }
+
+    @Override
+    public void deleteSnapshot(String idOrName) throws IOException {
+        checkWritable();
+        beforeWrite();
+        snapshots.delete(idOrName);
+    }
+
+    @Override
+    public void revertToSnapshot(String idOrName) throws IOException {
+        checkWritable();
+        beforeWrite();
+        snapshots.revert(idOrName);
+    }
+
+    @Override
+    public SnapshotReader openSnapshot(String idOrName) throws IOException {
+        return snapshots.open(idOrName);
+    }
+
+    private void checkWritable() throws BlockIOException {
+        if (isReadOnly()) {
+            throw new BlockIOException(Errno.EROFS, describe + ": the image is open read-only");
+        }
+    }
+
+    /** Writes and flushes the whole header field range [from, from+b.remaining()). */
+    void writeHeader(int at, ByteBuffer b) throws IOException {
+        file.write(at, b);
+        file.flush();
+    }
+}

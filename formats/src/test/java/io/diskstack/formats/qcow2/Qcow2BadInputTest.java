@@ -1,0 +1,184 @@
+package io.diskstack.formats.qcow2;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.testing.TestGraphs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Broken images and backing chains: one-line errors that name the file and the problem. */
+class Qcow2BadInputTest {
+    @TempDir
+    Path dir;
+
+    private String openError(Path img) throws IOException {
+        byte[] before = Files.readAllBytes(img);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            ConfigException e = assertThrows(ConfigException.class, () -> g.open(Images.node("q0", img)));
+            assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
+            assertTrue(e.getMessage().contains("'" + img + "'") || e.getMessage().contains(img.getFileName().toString()),
+                    "names the file: " + e.getMessage());
+            assertArrayEquals(before, Files.readAllBytes(img), "a failed open leaves the file unchanged");
+            return e.getMessage();
+        }
+    }
+
+    private static void patch(Path img, long at, ByteBuffer value) throws IOException {
+        try (FileChannel ch = FileChannel.open(img, StandardOpenOption.WRITE)) {
+            ch.write(value, at);
+        }
+    }
+
+    private Path image() throws IOException {
+        Path img = dir.resolve("a.qcow2");
+        Images.create(img, 8 << 20);
+        return img;
+    }
+
+    @Test
+    void truncatedAndForeignFiles() throws IOException {
+        Path img = image();
+        try (FileChannel ch = FileChannel.open(img, StandardOpenOption.WRITE)) {
+            ch.truncate(50);
+        }
+        assertTrue(openError(img).contains("too short"));
+        Files.write(img, new byte[4096]);
+        assertTrue(openError(img).contains("not a qcow2 image"));
+    }
+
+    @Test
+    void absurdFields() throws IOException {
+        Path img = image();
+        patch(img, 36, ByteBuffer.allocate(4).putInt(0, 0x7fffffff));
+        assertTrue(openError(img).contains("L1 table of 2147483647 entries"), openError(img));
+        img = image2();
+        patch(img, 40, ByteBuffer.allocate(8).putLong(0, 1L << 40));
+        assertTrue(openError(img).contains("past the end of the file"), openError(img));
+        img = image2();
+        patch(img, 48, ByteBuffer.allocate(8).putLong(0, 0));
+        assertTrue(openError(img).contains("overlaps the header"), openError(img));
+        img = image2();
+        patch(img, 56, ByteBuffer.allocate(4).putInt(0, 1 << 30));
+        assertTrue(openError(img).contains("refcount table of 1073741824 clusters"), openError(img));
+        img = image2();
+        patch(img, 24, ByteBuffer.allocate(8).putLong(0, Long.MAX_VALUE));
+        assertTrue(openError(img).contains("virtual size"), openError(img));
+        img = image2();
+        patch(img, 20, ByteBuffer.allocate(4).putInt(0, 40));
+        assertTrue(openError(img).contains("cluster_bits 40"), openError(img));
+        img = image2();
+        patch(img, 72, ByteBuffer.allocate(8).putLong(0, 1L << 20));
+        assertTrue(openError(img).contains("unknown incompatible features bit 20"), openError(img));
+        img = image2();
+        patch(img, 72, ByteBuffer.allocate(8).putLong(0, 1L << 2));
+        assertTrue(openError(img).contains("external data file"), openError(img));
+        img = image2();
+        patch(img, 60, ByteBuffer.allocate(12).putInt(0, 5).putLong(4, 1L << 35));
+        assertTrue(openError(img).contains("snapshot table"), openError(img));
+    }
+
+    private Path image2() throws IOException {
+        Path img = dir.resolve("b" + System.nanoTime() + ".qcow2");
+        Images.create(img, 8 << 20);
+        return img;
+    }
+
+    @Test
+    void backingLoopsAreFound() throws IOException {
+        Qemu.require();
+        Path a = dir.resolve("a.qcow2");
+        Path b = dir.resolve("b.qcow2");
+        Qemu.img("create", "-f", "qcow2", b.toString(), "4M");
+        Qemu.img("create", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", a.toString());
+        Qemu.img("rebase", "-u", "-b", "a.qcow2", "-F", "qcow2", b.toString());
+        String msg = openError(a);
+        assertTrue(msg.contains("loops") && msg.contains("a.qcow2 → b.qcow2 → a.qcow2"), msg);
+        Qemu.img("rebase", "-u", "-b", "a.qcow2", "-F", "qcow2", a.toString());
+        assertTrue(openError(a).contains("loops"));
+        // a failed open leaves nothing behind: a good chain opens on the same thread afterwards
+        Path base = dir.resolve("base.qcow2");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-f", "qcow2", base.toString(), "4M");
+        Qemu.img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top.toString());
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", top));
+        }
+    }
+
+    @Test
+    void missingAndUnopenableBackingFiles() throws IOException {
+        Qemu.require();
+        Path base = dir.resolve("base.qcow2");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-f", "qcow2", base.toString(), "4M");
+        Qemu.img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top.toString());
+        Files.delete(base);
+        String msg = openError(top);
+        assertTrue(msg.contains("needs backing file 'base.qcow2'") && msg.contains("does not exist"), msg);
+        Qemu.img("rebase", "-u", "-b", "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"x\"}}",
+                "-F", "qcow2", top.toString());
+        msg = openError(top);
+        assertTrue(msg.contains("'json:' prefix"), msg);
+        Qemu.img("rebase", "-u", "-b", "nbd://localhost:10809/disk", "-F", "raw", top.toString());
+        assertTrue(openError(top).contains("'nbd:' prefix"));
+        // "backing": null in the config opens the image on its own
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            Map<String, Object> o = Images.node("q0", top);
+            o.put("backing", "");
+            g.open(o);
+        }
+    }
+
+    @Test
+    void refcountOverflowIsRefusedCleanly() throws IOException {
+        Qemu.require();
+        Path img = dir.resolve("r.qcow2");
+        Images.create(img, 4 << 20, "refcount_bits", "1");
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            d.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(1, 1 << 20)), 0);
+            BlockIOException e = assertThrows(BlockIOException.class,
+                    () -> ((InternalSnapshots) g.node("q0")).createSnapshot("s"));
+            assertTrue(e.getMessage().contains("refcount overflow") && e.getMessage().contains(img.toString()),
+                    e.getMessage());
+            d.write(4096, ByteBuffer.wrap(TestGraphs.randomBytes(2, 4096)), 0);
+        }
+        Qemu.checkClean(img);
+    }
+
+    @Test
+    void corruptTablesGiveIoErrorsNotCrashes() throws IOException {
+        Path img = image();
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            d.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(1, 8192)), 0);
+        }
+        // point L1 entry 0 at an unaligned offset
+        ByteBuffer h = ByteBuffer.wrap(Files.readAllBytes(img));
+        long l1 = h.getLong(40);
+        patch(img, l1, ByteBuffer.allocate(8).putLong(0, (1L << 63) | 0x10200));
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            BlockIOException e = assertThrows(BlockIOException.class, () -> d.read(0, ByteBuffer.allocate(512)));
+            assertTrue(e.getMessage().contains("corrupt image") && e.getMessage().contains("L1 entry 0"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package io.diskstack.formats.qcow2;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.testing.TestGraphs;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+
+/** Images that outgrow their refcount table and blocks (small clusters, wide refcounts). */
+class Qcow2GrowthTest {
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void tools() {
+        Qemu.require();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"64", "1", "16"})
+    void theRefcountTableGrowsAsTheImageDoes(String bits) throws Exception {
+        Path img = dir.resolve("g" + bits + ".qcow2");
+        int size = 12 << 20;
+        Images.create(img, size, "cluster_size", "512", "refcount_bits", bits);
+        byte[] model = new byte[size];
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            java.util.Random r = new java.util.Random(Integer.parseInt(bits));
+            for (int off = 0; off < size; off += 256 << 10) {
+                byte[] data = TestGraphs.randomBytes(off, 256 << 10);
+                if (r.nextInt(4) == 0) {
+                    continue;
+                }
+                d.write(off, ByteBuffer.wrap(data), 0);
+                System.arraycopy(data, 0, model, off, data.length);
+            }
+            if (!bits.equals("1")) {
+                ((InternalSnapshots) g.node("q0")).createSnapshot("s");
+                d.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(9, 1 << 20)), 0);
+                System.arraycopy(TestGraphs.randomBytes(9, 1 << 20), 0, model, 0, 1 << 20);
+            }
+        }
+        Qemu.checkClean(img);
+        assertArrayEquals(model, Qemu.raw(img));
+        assertTrue(Qcow2Check.check(img, false).isClean());
+    }
+
+    @Test
+    void readOnlyNodesRefuseSnapshots() throws Exception {
+        Path img = dir.resolve("ro.qcow2");
+        Images.create(img, 1 << 20);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            Map<String, Object> o = Images.node("q0", img);
+            o.put("read-only", true);
+            g.open(o);
+            InternalSnapshots s = (InternalSnapshots) g.node("q0");
+            BlockIOException e = assertThrows(BlockIOException.class, () -> s.createSnapshot("x"));
+            assertTrue(e.getMessage().contains("read-only"), e.getMessage());
+        }
+    }
+}
