@@ -14,14 +14,15 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The seed's stack from one config, {@code throttle → quorum → 3 × FORMAT → 3 × file}, with a
- * real file system on it: mkfs.ext4, files, e2fsck; then the three images hold the same bytes.
+ * real file system on it: mkfs.ext4, files, e2fsck; then the three images hold the same bytes
+ * (and qcow2 images check clean).
  */
 class SeedStackTest {
     @TempDir
     Path dir;
 
     @ParameterizedTest
-    @ValueSource(strings = {"raw"})
+    @ValueSource(strings = {"raw", "qcow2"})
     void ext4OnThrottledQuorumChecksClean(String format) throws Exception {
         Shell.requireTool("mkfs.ext4");
         Shell.requireTool("losetup");
@@ -68,6 +69,11 @@ class SeedStackTest {
             assertEquals(0, d.stop());
         }
         String[] images = {"c0." + format, "c1." + format, "c2." + format};
+        if (format.equals("qcow2")) {
+            for (String image : images) {
+                Shell.run("qemu-img", "check", "-q", dir.resolve(image).toString()).ok();
+            }
+        }
         Shell.run("qemu-img", "compare", "-q", "-f", format, "-F", format, dir.resolve(images[0]).toString(),
                 dir.resolve(images[1]).toString()).ok();
         Shell.run("qemu-img", "compare", "-q", "-f", format, "-F", format, dir.resolve(images[0]).toString(),
