@@ -109,12 +109,15 @@ final class FuseMount {
         stop.await();
         if (finished.getCount() > 0) {
             unmount();
-            if (!finished.await(10, TimeUnit.SECONDS)) {
-                LOG.warning("files in " + mountpoint + " are still open; closing the disks under them");
-            }
         }
+        // Requests in flight finish (a throttle lets the ones it holds go); new ones wait until
+        // the process exits, when the kernel fails them. Clients that keep a disk open (a VM)
+        // are not waited for: what they had flushed is safe, as on a power cut.
         for (BlockBackend b : stack.backends()) {
             b.drain();
+        }
+        if (!finished.await(200, TimeUnit.MILLISECONDS)) {
+            LOG.warning("files in " + mountpoint + " are still open; closing the disks under them");
         }
         boolean clean = stack.closeAndReport();
         LOG.info(() -> "closed " + (clean ? "cleanly" : "with errors"));
