@@ -43,7 +43,7 @@ class QemuSystemTest {
                                 + ",format=raw,if=none,id=d0,cache=" + cache + " < " + input)).ok().stdout();
                 assertTrue(out.contains("read 262144/262144 bytes at offset 1048576"), cache + ": " + out);
                 assertFalse(out.contains("Pattern verification failed"), cache + ": " + out);
-                String image = Shell.run("qemu-io", "-f", "raw", "-c", "read -P " + pattern + " 1M 256k",
+                String image = Shell.run("qemu-io", "-r", "-U", "-f", "raw", "-c", "read -P " + pattern + " 1M 256k",
                         dir.resolve("disk0.img").toString()).ok().stdout();
                 assertFalse(image.contains("Pattern verification failed"), "image file: " + image);
             }

@@ -20,7 +20,8 @@ import java.util.List;
 
 /**
  * The {@code file} protocol: {@code filename}, {@code cache.direct} (O_DIRECT where the file
- * system allows it) and {@code aio=threads}, as in QEMU.
+ * system allows it), {@code locking} (QEMU's image locking: auto, on, off) and
+ * {@code aio=threads}, as in QEMU.
  */
 public final class FileDriver implements BlockDriver {
     @Override
@@ -38,6 +39,7 @@ public final class FileDriver implements BlockDriver {
         NodeOptions o = ctx.options();
         Path path = ctx.resolvePath(o.requireString("filename"));
         boolean direct = o.optBool("cache.direct", false);
+        ImageLock.Locking locking = o.optEnum("locking", ImageLock.Locking.class, ImageLock.Locking.AUTO);
         String aio = o.optString("aio", "threads");
         if (!aio.equals("threads")) {
             throw o.error("aio", "value '" + aio + "' is not supported (diskstack always uses threads)");
@@ -70,6 +72,12 @@ public final class FileDriver implements BlockDriver {
         try {
             int alignment = direct ? directAlignment(path) : 1;
             NativeFile nativeFile = NativeFile.open(path, !ctx.readOnly());
+            try {
+                ImageLock.acquire(nativeFile, path, !ctx.readOnly(), locking, o);
+            } catch (IOException | RuntimeException e) {
+                nativeFile.close();
+                throw e;
+            }
             return new FileNode(ctx, path, channel, nativeFile, direct, alignment);
         } catch (IOException | RuntimeException e) {
             channel.close();

@@ -3,6 +3,8 @@ package io.diskstack.formats.file;
 import java.io.IOException;
 import java.nio.file.Path;
 import jnr.ffi.LibraryLoader;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
 import jnr.ffi.Runtime;
 
 /**
@@ -33,6 +35,9 @@ final class NativeFile implements AutoCloseable {
         long lseek(int fd, long offset, int whence);
 
         int ftruncate(int fd, long length);
+
+        /** fcntl with a {@code struct flock *} argument. */
+        int fcntl(int fd, int cmd, Pointer flock);
     }
 
     private static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
@@ -75,6 +80,44 @@ final class NativeFile implements AutoCloseable {
         if (LIBC.ftruncate(fd, length) != 0) {
             throw new IOException(path + ": ftruncate: " + describe(RUNTIME.getLastError()));
         }
+    }
+
+    private static final int F_OFD_GETLK = 36;
+    private static final int F_OFD_SETLK = 37;
+    static final short F_RDLCK = 0;
+    static final short F_WRLCK = 1;
+    static final short F_UNLCK = 2;
+
+    /**
+     * An open-file-description lock on one byte (F_OFD_SETLK): {@link #F_RDLCK} or
+     * {@link #F_UNLCK}. Returns 0 or the errno.
+     */
+    int lockByte(short type, long offset) {
+        Pointer flock = flock(type, offset);
+        return LIBC.fcntl(fd, F_OFD_SETLK, flock) == 0 ? 0 : RUNTIME.getLastError();
+    }
+
+    /**
+     * Whether another open file description holds a lock on the byte that would conflict with
+     * an exclusive lock (F_OFD_GETLK): true if one does. Throws with the errno if the test fails.
+     */
+    boolean byteLockedByOthers(long offset) throws IOException {
+        Pointer flock = flock(F_WRLCK, offset);
+        if (LIBC.fcntl(fd, F_OFD_GETLK, flock) != 0) {
+            throw new IOException(path + ": F_OFD_GETLK: " + describe(RUNTIME.getLastError()));
+        }
+        return flock.getShort(0) != F_UNLCK;
+    }
+
+    /** struct flock (LP64): short l_type, l_whence; off_t l_start, l_len; pid_t l_pid. */
+    private static Pointer flock(short type, long offset) {
+        Pointer p = Memory.allocateDirect(RUNTIME, 32, true);
+        p.putShort(0, type);
+        p.putShort(2, (short) 0);
+        p.putLong(8, offset);
+        p.putLong(16, 1);
+        p.putInt(24, 0);
+        return p;
     }
 
     static String describe(int errno) {

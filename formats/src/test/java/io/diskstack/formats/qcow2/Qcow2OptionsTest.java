@@ -42,18 +42,21 @@ class Qcow2OptionsTest {
     void backingFromTheHeaderAsANodeOrNone() throws Exception {
         Path top = chain();
         byte[] base = Files.readAllBytes(dir.resolve("base.img"));
+        // One graph per case: image locking allows one writable user of top.qcow2 at a time.
         try (BlockGraph g = TestGraphs.newGraph(dir)) {
             g.open(Images.node("implicit", top));
             assertArrayEquals(base, readAll(g, "implicit"));
             assertEquals("backing", g.node("implicit").children().get(1).name());
             assertTrue(g.node("implicit").children().get(1).node().isReadOnly(), "backing opened read-only");
-
+        }
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
             Map<String, Object> json = new HashMap<>(Map.of("driver", "qcow2", "node-name", "none",
                     "file", Map.of("driver", "file", "filename", top.toString())));
             json.put("backing", null);
             g.open(OptionTree.flatten(json));
             assertArrayEquals(new byte[1 << 20], readAll(g, "none"), "backing: null means no backing file");
-
+        }
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
             g.open(TestGraphs.opts("driver", "raw", "node-name", "other",
                     "file", Map.of("driver", "file", "filename", "base.img")));
             Map<String, Object> named = Images.node("named", top);

@@ -1,0 +1,92 @@
+package io.diskstack.fuse;
+
+import static io.diskstack.fuse.testing.Shell.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.fuse.testing.MountedDaemon;
+import io.diskstack.fuse.testing.Shell;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * QEMU's image locking, both ways: QEMU's tools refuse an image we have mounted writable, we
+ * refuse an image QEMU has open for writing, and read-only users (a shared backing file) get
+ * along.
+ */
+class ImageLockingTest {
+    @TempDir
+    Path dir;
+
+    private Path config(String name, String image, boolean writable) throws Exception {
+        Path c = dir.resolve(name);
+        Files.writeString(c, """
+                {"blockdev": [{"driver": "qcow2", "node-name": "q0", "read-only": %s,
+                               "file": {"driver": "file", "filename": "%s"}}],
+                 "exports": [{"id": "disk0", "node-name": "q0", "writable": %s}]}
+                """.formatted(!writable, image, writable));
+        return c;
+    }
+
+    @Test
+    void qemuToolsRefuseAnImageWeHaveMounted() throws Exception {
+        Shell.requireTool("qemu-img");
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("a.qcow2").toString(), "16M").ok();
+        try (MountedDaemon d = MountedDaemon.mount(config("c.json", "a.qcow2", true), dir.resolve("mnt"))) {
+            Shell.Result info = run("qemu-img", "info", dir.resolve("a.qcow2").toString());
+            assertNotEquals(0, info.exitCode(), info.stdout());
+            assertTrue(info.stderr().contains("Failed to get shared \"write\" lock"), info.stderr());
+            run("qemu-img", "info", "-U", dir.resolve("a.qcow2").toString()).ok();
+            Shell.Result write = run("qemu-io", "-c", "write 0 4k", dir.resolve("a.qcow2").toString());
+            assertTrue(write.stderr().contains("lock"), "qemu-io must not write a mounted image: " + write.stderr());
+            Shell.Result check = MountedDaemon.runToCompletion(List.of("check", dir.resolve("a.qcow2").toString()), Map.of());
+            assertEquals(2, check.exitCode(), check.stderr());
+            assertTrue(check.stderr().contains("is in use"), check.stderr());
+        }
+        run("qemu-img", "check", dir.resolve("a.qcow2").toString()).ok();
+    }
+
+    @Test
+    void weRefuseAnImageQemuHasOpenForWriting() throws Exception {
+        Shell.requireTool("qemu-storage-daemon");
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("b.qcow2").toString(), "16M").ok();
+        Process qsd = new ProcessBuilder("qemu-storage-daemon", "--blockdev",
+                "driver=file,node-name=f,filename=" + dir.resolve("b.qcow2"), "--blockdev", "driver=qcow2,node-name=q,file=f")
+                .redirectErrorStream(true).start();
+        try {
+            Shell.Result mount = null;
+            for (int i = 0; i < 50; i++) {
+                mount = MountedDaemon.runToCompletion(List.of("mount", config("c.json", "b.qcow2", true).toString(),
+                        dir.resolve("mnt").toString()), Map.of());
+                if (mount.exitCode() == 2) {
+                    break;
+                }
+                Thread.sleep(100);
+            }
+            assertEquals(2, mount.exitCode(), mount.stderr());
+            assertTrue(mount.stderr().contains("blockdev '#q0.file' (file): 'filename' '" + dir.resolve("b.qcow2")
+                    + "' is in use"), mount.stderr());
+            assertEquals(1, mount.stderr().lines().count(), mount.stderr());
+        } finally {
+            qsd.destroy();
+            qsd.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void readOnlyUsersShareAnImage() throws Exception {
+        Shell.requireTool("qemu-img");
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("base.qcow2").toString(), "16M").ok();
+        try (MountedDaemon one = MountedDaemon.mount(config("one.json", "base.qcow2", false), dir.resolve("m1"));
+             MountedDaemon two = MountedDaemon.mount(config("two.json", "base.qcow2", false), dir.resolve("m2"))) {
+            run("qemu-img", "info", dir.resolve("base.qcow2").toString()).ok();
+            assertTrue(Files.size(one.disk("disk0")) == Files.size(two.disk("disk0")));
+        }
+    }
+}
