@@ -3,7 +3,7 @@ package io.diskstack.fuse;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.diskstack.fuse.testing.Shell;
+import io.diskstack.core.testing.Shell;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.ByteBuffer;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.fuse.testing.MountedDaemon;
-import io.diskstack.fuse.testing.Shell;
+import io.diskstack.core.testing.Shell;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,11 +1,11 @@
 package io.diskstack.fuse;
 
-import static io.diskstack.fuse.testing.Shell.sh;
+import static io.diskstack.core.testing.Shell.sh;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.fuse.testing.MountedDaemon;
-import io.diskstack.fuse.testing.Shell;
+import io.diskstack.core.testing.Shell;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

@@ -1,12 +1,12 @@
 package io.diskstack.fuse;
 
-import static io.diskstack.fuse.testing.Shell.run;
+import static io.diskstack.core.testing.Shell.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.fuse.testing.MountedDaemon;
-import io.diskstack.fuse.testing.Shell;
+import io.diskstack.core.testing.Shell;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;

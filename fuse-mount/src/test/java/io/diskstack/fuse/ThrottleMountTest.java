@@ -1,6 +1,6 @@
 package io.diskstack.fuse;
 
-import static io.diskstack.fuse.testing.Shell.sh;
+import static io.diskstack.core.testing.Shell.sh;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -22,7 +22,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
@@ -48,13 +47,9 @@ class CopyOnReadQcow2Test {
         return out;
     }
 
-    private static void requireQemuImg() throws Exception {
-        boolean present = new ProcessBuilder("bash", "-c", "command -v qemu-img && command -v qemu-io").start()
-                .waitFor() == 0;
-        if (!present && "true".equals(System.getenv("CI"))) {
-            throw new AssertionError("qemu-img/qemu-io are missing — CI must have them");
-        }
-        Assumptions.assumeTrue(present, "qemu-img is not installed");
+    private static void requireQemuImg() {
+        io.diskstack.core.testing.Shell.requireTool("qemu-img");
+        io.diskstack.core.testing.Shell.requireTool("qemu-io");
     }
 
     @ParameterizedTest

@@ -5,11 +5,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 
 /**
  * Runs qemu-img, qemu-io and cryptsetup. A missing tool skips the test, except under CI=true,
@@ -19,22 +17,7 @@ final class ExternalTools {
     private ExternalTools() {}
 
     static void require(String tool) {
-        boolean found = false;
-        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
-            if (Files.isExecutable(Path.of(dir, tool))) {
-                found = true;
-                break;
-            }
-        }
-        for (String dir : new String[] {"/usr/sbin", "/sbin"}) {
-            found |= Files.isExecutable(Path.of(dir, tool));
-        }
-        if (!found) {
-            if ("true".equals(System.getenv("CI"))) {
-                fail(tool + " is missing, and CI=true requires it");
-            }
-            Assumptions.abort(tool + " is not installed");
-        }
+        io.diskstack.core.testing.Shell.requireTool(tool);
     }
 
     record Result(int exit, String output) {}

@@ -1,4 +1,4 @@
-package io.diskstack.fuse.testing;
+package io.diskstack.core.testing;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -12,7 +12,10 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 
-/** Runs real tools (dd, cmp, qemu-img, fio …) for tests, with a timeout and captured output. */
+/**
+ * Runs real tools (dd, cmp, qemu-img, cryptsetup, fio …) for tests, with a timeout and captured
+ * output, and checks that they are installed: every module's tests use this one helper.
+ */
 public final class Shell {
     private Shell() {}
 
@@ -39,6 +42,7 @@ public final class Shell {
             Path err = Files.createTempFile("shell-err", ".txt");
             try {
                 ProcessBuilder pb = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
+                pb.environment().put("PATH", searchPath());
                 if (workDir != null) {
                     pb.directory(workDir.toFile());
                 }
@@ -67,8 +71,16 @@ public final class Shell {
      * everything the tests need); elsewhere the test is skipped with the reason.
      */
     public static void requireTool(String tool) {
-        boolean present = run("bash", "-c", "command -v " + tool).exitCode() == 0;
+        boolean present = false;
+        for (String dir : searchPath().split(":")) {
+            present |= !dir.isEmpty() && Files.isExecutable(Path.of(dir, tool));
+        }
         requirePresent(present, tool + " is not installed (scripts/test installs it)");
+    }
+
+    /** The PATH with the sbin folders, where cryptsetup, losetup and mkfs live. */
+    private static String searchPath() {
+        return System.getenv().getOrDefault("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin";
     }
 
     /** Makes sure /dev/fuse and fusermount exist, like {@link #requireTool}. */
