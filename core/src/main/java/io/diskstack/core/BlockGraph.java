@@ -69,21 +69,21 @@ public final class BlockGraph implements AutoCloseable {
      * Each entry is a flat option map with a {@code node-name}.
      */
     public synchronized void openAll(List<Map<String, Object>> blockdevs) throws IOException {
-        int index = 0;
-        for (Map<String, Object> flat : blockdevs) {
-            Object name = flat.get("node-name");
-            if (!(name instanceof String s)) {
-                throw new ConfigException("blockdev #" + index + (flat.get("driver") instanceof String d
-                        ? " (" + d + ")" : "") + ": 'node-name' is required");
-            }
-            checkNewName(s);
-            if (pending.containsKey(s)) {
-                throw new ConfigException("blockdev '" + s + "': duplicate node-name");
-            }
-            pending.put(s, flat);
-            index++;
-        }
         try {
+            int index = 0;
+            for (Map<String, Object> flat : blockdevs) {
+                Object name = flat.get("node-name");
+                if (!(name instanceof String s)) {
+                    throw new ConfigException("blockdev #" + index + (flat.get("driver") instanceof String d
+                            ? " (" + d + ")" : "") + ": 'node-name' is required");
+                }
+                checkNewName(s);
+                if (pending.containsKey(s)) {
+                    throw new ConfigException("blockdev '" + s + "': duplicate node-name");
+                }
+                pending.put(s, flat);
+                index++;
+            }
             while (!pending.isEmpty()) {
                 openPending(pending.keySet().iterator().next());
             }
@@ -95,15 +95,15 @@ public final class BlockGraph implements AutoCloseable {
     /** Opens one node from flat options; children it names must exist already. */
     public synchronized BlockNode open(Map<String, Object> flatOptions) throws IOException {
         checkOpen();
-        return openNode(flatOptions, null, false);
+        return openNode(flatOptions, null, BlockNode.NodeSettings.DEFAULT);
     }
 
     private BlockNode openPending(String name) throws IOException {
         Map<String, Object> flat = pending.remove(name);
-        return openNode(flat, null, false);
+        return openNode(flat, null, BlockNode.NodeSettings.DEFAULT);
     }
 
-    private BlockNode openNode(Map<String, Object> flat, String autoName, boolean inheritReadOnly)
+    private BlockNode openNode(Map<String, Object> flat, String autoName, BlockNode.NodeSettings inherited)
             throws IOException {
         Object givenName = flat.get("node-name");
         String name;
@@ -130,7 +130,7 @@ public final class BlockGraph implements AutoCloseable {
         NodeOptions options = new NodeOptions("blockdev '" + name + "' (" + driver.name() + ")", flat);
         options.optString("node-name", null);
         options.requireString("driver");
-        BlockNode.NodeSettings settings = readSettings(options, inheritReadOnly);
+        BlockNode.NodeSettings settings = readSettings(options, inherited);
 
         NodeOpenContext ctx = new NodeOpenContext(this, name, driver, options, settings);
         opening.add(name);
@@ -159,8 +159,9 @@ public final class BlockGraph implements AutoCloseable {
         return node;
     }
 
-    private static BlockNode.NodeSettings readSettings(NodeOptions options, boolean inheritReadOnly) {
-        boolean readOnly = options.optBool("read-only", inheritReadOnly);
+    /** The generic options; a nested child inherits read-only and cache.no-flush, as in QEMU. */
+    private static BlockNode.NodeSettings readSettings(NodeOptions options, BlockNode.NodeSettings inherited) {
+        boolean readOnly = options.optBool("read-only", inherited.readOnly());
         String discard = options.optString("discard", "unmap");
         BlockNode.Discard d = switch (discard) {
             case "unmap", "on" -> BlockNode.Discard.UNMAP;
@@ -169,7 +170,7 @@ public final class BlockGraph implements AutoCloseable {
         };
         BlockNode.DetectZeroes z = options.optEnum("detect-zeroes", BlockNode.DetectZeroes.class,
                 BlockNode.DetectZeroes.OFF);
-        boolean noFlush = options.optBool("cache.no-flush", false);
+        boolean noFlush = options.optBool("cache.no-flush", inherited.noFlush());
         return new BlockNode.NodeSettings(readOnly, d, z, noFlush);
     }
 
@@ -201,7 +202,9 @@ public final class BlockGraph implements AutoCloseable {
         Map<String, Object> nested = (Map<String, Object>) ref;
         String auto = "#" + parent.nodeName().replaceFirst("^#", "") + "." + key;
         boolean readOnly = parent.readOnly() || (roles.contains(ChildRole.COW) && !roles.contains(ChildRole.DATA));
-        return openNode(nested, auto, readOnly);
+        BlockNode.NodeSettings inherited = new BlockNode.NodeSettings(readOnly, BlockNode.Discard.UNMAP,
+                BlockNode.DetectZeroes.OFF, parent.settings().noFlush());
+        return openNode(nested, auto, inherited);
     }
 
     /** The node with this name, opening it first if the config defines it later; null if none. */

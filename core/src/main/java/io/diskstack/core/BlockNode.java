@@ -56,6 +56,14 @@ public abstract class BlockNode {
         return settings;
     }
 
+    /**
+     * True if the node was opened with {@code cache.no-flush}: a protocol driver then skips the
+     * sync to disk on flush and FUA (the data still goes to the host's page cache).
+     */
+    protected final boolean skipsDiskSync() {
+        return settings.noFlush();
+    }
+
     /** The edges from this node to its children, in the order they were opened. */
     public final List<BlockChild> children() {
         return List.copyOf(children);
@@ -119,8 +127,14 @@ public abstract class BlockNode {
         return false;
     }
 
-    /** Fills {@code dst} from its position to its limit with the bytes at {@code offset}. */
-    protected abstract void read(long offset, ByteBuffer dst) throws IOException;
+    /**
+     * Fills {@code dst} from its position to its limit with the bytes at {@code offset}.
+     *
+     * @param flags read {@link RequestFlags}: a filter passes them on to its child (so that
+     *              {@link RequestFlags#COPY_ON_READ} reaches the node that holds the data);
+     *              other drivers ignore them
+     */
+    protected abstract void read(long offset, ByteBuffer dst, int flags) throws IOException;
 
     /** Writes {@code src} from its position to its limit at {@code offset}. */
     protected abstract void write(long offset, ByteBuffer src, int flags) throws IOException;

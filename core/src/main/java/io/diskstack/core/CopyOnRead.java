@@ -27,7 +27,7 @@ final class CopyOnRead {
             long n = Math.min(status.length(), end - pos);
             ByteBuffer part = dst.slice(base + (int) (pos - offset), (int) n);
             if (status.isAllocated()) {
-                RequestPath.readUnchecked(node, pos, part);
+                RequestPath.readUnchecked(node, pos, part, 0);
             } else {
                 populate(node, pos, part);
             }
@@ -43,13 +43,19 @@ final class CopyOnRead {
         long size = node.size();
         int base = part.position();
         long chunkStart = RequestPath.alignDown(pos, cluster);
+        if (end > size) {
+            // Past the node's end (a growable node) there is nothing to copy.
+            RequestPath.readUnchecked(node, pos, part, 0);
+            return;
+        }
         while (chunkStart < end) {
-            long chunkEnd = Math.min(Math.min(RequestPath.alignUp(end, cluster), chunkStart + Math.max(MAX_CHUNK, cluster)), size);
+            long chunkEnd = Math.min(Math.min(RequestPath.alignUp(end, cluster), chunkStart + Math.max(MAX_CHUNK, cluster)),
+                    size);
             long from = Math.max(pos, chunkStart);
             long to = Math.min(end, chunkEnd);
             ByteBuffer wanted = part.slice(base + (int) (from - pos), (int) (to - from));
             if (!RequestPath.isAligned(chunkStart, chunkEnd - chunkStart, node.requestAlignment())) {
-                RequestPath.readUnchecked(node, from, wanted);
+                RequestPath.readUnchecked(node, from, wanted, 0);
             } else {
                 copyChunk(node, chunkStart, chunkEnd, from, wanted);
             }
@@ -69,7 +75,7 @@ final class CopyOnRead {
         RequestTracker.Tracked tracked = node.tracker.begin(start, end, true);
         try (PooledBuffer bounce = BufferPool.acquire(Math.toIntExact(end - start))) {
             ByteBuffer b = bounce.buffer();
-            node.read(start, b);
+            node.read(start, b, 0);
             int align = node.requestAlignment();
             int memAlign = node.memoryAlignment();
             for (long pos = start; pos < end; ) {

@@ -57,8 +57,8 @@ public abstract class FilterNode extends BlockNode {
     }
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
-        filtered.read(offset, dst);
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
+        filtered.read(offset, dst, flags);
     }
 
     @Override

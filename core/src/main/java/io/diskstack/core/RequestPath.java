@@ -21,20 +21,28 @@ final class RequestPath {
         }
         checkOpen(node);
         checkRange(node, offset, length, "read");
-        if (RequestFlags.has(flags, RequestFlags.COPY_ON_READ) && !node.isReadOnly()) {
+        if (RequestFlags.has(flags, RequestFlags.COPY_ON_READ) && !node.isReadOnly() && !isPassThroughFilter(node)) {
+            // Copy-on-read happens at the node that holds the data, under that node's request
+            // tracker; pass-through filters (throttle, blkdebug) hand the flag on with the read.
             CopyOnRead.read(node, offset, dst);
             return;
         }
-        readUnchecked(node, offset, dst);
+        readUnchecked(node, offset, dst, flags);
+    }
+
+    /** A filter whose only child is filtered: the same data at the same offsets. */
+    static boolean isPassThroughFilter(BlockNode node) {
+        return node.driver().kind() == DriverKind.FILTER && node.children.size() == 1
+                && node.children.get(0).roles().contains(ChildRole.FILTERED);
     }
 
     /** A read that has passed the checks: pads and bounces as the driver needs. */
-    static void readUnchecked(BlockNode node, long offset, ByteBuffer dst) throws IOException {
+    static void readUnchecked(BlockNode node, long offset, ByteBuffer dst, int flags) throws IOException {
         int length = dst.remaining();
         int limit = dst.limit();
         int align = node.requestAlignment();
         if (isAligned(offset, length, align) && memoryFits(node, dst)) {
-            node.read(offset, dst);
+            node.read(offset, dst, flags);
             dst.position(limit);
             return;
         }
@@ -42,7 +50,7 @@ final class RequestPath {
         long end = alignUp(offset + length, align);
         try (PooledBuffer bounce = BufferPool.acquire(Math.toIntExact(end - start))) {
             ByteBuffer b = bounce.buffer();
-            node.read(start, b);
+            node.read(start, b, flags);
             b.limit((int) (offset - start) + length).position((int) (offset - start));
             dst.put(b);
         }
@@ -104,7 +112,7 @@ final class RequestPath {
         try (PooledBuffer bounce = BufferPool.acquire(size)) {
             ByteBuffer b = bounce.buffer();
             if (offset != start) {
-                node.read(start, b.duplicate().limit(align));
+                node.read(start, b.duplicate().limit(align), 0);
             }
             if (dataEnd != end && (end - align > start || offset == start)) {
                 readBlockInto(node, end - align, b, size - align, align);
@@ -121,11 +129,11 @@ final class RequestPath {
             throws IOException {
         int memAlign = node.memoryAlignment();
         if (memAlign <= 1 || at % memAlign == 0) {
-            node.read(offset, b.duplicate().position(at).limit(at + align));
+            node.read(offset, b.duplicate().position(at).limit(at + align), 0);
             return;
         }
         try (PooledBuffer block = BufferPool.acquire(align)) {
-            node.read(offset, block.buffer());
+            node.read(offset, block.buffer(), 0);
             b.put(at, block.buffer().flip(), 0, align);
         }
     }
@@ -189,10 +197,14 @@ final class RequestPath {
         }
     }
 
-    /** Flushes the node's own caches, then its children: data reaches disk bottom-up. */
+    /**
+     * Flushes the node's own caches, then its children: data reaches disk bottom-up. A node with
+     * {@code cache.no-flush} still writes its caches down (QEMU's flush-to-OS); only the sync to
+     * disk is skipped, by the protocol driver ({@link BlockNode#skipsDiskSync()}).
+     */
     static void flush(BlockNode node) throws IOException {
         checkOpen(node);
-        if (node.isReadOnly() || node.settings().noFlush()) {
+        if (node.isReadOnly()) {
             return;
         }
         node.flush();

@@ -32,7 +32,7 @@ class FlushesChildrenTest {
                     return 1 << 20;
                 }
 
-                protected void read(long offset, ByteBuffer dst) {
+                protected void read(long offset, ByteBuffer dst, int flags) {
                     dst.position(dst.limit());
                 }
 

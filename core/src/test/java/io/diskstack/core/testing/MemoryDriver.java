@@ -70,7 +70,7 @@ public final class MemoryDriver implements BlockDriver {
         }
 
         @Override
-        protected void read(long offset, ByteBuffer dst) {
+        protected void read(long offset, ByteBuffer dst, int flags) {
             check(offset, dst);
             synchronized (data) {
                 int n = dst.remaining();

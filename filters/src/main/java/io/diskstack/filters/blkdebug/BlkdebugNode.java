@@ -33,11 +33,11 @@ final class BlkdebugNode extends FilterNode {
     }
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         int start = dst.position();
         long length = dst.remaining();
         boolean corrupt = apply(IoType.READ, offset, length);
-        super.read(offset, dst);
+        super.read(offset, dst, flags);
         if (corrupt) {
             corrupt(dst, start, offset, length);
         }

@@ -26,16 +26,16 @@ final class CopyOnReadNode extends FilterNode {
     }
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         if (bottom == null) {
-            filtered().read(offset, dst, RequestFlags.COPY_ON_READ);
+            filtered().read(offset, dst, flags | RequestFlags.COPY_ON_READ);
             return;
         }
         int base = dst.position();
         long end = offset + dst.remaining();
         for (long pos = offset; pos < end; ) {
             long n = end - pos;
-            int flags = 0;
+            int chunkFlags = flags;
             BlockStatus own = filtered().blockStatus(pos, n);
             n = Math.min(n, own.length());
             if (!own.isAllocated()) {
@@ -45,11 +45,11 @@ final class CopyOnReadNode extends FilterNode {
                             Math.min(n, backing.size() - pos));
                     n = Math.min(n, below.length());
                     if (below.node() != null) {
-                        flags = RequestFlags.COPY_ON_READ;
+                        chunkFlags |= RequestFlags.COPY_ON_READ;
                     }
                 }
             }
-            filtered().read(pos, dst.slice(base + (int) (pos - offset), (int) n), flags);
+            filtered().read(pos, dst.slice(base + (int) (pos - offset), (int) n), chunkFlags);
             pos += n;
         }
         dst.position(dst.limit());

@@ -81,7 +81,7 @@ final class LuksNode extends FilterNode implements ControlProvider {
     }
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         int start = dst.position();
         int len = dst.remaining();
         filtered().read(payload + offset, dst);

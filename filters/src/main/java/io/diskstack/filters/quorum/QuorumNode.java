@@ -79,7 +79,7 @@ final class QuorumNode extends BlockNode {
     // ---- reads ----
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         if (pattern == ReadPattern.FIFO) {
             readFirstAnswer(offset, dst);
             return;

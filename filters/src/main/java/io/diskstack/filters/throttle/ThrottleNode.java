@@ -19,9 +19,9 @@ final class ThrottleNode extends FilterNode {
     }
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         group.intercept(member, false, dst.remaining());
-        super.read(offset, dst);
+        super.read(offset, dst, flags);
     }
 
     @Override

@@ -82,7 +82,7 @@ public final class TestOverlayDriver implements BlockDriver {
         }
 
         @Override
-        protected void read(long offset, ByteBuffer dst) throws IOException {
+        protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
             int base = dst.position();
             long end = offset + dst.remaining();
             for (long pos = offset; pos < end; ) {

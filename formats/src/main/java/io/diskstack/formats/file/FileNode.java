@@ -72,12 +72,14 @@ final class FileNode extends BlockNode {
     }
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         long pos = offset;
         while (dst.hasRemaining()) {
+            int wanted = dst.remaining();
             int n = channel.read(dst, pos);
-            if (n < 0) {
+            if (n < 0 || (direct && n < wanted)) {
                 // Past the end of the file reads as zeroes, as it does for a sparse file's holes.
+                // A short O_DIRECT read means the end too (and a next read would be unaligned).
                 fillZeroes(dst);
                 return;
             }
@@ -88,11 +90,17 @@ final class FileNode extends BlockNode {
     @Override
     protected void write(long offset, ByteBuffer src, int flags) throws IOException {
         long pos = offset;
-        while (src.hasRemaining()) {
-            pos += channel.write(src, pos);
+        try {
+            while (src.hasRemaining()) {
+                pos += channel.write(src, pos);
+            }
+        } catch (IOException e) {
+            throw hostError("write", e);
         }
-        size.accumulateAndGet(pos, Math::max);
-        if (RequestFlags.has(flags, RequestFlags.FUA)) {
+        if (pos > size.get()) {
+            size.accumulateAndGet(pos, Math::max);
+        }
+        if (RequestFlags.has(flags, RequestFlags.FUA) && !skipsDiskSync()) {
             channel.force(false);
         }
     }
@@ -117,7 +125,7 @@ final class FileNode extends BlockNode {
                 return;
             }
             if (err != NativeFile.EOPNOTSUPP) {
-                throw new BlockIOException(Errno.EIO, path + ": fallocate(ZERO_RANGE): " + NativeFile.describe(err));
+                throw new BlockIOException(errnoOfHost(err), path + ": fallocate(ZERO_RANGE): " + NativeFile.describe(err));
             }
             zeroRangeWorks = false;
         }
@@ -145,7 +153,7 @@ final class FileNode extends BlockNode {
             punchHoleWorks = false;
             return false;
         }
-        throw new BlockIOException(Errno.EIO, path + ": fallocate(PUNCH_HOLE): " + NativeFile.describe(err));
+        throw new BlockIOException(errnoOfHost(err), path + ": fallocate(PUNCH_HOLE): " + NativeFile.describe(err));
     }
 
     @Override
@@ -154,18 +162,40 @@ final class FileNode extends BlockNode {
         size.set(newSize);
     }
 
+    /**
+     * Extends the file to at least {@code newSize} by allocating its last byte: unlike ftruncate,
+     * this can never shrink the file under a concurrent write further out.
+     */
     private void growTo(long newSize) throws IOException {
-        synchronized (size) {
-            if (size.get() < newSize) {
-                nativeFile.ftruncate(newSize);
-                size.set(newSize);
-            }
+        if (size.get() >= newSize) {
+            return;
         }
+        int err = nativeFile.fallocate(0, newSize - 1, 1);
+        if (err == NativeFile.EOPNOTSUPP) {
+            synchronized (size) {
+                long now = Math.max(size.get(), channel.size());
+                if (now < newSize) {
+                    nativeFile.ftruncate(newSize);
+                }
+            }
+        } else if (err != 0) {
+            throw new BlockIOException(errnoOfHost(err), path + ": fallocate: " + NativeFile.describe(err));
+        }
+        size.accumulateAndGet(newSize, Math::max);
+    }
+
+    /** A host failure as the errno a guest should see: a full host disk is ENOSPC, not EIO. */
+    private BlockIOException hostError(String what, IOException e) {
+        String m = String.valueOf(e.getMessage());
+        Errno errno = m.contains("No space left") || m.contains("quota") ? Errno.ENOSPC : BlockIOException.errnoOf(e);
+        return new BlockIOException(errno, path + ": " + what + ": " + m, e);
     }
 
     @Override
     protected void flush() throws IOException {
-        channel.force(false);
+        if (!skipsDiskSync()) {
+            channel.force(false);
+        }
     }
 
     @Override
@@ -202,6 +232,10 @@ final class FileNode extends BlockNode {
         } finally {
             nativeFile.close();
         }
+    }
+
+    private static Errno errnoOfHost(int err) {
+        return err == 28 || err == 122 ? Errno.ENOSPC : Errno.EIO; // ENOSPC, EDQUOT
     }
 
     private static void fillZeroes(ByteBuffer dst) {

@@ -150,7 +150,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     // ---- reads ----
 
     @Override
-    protected void read(long offset, ByteBuffer dst) throws IOException {
+    protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         gate.readLock().lock();
         long ticket = guard.enter();
         try {

@@ -41,7 +41,7 @@ final class RawNode extends BlockNode {
     }
 
     @Override
-    protected void read(long pos, ByteBuffer dst) throws IOException {
+    protected void read(long pos, ByteBuffer dst, int flags) throws IOException {
         file.read(offset + pos, dst);
     }
 
