@@ -70,7 +70,7 @@ public final class FileDriver implements BlockDriver {
             throw o.error("filename", "'" + path + "' cannot be opened: " + e.getMessage());
         }
         try {
-            int alignment = direct ? directAlignment(path) : 1;
+            int alignment = direct ? directAlignment(path, o) : 1;
             NativeFile nativeFile = NativeFile.open(path, !ctx.readOnly());
             try {
                 ImageLock.acquire(nativeFile, path, !ctx.readOnly(), locking, o);
@@ -85,9 +85,14 @@ public final class FileDriver implements BlockDriver {
         }
     }
 
-    private static int directAlignment(Path path) throws IOException {
+    /** The alignment the JDK enforces for O_DIRECT: the file system's block size. */
+    private static int directAlignment(Path path, NodeOptions o) throws IOException {
         long block = Files.getFileStore(path).getBlockSize();
-        return (int) Math.max(512, Math.min(block, 4096));
+        if (block > 64 * 1024 || Long.bitCount(block) != 1) {
+            throw o.error("cache.direct", "is not supported for '" + path + "': its file system's block size ("
+                    + block + " bytes) is too large for direct I/O");
+        }
+        return (int) Math.max(512, block);
     }
 
     /**

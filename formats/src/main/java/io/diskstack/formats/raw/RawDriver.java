@@ -39,7 +39,7 @@ public final class RawDriver implements BlockDriver {
             size = fileSize - offset;
         } else if (size % 512 != 0) {
             throw o.error("size", "value " + size + " is not a multiple of 512");
-        } else if (offset + size > fileSize) {
+        } else if (size > fileSize - offset) {
             throw o.error("size", "offset + size (" + (offset + size) + ") is past the end of the file ("
                     + fileSize + " bytes)");
         }
