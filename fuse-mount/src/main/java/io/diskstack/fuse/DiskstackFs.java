@@ -285,11 +285,15 @@ final class DiskstackFs extends FuseStubFS {
 
     @Override
     public int release(String path, FuseFileInfo fi) {
-        long handle = fileHandle(fi);
-        if (handle != 0) {
-            controlSnapshots.remove(handle);
+        try {
+            long handle = fileHandle(fi);
+            if (handle != 0) {
+                controlSnapshots.remove(handle);
+            }
+            return 0;
+        } catch (Throwable t) {
+            return fail("release", path, t);
         }
-        return 0;
     }
 
     @Override
@@ -361,23 +365,31 @@ final class DiskstackFs extends FuseStubFS {
 
     @Override
     public int statfs(String path, Statvfs stbuf) {
-        long total = 0;
-        for (Disk d : tree.disks()) {
-            total += d.backend().size();
+        try {
+            long total = 0;
+            for (Disk d : tree.disks()) {
+                total += d.backend().size();
+            }
+            stbuf.f_bsize.set(4096);
+            stbuf.f_frsize.set(4096);
+            stbuf.f_blocks.set(total / 4096);
+            stbuf.f_bfree.set(0);
+            stbuf.f_bavail.set(0);
+            stbuf.f_files.set(tree.disks().size());
+            stbuf.f_namemax.set(255);
+            return 0;
+        } catch (Throwable t) {
+            return fail("statfs", path, t);
         }
-        stbuf.f_bsize.set(4096);
-        stbuf.f_frsize.set(4096);
-        stbuf.f_blocks.set(total / 4096);
-        stbuf.f_bfree.set(0);
-        stbuf.f_bavail.set(0);
-        stbuf.f_files.set(tree.disks().size());
-        stbuf.f_namemax.set(255);
-        return 0;
     }
 
     @Override
     public int utimens(String path, ru.serce.jnrfuse.struct.Timespec[] timespec) {
-        return tree.lookup(path) == null ? -ErrorCodes.ENOENT() : 0;
+        try {
+            return tree.lookup(path) == null ? -ErrorCodes.ENOENT() : 0;
+        } catch (Throwable t) {
+            return fail("utimens", path, t);
+        }
     }
 
     @Override

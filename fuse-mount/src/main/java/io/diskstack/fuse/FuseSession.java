@@ -103,9 +103,14 @@ final class FuseSession {
     private void startWorker() {
         Thread t = new Thread(this::work, "fuse-" + threads.size());
         t.setDaemon(true);
+        try {
+            t.start();
+        } catch (Throwable e) {
+            LOG.warning("cannot start another FUSE thread (" + threads.size() + " running): " + e);
+            return;
+        }
         threads.add(t);
         idle.incrementAndGet();
-        t.start();
     }
 
     private void awaitWorkers() {
@@ -128,6 +133,16 @@ final class FuseSession {
     }
 
     private void work() {
+        try {
+            serve();
+        } catch (Throwable t) {
+            // A worker must never vanish silently: the pool would count it as idle for ever.
+            idle.decrementAndGet();
+            LOG.severe("a FUSE thread failed: " + t);
+        }
+    }
+
+    private void serve() {
         Runtime runtime = Runtime.getSystemRuntime();
         Pointer buffer = Memory.allocateDirect(runtime, (int) bufferSize);
         Pointer fuseBuf = Memory.allocateDirect(runtime, FUSE_BUF_SIZE, true);

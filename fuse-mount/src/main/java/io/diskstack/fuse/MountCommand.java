@@ -63,6 +63,7 @@ final class MountCommand implements Callable<Integer> {
         } else {
             config = ConfigReader.readFile(DefaultExample.prepare());
         }
+        MountTree.checkExportIds(config);
         FuseMount.checkMountpoint(mountpoint);
         Stack stack = Stack.open(config, DriverRegistry.load());
         try {

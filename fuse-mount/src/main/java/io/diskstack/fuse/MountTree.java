@@ -46,6 +46,20 @@ final class MountTree {
     private final Map<String, Disk> disks = new LinkedHashMap<>();
     private final Map<String, String> lastErrors = new ConcurrentHashMap<>();
 
+    /** Names in {@code .control} that an export's folder must not take. */
+    private static final Set<String> RESERVED = Set.of("graph", "last-error", "nodes", "throttle-groups",
+            "objects", "snapshots");
+
+    /** Refuses export ids that would clash with the mount's own control files. */
+    static void checkExportIds(io.diskstack.core.config.StackConfig config) {
+        for (var e : config.exports()) {
+            if (RESERVED.contains(e.id())) {
+                throw new io.diskstack.core.ConfigException("export '" + e.id() + "': 'id' is reserved for the mount's "
+                        + "control files (" + String.join(", ", new TreeSet<>(RESERVED)) + ")");
+            }
+        }
+    }
+
     MountTree(Stack stack) {
         this.stack = stack;
         for (BlockBackend b : stack.backends()) {

@@ -104,6 +104,13 @@ class CommandLineTest {
     }
 
     @Test
+    void exportIdReservedForControlFiles() throws Exception {
+        assertBadConfig("{\"blockdev\": [], \"exports\": [{\"id\": \"graph\", \"node-name\": \"x\"}]}",
+                "export 'graph': 'id' is reserved for the mount's control files (graph, last-error, nodes, objects, "
+                        + "snapshots, throttle-groups)");
+    }
+
+    @Test
     void badJson() throws Exception {
         assertBadConfig("{\"blockdev\": [", "config '" + dir.resolve("c.json") + "': line 1, column 15: "
                 + "Unexpected end-of-input: expected close marker for Array");

@@ -82,35 +82,40 @@ public final class ConfigReader {
     public static StackConfig readArguments(List<String> objects, List<String> blockdevs, List<String> exports,
                                             Path baseDir) {
         List<Map<String, Object>> objs = new ArrayList<>();
-        for (String o : objects) {
-            objs.add(parseArgument("--object", o, "qom-type"));
+        for (int i = 0; i < objects.size(); i++) {
+            objs.add(parseArgument("--object", i, objects.get(i), "qom-type"));
         }
         List<Map<String, Object>> devs = new ArrayList<>();
-        for (String b : blockdevs) {
-            devs.add(parseArgument("--blockdev", b, null));
+        for (int i = 0; i < blockdevs.size(); i++) {
+            devs.add(parseArgument("--blockdev", i, blockdevs.get(i), null));
         }
         List<ExportConfig> exps = new ArrayList<>();
-        for (String e : exports) {
-            exps.add(export(parseArgument("--export", e, "type")));
+        for (int i = 0; i < exports.size(); i++) {
+            exps.add(export(parseArgument("--export", i, exports.get(i), "type")));
         }
         return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of());
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<String, Object> parseArgument(String option, String text, String impliedKey) {
+    /**
+     * Parses one argument. Errors name the option and its position, never its text, which may
+     * hold a secret ({@code --object secret,id=s0,data=…}).
+     */
+    private static Map<String, Object> parseArgument(String option, int index, String text, String impliedKey) {
+        String where = option + " #" + (index + 1);
         try {
             if (text.trim().startsWith("{")) {
                 Object tree = JSON.readValue(text, Object.class);
                 if (!(tree instanceof Map)) {
-                    throw new ConfigException(option + ": expected a JSON object");
+                    throw new ConfigException(where + ": expected a JSON object");
                 }
                 return OptionTree.flatten((Map<String, Object>) tree);
             }
             return KeyVal.parse(text, impliedKey);
         } catch (JsonProcessingException e) {
-            throw new ConfigException(option + " '" + abbreviate(text) + "': " + jsonError(e));
+            throw new ConfigException(where + ": " + jsonError(e));
         } catch (IllegalArgumentException e) {
-            throw new ConfigException(option + " '" + abbreviate(text) + "': " + e.getMessage());
+            throw new ConfigException(where + ": " + e.getMessage());
         }
     }
 
@@ -179,7 +184,4 @@ public final class ConfigReader {
         return msg;
     }
 
-    private static String abbreviate(String s) {
-        return s.length() <= 60 ? s : s.substring(0, 57) + "...";
-    }
 }

@@ -39,8 +39,11 @@ public final class Sizes {
             throw new IllegalArgumentException("not a size: " + text);
         }
         BigDecimal bytes = new BigDecimal(number).multiply(BigDecimal.valueOf(2).pow(shift));
+        if (bytes.stripTrailingZeros().scale() > 0) {
+            throw new IllegalArgumentException("not a whole number of bytes: " + text);
+        }
         try {
-            return bytes.setScale(0, java.math.RoundingMode.DOWN).longValueExact();
+            return bytes.longValueExact();
         } catch (ArithmeticException e) {
             throw new IllegalArgumentException("size too large: " + text);
         }

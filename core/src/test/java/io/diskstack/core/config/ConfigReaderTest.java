@@ -62,8 +62,16 @@ class ConfigReaderTest {
                 () -> ConfigReader.readFile(write("{\"exports\": [{\"id\": \"disk0\", \"node-name\": \"a\", \"writeable\": true}]}")));
         assertError("export 'd': 'type' value 'nbd' is not supported (only fuse)",
                 () -> ConfigReader.readArguments(List.of(), List.of(), List.of("nbd,id=d,node-name=x"), dir));
-        assertError("--blockdev 'driver=file,': trailing comma",
+        assertError("--blockdev #1: trailing comma",
                 () -> ConfigReader.readArguments(List.of(), List.of("driver=file,"), List.of(), dir));
+    }
+
+    @Test
+    void argumentErrorsNeverRepeatTheArgument() {
+        ConfigException e = assertThrows(ConfigException.class, () -> ConfigReader.readArguments(
+                List.of("secret,id=s0,data=hunter2-topsecret", "secret,id=s1,data=hunter3-topsecret,"), List.of(),
+                List.of(), dir));
+        assertEquals("--object #2: trailing comma", e.getMessage());
     }
 
     @Test

@@ -20,7 +20,7 @@ class OptionsTest {
         assertEquals(4096, Sizes.parse("4096"));
         assertEquals(64 << 10, Sizes.parse("64k"));
         assertEquals(10, Sizes.parse("10B"));
-        for (String bad : List.of("", "G", "12x", "-1", "1.G", "99999999999E")) {
+        for (String bad : List.of("", "G", "12x", "-1", "1.G", "99999999999E", "1.5", "0.3K")) {
             assertThrows(IllegalArgumentException.class, () -> Sizes.parse(bad), bad);
         }
         assertEquals("1 GiB", Sizes.format(1L << 30));
