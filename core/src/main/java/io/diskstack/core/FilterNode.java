@@ -51,9 +51,10 @@ public abstract class FilterNode extends BlockNode {
         return true;
     }
 
+    /** A pass-through filter over a host file grows with it: qcow2 over throttle over file allocates. */
     @Override
     public boolean isGrowable() {
-        return false;
+        return filtered.node().isGrowable();
     }
 
     @Override

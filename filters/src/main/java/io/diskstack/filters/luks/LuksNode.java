@@ -80,6 +80,12 @@ final class LuksNode extends FilterNode implements ControlProvider {
         return description;
     }
 
+    /** The payload has the size the header and the file give it; it never grows. */
+    @Override
+    public boolean isGrowable() {
+        return false;
+    }
+
     @Override
     protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         int start = dst.position();
