@@ -170,28 +170,17 @@ public final class Qcow2Check {
             ref(node.map.l1Offset, node.map.l1.length * 8L, "L1 table");
         }
         walk(node.map.l1, "active");
+        SnapshotTable.Parsed snaps = Qcow2Driver.readSnapshots(node.file, h, layout);
         if (h.nbSnapshots > 0) {
-            ref(h.snapshotsOffset, SnapshotTable.byteSize(snapshotEntries()), "snapshot table");
+            ref(h.snapshotsOffset, snaps.bytes(), "snapshot table");
         }
-        for (SnapshotTable.Entry e : snapshotEntries()) {
+        for (SnapshotTable.Entry e : snaps.entries()) {
             if (e.l1Size > 0) {
                 ref(e.l1Offset, e.l1Size * 8, "snapshot '" + e.name + "' L1 table");
             }
             walk(ClusterMap.readL1(node.file, e.l1Offset, e.l1Size), "snapshot '" + e.name + "'");
         }
         countBitmaps();
-    }
-
-    private List<SnapshotTable.Entry> snapshotEntries() throws IOException {
-        Qcow2Header h = node.header;
-        if (h.nbSnapshots == 0) {
-            return List.of();
-        }
-        long max = Math.min(node.file.size() - h.snapshotsOffset, 64L << 20);
-        ByteBuffer b = ByteBuffer.allocate((int) Math.max(0, max));
-        node.file.read(h.snapshotsOffset, b);
-        b.clear();
-        return SnapshotTable.parse(b, h.nbSnapshots, h.version, h.size, layout.clusterSize, node.file.size());
     }
 
     private void walk(long[] l1, String which) throws IOException {

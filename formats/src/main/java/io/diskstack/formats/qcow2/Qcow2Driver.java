@@ -52,7 +52,7 @@ public final class Qcow2Driver implements BlockDriver {
             long[] l1 = ClusterMap.readL1(file, header.l1TableOffset, header.l1Size);
             long[] refTable = Refcounts.readTable(file, header.refcountTableOffset, header.refcountTableClusters,
                     layout.clusterSize);
-            List<SnapshotTable.Entry> snaps = readSnapshots(file, header, layout);
+            SnapshotTable.Parsed snaps = readSnapshots(file, header, layout);
             long[] caches = cacheSizes(o, cacheSize, l2Cache, refCache, header, layout);
             BlockChild backing = null;
             if (backingRef == null) {
@@ -85,10 +85,10 @@ public final class Qcow2Driver implements BlockDriver {
         return h;
     }
 
-    private static List<SnapshotTable.Entry> readSnapshots(BlockChild file, Qcow2Header h, Layout layout)
+    static SnapshotTable.Parsed readSnapshots(BlockChild file, Qcow2Header h, Layout layout)
             throws IOException {
         if (h.nbSnapshots == 0) {
-            return List.of();
+            return new SnapshotTable.Parsed(List.of(), 0);
         }
         long fileSize = file.size();
         long max = Math.min(fileSize - h.snapshotsOffset, h.nbSnapshots * (40L + 1024 + 2 * 65535 + 8));

@@ -64,7 +64,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     private long allocations;
 
     Qcow2Node(NodeOpenContext ctx, BlockChild file, BlockChild backing, Qcow2Header header, String describe,
-              long[] l1, long[] refTable, List<SnapshotTable.Entry> snapshotEntries, long l2CacheBytes,
+              long[] l1, long[] refTable, SnapshotTable.Parsed snapshotTable, long l2CacheBytes,
               long refcountCacheBytes) {
         super(ctx);
         this.file = file;
@@ -102,7 +102,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             }
         }, refTable, header.refcountTableOffset, header.refcountTableClusters, file.size());
         this.map.setRefcounts(refcounts);
-        this.snapshots = new Snapshots(this, snapshotEntries);
+        this.snapshots = new Snapshots(this, snapshotTable);
         this.repairOnFirstWrite = header.isDirty();
     }
 

@@ -28,14 +28,21 @@ final class SnapshotTable {
         }
     }
 
+    /** Parsed entries and the table's length on disk (entries may be shorter than the ones we write). */
+    record Parsed(List<Entry> entries, long bytes) {}
+
     private SnapshotTable() {}
 
     private static byte[] utf8(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
-    /** Bytes to read to parse {@code count} entries, bounded by the table's largest possible size. */
-    static List<Entry> parse(ByteBuffer b, long count, int version, long defaultDiskSize, int clusterSize,
+    /**
+     * Parses {@code count} entries from {@code b} (the table's bytes, as many as the file holds).
+     * The length on disk comes from the entries as they are: QEMU 1.1–4.2 wrote 16 bytes of extra
+     * data, old version 2 images none, so it can be shorter than what {@link #byteSize} computes.
+     */
+    static Parsed parse(ByteBuffer b, long count, int version, long defaultDiskSize, int clusterSize,
                              long fileSize) {
         List<Entry> out = new ArrayList<>();
         int pos = 0;
@@ -93,7 +100,7 @@ final class SnapshotTable {
             out.add(e);
             pos += (40 + (int) extraLen + idLen + nameLen + 7) & ~7;
         }
-        return out;
+        return new Parsed(out, pos);
     }
 
     static int byteSize(List<Entry> entries) {

@@ -21,11 +21,14 @@ final class Snapshots {
     private final Qcow2Node node;
     private final Layout layout;
     private final List<SnapshotTable.Entry> entries;
+    /** The current table's length on disk, which frees it (not recomputed: old entries can be shorter). */
+    private long tableBytes;
 
-    Snapshots(Qcow2Node node, List<SnapshotTable.Entry> entries) {
+    Snapshots(Qcow2Node node, SnapshotTable.Parsed table) {
         this.node = node;
         this.layout = node.layout;
-        this.entries = new ArrayList<>(entries);
+        this.entries = new ArrayList<>(table.entries());
+        this.tableBytes = table.bytes();
     }
 
     int count() {
@@ -152,10 +155,12 @@ final class Snapshots {
     private void writeTable(List<SnapshotTable.Entry> next) throws IOException {
         Qcow2Header h = node.header;
         long oldOffset = h.snapshotsOffset;
-        long oldClusters = h.nbSnapshots == 0 ? 0 : layout.clustersFor(SnapshotTable.byteSize(entries));
+        long oldClusters = h.nbSnapshots == 0 ? 0 : layout.clustersFor(tableBytes);
         long newOffset = 0;
+        long newBytes = 0;
         if (!next.isEmpty()) {
             ByteBuffer b = SnapshotTable.serialize(next);
+            newBytes = b.remaining();
             newOffset = node.refcounts.allocate((int) layout.clustersFor(b.remaining()));
             node.file.write(newOffset, b);
             node.file.flush();
@@ -164,6 +169,7 @@ final class Snapshots {
         node.writeHeader(Qcow2Header.OFF_NB_SNAPSHOTS, hb);
         h.nbSnapshots = next.size();
         h.snapshotsOffset = newOffset;
+        tableBytes = newBytes;
         synchronized (entries) {
             entries.clear();
             entries.addAll(next);
