@@ -29,6 +29,13 @@ final class ClusterMap {
     final boolean zeroFlagAllowed;
     long[] l1;
     long l1Offset;
+    /**
+     * Active L1 entries changed in memory and not yet written. An entry that points to a new L2
+     * table is written only after a flush has made the table's refcount and its content durable
+     * (QEMU flushes before writing the L1 entry too): {@link #writeDirtyL1} runs after the flush
+     * that precedes every metadata write-back.
+     */
+    private final java.util.BitSet dirtyL1 = new java.util.BitSet();
 
     ClusterMap(Layout layout, BlockChild file, TableCache l2, long[] l1, long l1Offset, boolean v3, String name) {
         this.layout = layout;
@@ -158,7 +165,7 @@ final class ClusterMap {
             TableCache.Table t = l2.create(n);
             file.write(n, t.data.duplicate().clear());
             l1[i] = n | Layout.COPIED;
-            writeL1Entry(i);
+            dirtyL1.set(i);
             return t;
         }
         if ((e & Layout.COPIED) != 0) {
@@ -167,7 +174,7 @@ final class ClusterMap {
         TableCache.Table old = table(l1, guestOffset);
         if (refcounts.get(off >>> layout.clusterBits) == 1) {
             l1[i] = off | Layout.COPIED;
-            writeL1Entry(i);
+            dirtyL1.set(i);
             return old;
         }
         long n = refcounts.allocate(1);
@@ -181,19 +188,44 @@ final class ClusterMap {
         t.data.put(copy).clear();
         file.write(n, t.data.duplicate().clear());
         l1[i] = n | Layout.COPIED;
-        writeL1Entry(i);
+        dirtyL1.set(i);
+        // the old table's decrease is written only after this entry (Refcounts.Hooks#writeMappingTables)
         refcounts.free(off);
         return t;
     }
 
-    void writeL1Entry(int i) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(8).putLong(0, l1[i]);
-        file.write(l1Offset + i * 8L, b);
+    boolean hasDirtyL1() {
+        return !dirtyL1.isEmpty();
+    }
+
+    /**
+     * Writes the changed active L1 entries, a run of neighbours in one write. The caller has
+     * flushed what they point to.
+     */
+    void writeDirtyL1() throws IOException {
+        for (int a = dirtyL1.nextSetBit(0); a >= 0; a = dirtyL1.nextSetBit(a)) {
+            int b = dirtyL1.nextClearBit(a);
+            ByteBuffer buf = ByteBuffer.allocate((b - a) * 8);
+            for (int i = a; i < b; i++) {
+                buf.putLong(l1[i]);
+            }
+            file.write(l1Offset + a * 8L, buf.clear());
+            dirtyL1.clear(a, b);
+            a = b;
+        }
     }
 
     /** Writes the whole active L1 table. */
     void writeL1() throws IOException {
         file.write(l1Offset, toBytes(l1));
+        dirtyL1.clear();
+    }
+
+    /** Makes another table the active L1 (a revert, after everything dirty was written). */
+    void replaceL1(long[] table, long offset) {
+        l1 = table;
+        l1Offset = offset;
+        dirtyL1.clear();
     }
 
     static ByteBuffer toBytes(long[] table) {

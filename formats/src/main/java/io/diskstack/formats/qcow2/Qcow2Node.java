@@ -905,10 +905,14 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         }
     }
 
-    /** Data, then L2 tables, then refcount decreases: each step durable before the next. */
+    /**
+     * Data, new L2 tables and refcount increases, then L1 entries and L2 tables, then refcount
+     * decreases: each step durable before the next.
+     */
     void flushMetadata() throws IOException {
-        if (l2cache.hasDirty()) {
+        if (l2cache.hasDirty() || map.hasDirtyL1()) {
             file.flush();
+            map.writeDirtyL1();
             l2cache.writeBack();
         }
         if (refcounts.hasDirtyBlocks()) {
@@ -920,6 +924,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     private void writeMappingTables() throws IOException {
         file.flush();
+        map.writeDirtyL1();
         l2cache.writeBack();
         file.flush();
     }

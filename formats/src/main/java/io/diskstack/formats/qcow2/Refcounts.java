@@ -328,6 +328,10 @@ final class Refcounts {
             }
             blocks.write(ob);
         }
+        if (!created.isEmpty()) {
+            // the new blocks durable before the table points to them
+            file.flush();
+        }
         for (int k = 0; k < created.size(); k++) {
             table[createdIndex.get(k)] = created.get(k).offset;
             writeTableEntry(createdIndex.get(k));
@@ -481,6 +485,8 @@ final class Refcounts {
         TableCache.Table block = blocks.create(offset);
         write(block.data, 0, 1);
         blocks.write(block);
+        // the block (and its own refcount) durable before the table points to it
+        file.flush();
         table[(int) t] = offset;
         writeTableEntry((int) t);
         frontier = Math.max(frontier, cluster + 1);

@@ -245,8 +245,7 @@ final class Snapshots {
             node.header.size = target.diskSize;
             node.header.l1Size = snapL1.length;
             node.header.l1TableOffset = newOffset;
-            map.l1 = snapL1;
-            map.l1Offset = newOffset;
+            map.replaceL1(snapL1, newOffset);
             node.size = target.diskSize;
             // 3. the old active table's references go
             map.adjustReachable(oldL1, -1);
