@@ -253,35 +253,73 @@ final class ClusterMap {
         }
     }
 
+    private interface ClusterVisitor {
+        void visit(long offset) throws IOException;
+    }
+
     /**
-     * Adds {@code delta} to the refcount of every L2 table and data cluster an L1 table reaches
-     * (snapshot create, delete and revert), in the cache only.
+     * Visits every L2 table and data cluster an L1 table reaches (each compressed cluster's host
+     * clusters), in order, at most {@code limit} of them.
      */
-    void adjustReachable(long[] l1Table, int delta) throws IOException {
-        for (int i = 0; i < l1Table.length; i++) {
+    private void walkReachable(long[] l1Table, long limit, ClusterVisitor v) throws IOException {
+        long n = 0;
+        for (int i = 0; i < l1Table.length && n < limit; i++) {
             long off = l1Table[i] & Layout.OFFSET_MASK;
             if (off == 0) {
                 continue;
             }
-            refcounts.adjust(off, delta);
+            v.visit(off);
+            n++;
             TableCache.Table t = l2.get(off);
-            for (int k = 0; k < layout.l2Entries; k++) {
+            for (int k = 0; k < layout.l2Entries && n < limit; k++) {
                 long e = entry(t, k);
                 if ((e & Layout.COMPRESSED) != 0) {
                     long coff = layout.compressedOffset(e);
                     long first = coff >>> layout.clusterBits;
                     long last = (coff + layout.compressedLength(e) - 1) >>> layout.clusterBits;
-                    for (long c = first; c <= last; c++) {
-                        refcounts.adjust(c << layout.clusterBits, delta);
+                    for (long c = first; c <= last && n < limit; c++) {
+                        v.visit(c << layout.clusterBits);
+                        n++;
                     }
                 } else if ((e & Layout.OFFSET_MASK) != 0) {
-                    refcounts.adjust(e & Layout.OFFSET_MASK, delta);
+                    v.visit(e & Layout.OFFSET_MASK);
+                    n++;
                 }
             }
         }
     }
 
-    /** Sets or clears COPIED on the active L1 and its L2 tables to match the refcounts. */
+    /**
+     * Adds {@code delta} to the refcount of every L2 table and data cluster an L1 table reaches
+     * (snapshot create, delete and revert). Changed refcount blocks are written whenever the
+     * cache is full, so memory stays bounded: the caller has made that order safe (increases
+     * before the new references exist, decreases after the old ones are gone). If an increase
+     * fails (a refcount overflow), the increases made so far are undone.
+     */
+    void adjustReachable(long[] l1Table, int delta) throws IOException {
+        long[] done = {0};
+        try {
+            walkReachable(l1Table, Long.MAX_VALUE, off -> {
+                refcounts.adjust(off, delta);
+                done[0]++;
+                refcounts.writeBackIfFull();
+            });
+        } catch (IOException | RuntimeException e) {
+            if (delta > 0) {
+                try {
+                    walkReachable(l1Table, done[0], off -> refcounts.adjust(off, -delta));
+                } catch (IOException | RuntimeException undo) {
+                    e.addSuppressed(undo);
+                }
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Sets or clears COPIED on the active L1 and its L2 tables to match the refcounts (which are
+     * on disk already). Each changed L2 table is written at once, so none stays pinned in memory.
+     */
     void fixCopiedFlags() throws IOException {
         boolean l1Changed = false;
         for (int i = 0; i < l1.length; i++) {
@@ -296,6 +334,7 @@ final class ClusterMap {
                 l1Changed = true;
             }
             TableCache.Table t = l2.get(off);
+            boolean changed = false;
             for (int k = 0; k < layout.l2Entries; k++) {
                 long e = entry(t, k);
                 long host = e & Layout.OFFSET_MASK;
@@ -306,8 +345,11 @@ final class ClusterMap {
                 long ne = dataOne ? e | Layout.COPIED : e & ~Layout.COPIED;
                 if (ne != e) {
                     t.data.putLong(k * layout.l2EntrySize, ne);
-                    l2.markDirty(t);
+                    changed = true;
                 }
+            }
+            if (changed) {
+                l2.write(t);
             }
         }
         if (l1Changed) {

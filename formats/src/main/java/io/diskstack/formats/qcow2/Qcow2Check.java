@@ -304,6 +304,7 @@ public final class Qcow2Check {
                 if (stored < exp) {
                     if (raise) {
                         node.refcounts.adjust(off, exp - stored);
+                        node.refcounts.writeBackIfFull();
                         fixed++;
                     } else {
                         problem(true, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
@@ -312,6 +313,7 @@ public final class Qcow2Check {
                     problem(false, "cluster at offset " + off + ": refcount " + stored + ", " + exp + " references");
                     if (fix) {
                         node.refcounts.adjust(off, exp - stored);
+                        node.refcounts.writeBackIfFull();
                         fixed++;
                     }
                 }

@@ -380,7 +380,8 @@ final class Refcounts {
 
     /**
      * Changes a refcount in the cache only (bulk updates for snapshots); the caller writes the
-     * blocks with {@link #writeBlocks} in the order its operation needs.
+     * blocks with {@link #writeBlocks} in the order its operation needs, or bounds them with
+     * {@link #writeBackIfFull}.
      */
     void adjust(long offset, long delta) throws IOException {
         long cluster = offset >>> layout.clusterBits;
@@ -424,6 +425,20 @@ final class Refcounts {
             freeHint = cluster;
         }
         hooks.clusterFreed(cluster << layout.clusterBits);
+    }
+
+    /**
+     * Keeps the pinned blocks within the cache's capacity during bulk changes (snapshots, check):
+     * when it is full, writes them, after the mapping tables if one holds a decrease.
+     */
+    void writeBackIfFull() throws IOException {
+        if (!blocks.tooManyDirty()) {
+            return;
+        }
+        if (blocks.anyPendingDecrement()) {
+            hooks.writeMappingTables();
+        }
+        blocks.writeBack();
     }
 
     /** Writes dirty refcount blocks (the caller has written what must precede them). */

@@ -105,7 +105,6 @@ final class Snapshots {
             try {
                 map.adjustReachable(l1, +1);
             } catch (IOException | RuntimeException ex) {
-                node.refcache.clear();
                 node.refcounts.free(snapL1, l1.length == 0 ? 0 : l1Clusters);
                 throw ex;
             }
@@ -225,12 +224,7 @@ final class Snapshots {
             long[] oldL1 = map.l1;
             long oldL1Offset = map.l1Offset;
             // 1. references from the new active table
-            try {
-                map.adjustReachable(snapL1, +1);
-            } catch (IOException | RuntimeException ex) {
-                node.refcache.clear();
-                throw ex;
-            }
+            map.adjustReachable(snapL1, +1);
             node.file.flush();
             node.refcounts.writeBlocks();
             // 2. the new active L1 in a fresh place, then the header

@@ -24,6 +24,8 @@ final class TableCache {
     private final Cache<Long, Table> clean;
     private final Map<Long, Table> dirty = new LinkedHashMap<>();
     private final long capacityTables;
+    /** The most tables ever pinned at once (tests check that it stays within the capacity). */
+    int peakDirty;
     final java.util.concurrent.atomic.LongAdder hits = new java.util.concurrent.atomic.LongAdder();
     final java.util.concurrent.atomic.LongAdder misses = new java.util.concurrent.atomic.LongAdder();
 
@@ -52,6 +54,10 @@ final class TableCache {
 
     long capacityBytes() {
         return capacityTables * clusterSize;
+    }
+
+    long capacityTables() {
+        return capacityTables;
     }
 
     /** The table at {@code offset}, read from the file on a miss. */
@@ -87,7 +93,18 @@ final class TableCache {
         if (!dirty.containsKey(t.offset)) {
             clean.invalidate(t.offset);
             dirty.put(t.offset, t);
+            peakDirty = Math.max(peakDirty, dirty.size());
         }
+    }
+
+    /** True if a pinned table holds a refcount decrease. */
+    boolean anyPendingDecrement() {
+        for (Table t : dirty.values()) {
+            if (t.pendingDecrement) {
+                return true;
+            }
+        }
+        return false;
     }
 
     boolean isDirty(Table t) {
