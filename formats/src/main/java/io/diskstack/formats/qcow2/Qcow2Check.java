@@ -52,8 +52,15 @@ public final class Qcow2Check {
     private long corruptions;
     private long leaks;
 
-    private Qcow2Check(Qcow2Node node) throws IOException {
+    /**
+     * Counting to rebuild the refcounts of a dirty lazy-refcounts image: the COPIED flags are
+     * compared with refcounts that are legitimately stale, so they are fixed afterwards instead.
+     */
+    private final boolean rebuilding;
+
+    private Qcow2Check(Qcow2Node node, boolean rebuilding) throws IOException {
         this.node = node;
+        this.rebuilding = rebuilding;
         this.layout = node.layout;
         long fileSize = node.file.size();
         this.fileClusters = layout.clustersFor(fileSize);
@@ -93,7 +100,11 @@ public final class Qcow2Check {
                 node.refcounts.releaseReserved();
                 node.flushMetadata();
             }
-            Qcow2Check c = new Qcow2Check(node);
+            if (repairLeaks && !node.isReadOnly()) {
+                // as opening it for writing would (qemu-img check -r leaks does the same)
+                node.repairIfDirty();
+            }
+            Qcow2Check c = new Qcow2Check(node, false);
             c.countReferences();
             long fixed = c.compare(repairLeaks && !node.isReadOnly(), false);
             long used = 0;
@@ -114,18 +125,40 @@ public final class Qcow2Check {
         return node.layout;
     }
 
-    /** Sets every refcount to the number of references (a dirty lazy-refcounts image). Under the lock. */
+    /**
+     * Rebuilds a dirty lazy-refcounts image's metadata, in QEMU's order: every refcount set to the
+     * number of references, then the active tables' COPIED flags set from the new refcounts.
+     * Under the lock.
+     */
     static void repairRefcounts(Qcow2Node node) throws IOException {
-        Qcow2Check c = new Qcow2Check(node);
+        Qcow2Check c = new Qcow2Check(node, true);
         c.countReferences();
-        if (c.corruptions > 0) {
+        String missing = c.referencedWithoutBlock();
+        if (c.corruptions > 0 || missing != null) {
             throw new BlockIOException(Errno.EIO, node.describe + ": the image was not closed cleanly and its "
-                    + "metadata is damaged (" + c.problems.get(0) + "); run qemu-img check -r all");
+                    + "metadata is damaged (" + (missing != null ? missing : c.problems.get(0))
+                    + "); run qemu-img check -r all");
         }
         c.compare(true, true);
         node.file.flush();
         node.refcounts.writeBlocks();
         node.file.flush();
+        node.map.fixCopiedFlags();
+        node.file.flush();
+    }
+
+    /** The first cluster in use whose refcount block is missing, or null. */
+    private String referencedWithoutBlock() {
+        int entries = layout.refblockEntries;
+        long[] table = node.refcounts.table;
+        for (long k = 0; k < fileClusters; k++) {
+            long t = k / entries;
+            long blockOffset = t < table.length ? table[(int) t] & Layout.OFFSET_MASK : 0;
+            if (expected[(int) k] > 0 && (blockOffset == 0 || (blockOffset & (layout.clusterSize - 1)) != 0)) {
+                return "cluster at offset " + (k << layout.clusterBits) + " is in use but has no refcount block";
+            }
+        }
+        return null;
     }
 
     private void problem(boolean corruption, String text) {
@@ -196,7 +229,7 @@ public final class Qcow2Check {
                 continue;
             }
             ref(off, layout.clusterSize, which + " L2 table");
-            if (active && ((l1e & Layout.COPIED) != 0) != (node.refcounts.get(off >>> layout.clusterBits) == 1)) {
+            if (active && !rebuilding && ((l1e & Layout.COPIED) != 0) != (node.refcounts.get(off >>> layout.clusterBits) == 1)) {
                 problem(true, "OFLAG_COPIED L2 table at offset " + off + ": refcount "
                         + node.refcounts.get(off >>> layout.clusterBits));
             }
@@ -221,7 +254,7 @@ public final class Qcow2Check {
                     continue;
                 }
                 ref(host, layout.clusterSize, which + " data cluster for guest offset " + guest);
-                if (active && (host >>> layout.clusterBits) < fileClusters) {
+                if (active && !rebuilding && (host >>> layout.clusterBits) < fileClusters) {
                     long rc = node.refcounts.get(host >>> layout.clusterBits);
                     if (((e & Layout.COPIED) != 0) != (rc == 1)) {
                         problem(true, "OFLAG_COPIED data cluster at offset " + host + ": refcount " + rc);

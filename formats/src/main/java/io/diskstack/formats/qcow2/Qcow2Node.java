@@ -59,7 +59,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     private volatile boolean written;
     private boolean dirtySetByUs;
-    private final boolean repairOnFirstWrite;
+    /** The image was dirty when opened: its refcounts are rebuilt before anything is written. */
+    private boolean needsRepair;
     private final java.util.concurrent.atomic.LongAdder compressedReads = new java.util.concurrent.atomic.LongAdder();
     private long allocations;
 
@@ -103,7 +104,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         }, refTable, header.refcountTableOffset, header.refcountTableClusters, file.size());
         this.map.setRefcounts(refcounts);
         this.snapshots = new Snapshots(this, snapshotTable);
-        this.repairOnFirstWrite = header.isDirty();
+        this.needsRepair = header.isDirty();
     }
 
     // ---- geometry ----
@@ -870,11 +871,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             if (written) {
                 return;
             }
-            if (repairOnFirstWrite) {
-                Qcow2Check.repairRefcounts(this);
-                header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
-                writeIncompatible();
-            }
+            repairIfDirty();
             if (header.autoclear != 0) {
                 header.autoclear = 0;
                 file.write(Qcow2Header.OFF_AUTOCLEAR, ByteBuffer.allocate(8));
@@ -889,6 +886,17 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Under the lock: rebuilds the refcounts of an image opened dirty and clears its dirty bit. */
+    void repairIfDirty() throws IOException {
+        if (!needsRepair) {
+            return;
+        }
+        Qcow2Check.repairRefcounts(this);
+        header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
+        writeIncompatible();
+        needsRepair = false;
     }
 
     void writeIncompatible() throws IOException {

@@ -297,6 +297,48 @@ class Qcow2WriteInteropTest {
         Qemu.checkClean(img);
     }
 
+    /** A lazy-refcounts image QEMU was killed with: refcounts stale, COPIED set on clusters with refcount 0. */
+    private Path imageQemuLeftDirty(String name) throws IOException {
+        Path img = dir.resolve(name);
+        Qemu.img("create", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", img.toString(), "8M");
+        Qemu.Result r = Qemu.exec("qemu-io", "-f", "qcow2", "-c", "write -P 0x41 0 1M", "-c", "write -P 0x42 4M 64k",
+                "-c", "sigraise 9", img.toString());
+        assertEquals(137, r.exit(), r.out() + r.err());
+        assertEquals(1, incompatible(img) & 1, "QEMU left it dirty");
+        assertTrue(Qemu.check(img).contains("OFLAG_COPIED"), Qemu.check(img));
+        return img;
+    }
+
+    private static byte[] qemuDirtyContent() {
+        byte[] want = new byte[8 << 20];
+        Arrays.fill(want, 0, 1 << 20, (byte) 0x41);
+        Arrays.fill(want, 4 << 20, (4 << 20) + 65536, (byte) 0x42);
+        return want;
+    }
+
+    @Test
+    void aDirtyImageQemuWasKilledWithIsRepairedBeforeTheFirstWrite() throws IOException {
+        Path img = imageQemuLeftDirty("qd.qcow2");
+        byte[] want = qemuDirtyContent();
+        byte[] mine = TestGraphs.randomBytes(10, 65536);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            BlockBackend d = open(g, img);
+            d.write(6 << 20, ByteBuffer.wrap(mine), 0);
+        }
+        System.arraycopy(mine, 0, want, 6 << 20, mine.length);
+        assertEquals(0, incompatible(img) & 1);
+        Qemu.checkClean(img);
+        assertArrayEquals(want, Qemu.raw(img));
+
+        // check -r leaks repairs it as opening it for writing would (as qemu-img check -r leaks does)
+        Path other = imageQemuLeftDirty("qd2.qcow2");
+        Qcow2Check.Report r = Qcow2Check.check(other, true);
+        assertTrue(r.isClean(), r.toString());
+        assertEquals(0, incompatible(other) & 1);
+        Qemu.checkClean(other);
+        assertArrayEquals(qemuDirtyContent(), Qemu.raw(other));
+    }
+
     @Test
     void theCorruptBitRefusesWritableOpens() throws IOException {
         Path img = dir.resolve("c.qcow2");
