@@ -47,8 +47,11 @@ final class ClusterMap {
         this.name = name;
     }
 
-    void setRefcounts(Refcounts refcounts) {
+    private Overlaps overlaps;
+
+    void setRefcounts(Refcounts refcounts, Overlaps overlaps) {
         this.refcounts = refcounts;
+        this.overlaps = overlaps;
     }
 
     static long[] readL1(BlockChild file, long offset, long entries) throws IOException {
@@ -166,6 +169,7 @@ final class ClusterMap {
             file.write(n, t.data.duplicate().clear());
             l1[i] = n | Layout.COPIED;
             dirtyL1.set(i);
+            overlaps.add(n);
             return t;
         }
         if ((e & Layout.COPIED) != 0) {
@@ -189,6 +193,7 @@ final class ClusterMap {
         file.write(n, t.data.duplicate().clear());
         l1[i] = n | Layout.COPIED;
         dirtyL1.set(i);
+        overlaps.add(n);
         // the old table's decrease is written only after this entry (Refcounts.Hooks#writeMappingTables)
         refcounts.free(off);
         return t;

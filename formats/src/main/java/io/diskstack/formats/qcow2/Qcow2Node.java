@@ -23,6 +23,7 @@ import java.util.Set;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.logging.Logger;
 
 /**
  * An open qcow2 image. Metadata (L1, L2 cache, refcounts) changes under one lock; data I/O runs
@@ -32,6 +33,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * exclusively, which drains the node's requests.
  */
 final class Qcow2Node extends BlockNode implements InternalSnapshots {
+    private static final Logger LOG = Logger.getLogger(Qcow2Node.class.getName());
+
     final BlockChild file;
     final BlockChild backing;
     final Qcow2Header header;
@@ -55,6 +58,11 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     final ClusterMap map;
     final Refcounts refcounts;
     final Snapshots snapshots;
+    /** Where the metadata is, so that no data write or new cluster lands on it. */
+    final Overlaps overlaps;
+    private boolean overlapsBuilt;
+    /** Corruption was found while running: every further change is refused. */
+    private volatile boolean markedCorrupt;
     private final Cache<Long, byte[]> decompressed = Caffeine.newBuilder().maximumSize(16).build();
 
     private volatile boolean written;
@@ -98,11 +106,26 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             }
 
             @Override
+            public void checkFree(long offset, long length) throws IOException {
+                checkNotMetadata(offset, length, "a new cluster");
+            }
+
+            @Override
+            public void refcountMetadataChanged(long offset) {
+                if (offset < 0) {
+                    overlaps.rebuild();
+                } else {
+                    overlaps.add(offset);
+                }
+            }
+
+            @Override
             public String describe() {
                 return describe;
             }
         }, refTable, header.refcountTableOffset, header.refcountTableClusters, file.size());
-        this.map.setRefcounts(refcounts);
+        this.overlaps = new Overlaps(layout, this::collectMetadata);
+        this.map.setRefcounts(refcounts, overlaps);
         this.snapshots = new Snapshots(this, snapshotTable);
         this.needsRepair = header.isDirty();
     }
@@ -332,6 +355,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         int len = src.remaining();
         List<long[]> runs = new ArrayList<>();
         long p = 0;
+        long bad = -1;
         lookupLock.lock();
         try {
             while (p < len) {
@@ -351,6 +375,10 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                     break;
                 }
                 long host = (e & Layout.OFFSET_MASK) + inC;
+                if (overlaps.overlap(host, n)) {
+                    bad = host;
+                    break;
+                }
                 long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
                 if (last != null && last[0] + last[2] == host) {
                     last[2] += n;
@@ -365,6 +393,14 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         int base = src.position();
         for (long[] r : runs) {
             file.write(r[0], src.slice(base + (int) r[1], (int) r[2]));
+        }
+        if (bad >= 0 && p == 0) {
+            lock.lock();
+            try {
+                checkNotMetadata(bad, layout.clusterSize - layout.offsetInCluster(bad), "guest data");
+            } finally {
+                lock.unlock();
+            }
         }
         return p;
     }
@@ -465,6 +501,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             bm = map.bitmap(t, idx);
             if (inPlace(e, bm, inC, n)) {
                 host = (e & Layout.OFFSET_MASK) + inC;
+                checkNotMetadata(host, n, "guest data");
                 lock.unlock();
                 try {
                     file.write(host, src);
@@ -478,6 +515,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             reuse = !compressed && oldHost != 0
                     && ((e & Layout.COPIED) != 0 || refcounts.get(oldHost >>> layout.clusterBits) == 1);
             if (reuse) {
+                checkNotMetadata(oldHost, layout.clusterSize, "guest data");
                 host = oldHost;
                 fresh = false;
             } else {
@@ -863,6 +901,9 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     /** Under the lock: the first write repairs a dirty image, clears autoclear bits, marks lazy images dirty. */
     private void beforeWrite() throws IOException {
+        if (markedCorrupt) {
+            throw refusedAsCorrupt();
+        }
         if (written) {
             return;
         }
@@ -871,6 +912,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             if (written) {
                 return;
             }
+            ensureOverlaps();
             repairIfDirty();
             if (header.autoclear != 0) {
                 header.autoclear = 0;
@@ -897,6 +939,109 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
         writeIncompatible();
         needsRepair = false;
+    }
+
+    // ---- metadata overlap ----
+
+    /** Every metadata range of the image, for {@link Overlaps#rebuild}. Under the lock. */
+    private void collectMetadata(Overlaps o) {
+        int cs = layout.clusterSize;
+        o.range(0, cs);
+        o.range(map.l1Offset, map.l1.length * 8L);
+        o.range(refcounts.tableOffset, refcounts.tableClusters << layout.clusterBits);
+        for (long e : refcounts.table) {
+            if ((e & Layout.OFFSET_MASK) != 0) {
+                o.range(e & Layout.OFFSET_MASK, cs);
+            }
+        }
+        for (long e : map.l1) {
+            if ((e & Layout.OFFSET_MASK) != 0) {
+                o.range(e & Layout.OFFSET_MASK, cs);
+            }
+        }
+        snapshots.collectMetadata(o);
+    }
+
+    /** Under the lock: builds the metadata ranges before the first change. */
+    private void ensureOverlaps() {
+        if (!overlapsBuilt) {
+            overlaps.rebuild();
+            overlapsBuilt = true;
+        }
+    }
+
+    /** Under the lock: after snapshot operations changed which tables exist. */
+    void metadataMoved() {
+        if (overlapsBuilt) {
+            overlaps.rebuild();
+        }
+    }
+
+    /**
+     * Under the lock: fails with EIO, logs one line and marks the image corrupt (as QEMU does) if
+     * {@code [offset, offset+length)} holds metadata.
+     */
+    void checkNotMetadata(long offset, long length, String what) throws IOException {
+        ensureOverlaps();
+        if (!overlaps.overlap(offset, length)) {
+            return;
+        }
+        String msg = describe + ": corrupt image: preventing a write of " + what + " to host offset " + offset
+                + ", which holds " + metadataAt(offset, length) + "; "
+                + (header.version >= 3 ? "the image is marked corrupt (qemu-img check -r all repairs it)"
+                : "further writes are refused");
+        LOG.warning(msg);
+        markCorrupt();
+        throw new BlockIOException(Errno.EIO, msg);
+    }
+
+    /** Names the metadata in a range (slowly: only for the message). */
+    private String metadataAt(long offset, long length) {
+        long first = offset >>> layout.clusterBits;
+        long last = (offset + length - 1) >>> layout.clusterBits;
+        java.util.function.BiPredicate<Long, Long> hits = (o, len) -> len > 0
+                && !((o + len - 1) >>> layout.clusterBits < first || (o >>> layout.clusterBits) > last);
+        int cs = layout.clusterSize;
+        if (first == 0) {
+            return "the image header";
+        }
+        if (hits.test(map.l1Offset, map.l1.length * 8L)) {
+            return "the active L1 table";
+        }
+        if (hits.test(refcounts.tableOffset, refcounts.tableClusters << layout.clusterBits)) {
+            return "the refcount table";
+        }
+        for (long e : refcounts.table) {
+            if ((e & Layout.OFFSET_MASK) != 0 && hits.test(e & Layout.OFFSET_MASK, (long) cs)) {
+                return "a refcount block";
+            }
+        }
+        for (long e : map.l1) {
+            if ((e & Layout.OFFSET_MASK) != 0 && hits.test(e & Layout.OFFSET_MASK, (long) cs)) {
+                return "an active L2 table";
+            }
+        }
+        return "the snapshot table or a snapshot's L1 table";
+    }
+
+    private void markCorrupt() {
+        if (markedCorrupt) {
+            return;
+        }
+        markedCorrupt = true;
+        if (header.version >= 3) {
+            header.incompatible |= Qcow2Header.INCOMPAT_CORRUPT;
+            try {
+                writeIncompatible();
+            } catch (IOException e) {
+                LOG.warning(describe + ": could not mark the image corrupt: " + e.getMessage());
+            }
+        }
+    }
+
+    private BlockIOException refusedAsCorrupt() {
+        return new BlockIOException(Errno.EIO, describe + ": the image was found corrupt while in use; "
+                + "no further changes (qemu-img check -r all repairs it)");
     }
 
     void writeIncompatible() throws IOException {
@@ -1008,6 +1153,9 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     private void checkWritable() throws BlockIOException {
         if (isReadOnly()) {
             throw new BlockIOException(Errno.EROFS, describe + ": the image is open read-only");
+        }
+        if (markedCorrupt) {
+            throw refusedAsCorrupt();
         }
     }
 

@@ -32,6 +32,15 @@ final class Refcounts {
         /** Forgets a freed cluster in other caches (it may have been an L2 table). */
         void clusterFreed(long offset);
 
+        /**
+         * Fails (and marks the image corrupt) if clusters the refcounts call free hold metadata;
+         * called before anything is written to them.
+         */
+        void checkFree(long offset, long length) throws IOException;
+
+        /** A new refcount block at {@code offset}, or -1 after the refcount table moved. */
+        void refcountMetadataChanged(long offset);
+
         String describe();
     }
 
@@ -178,6 +187,7 @@ final class Refcounts {
         if (lowestSkipped >= 0 && lowestSkipped < freeHint) {
             freeHint = lowestSkipped;
         }
+        hooks.checkFree(start << layout.clusterBits, (long) n << layout.clusterBits);
         for (long i = start; i < start + n; i++) {
             pendingPunch.remove(i);
         }
@@ -234,6 +244,7 @@ final class Refcounts {
         if (start == Math.max(freeHint, 1)) {
             freeHint = start + n;
         }
+        hooks.checkFree(start << layout.clusterBits, (long) n << layout.clusterBits);
         for (long i = start; i < start + n; i++) {
             pendingPunch.remove(i);
         }
@@ -293,6 +304,7 @@ final class Refcounts {
             frontier = busy + 1;
         }
         long end = f + n + m;
+        hooks.checkFree(f << layout.clusterBits, (end - f) << layout.clusterBits);
         List<TableCache.Table> created = new ArrayList<>();
         List<Integer> createdIndex = new ArrayList<>();
         long next = f + n;
@@ -335,6 +347,7 @@ final class Refcounts {
         for (int k = 0; k < created.size(); k++) {
             table[createdIndex.get(k)] = created.get(k).offset;
             writeTableEntry(createdIndex.get(k));
+            hooks.refcountMetadataChanged(created.get(k).offset);
         }
         for (long i = f; i < end; i++) {
             pendingPunch.remove(i);
@@ -497,6 +510,7 @@ final class Refcounts {
         // first cluster of its range.
         long cluster = t * layout.refblockEntries;
         long offset = cluster << layout.clusterBits;
+        hooks.checkFree(offset, layout.clusterSize);
         TableCache.Table block = blocks.create(offset);
         write(block.data, 0, 1);
         blocks.write(block);
@@ -504,6 +518,7 @@ final class Refcounts {
         file.flush();
         table[(int) t] = offset;
         writeTableEntry((int) t);
+        hooks.refcountMetadataChanged(offset);
         frontier = Math.max(frontier, cluster + 1);
     }
 
@@ -551,6 +566,7 @@ final class Refcounts {
             throw new BlockIOException(Errno.ENOSPC, hooks.describe() + ": the refcount table cannot grow past "
                     + (Qcow2Header.MAX_REFTABLE_BYTES >> 20) + " MiB");
         }
+        hooks.checkFree(a << layout.clusterBits, (nBlocks + tableCl) << layout.clusterBits);
         long[] newTable = java.util.Arrays.copyOf(table, (int) newEntries);
         List<TableCache.Table> newBlocks = new ArrayList<>();
         long next = a;
@@ -608,6 +624,7 @@ final class Refcounts {
         for (TableCache.Table nb : newBlocks) {
             blocks.drop(nb.offset);
         }
+        hooks.refcountMetadataChanged(-1);
         free(oldOffset, oldClusters);
     }
 

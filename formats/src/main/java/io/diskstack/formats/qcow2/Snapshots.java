@@ -31,6 +31,18 @@ final class Snapshots {
         this.tableBytes = table.bytes();
     }
 
+    /** The snapshot table and every snapshot's L1 table, for {@link Overlaps}. Under the node's lock. */
+    void collectMetadata(Overlaps o) {
+        synchronized (entries) {
+            if (!entries.isEmpty()) {
+                o.range(node.header.snapshotsOffset, tableBytes);
+            }
+            for (SnapshotTable.Entry e : entries) {
+                o.range(e.l1Offset, e.l1Size * 8);
+            }
+        }
+    }
+
     int count() {
         synchronized (entries) {
             return entries.size();
@@ -133,6 +145,7 @@ final class Snapshots {
             writeTable(next);
             return info(e);
         } finally {
+            node.metadataMoved();
             node.lock.unlock();
             node.gate.writeLock().unlock();
         }
@@ -203,6 +216,7 @@ final class Snapshots {
             node.map.fixCopiedFlags();
             node.flushMetadata();
         } finally {
+            node.metadataMoved();
             node.lock.unlock();
             node.gate.writeLock().unlock();
         }
@@ -253,6 +267,7 @@ final class Snapshots {
             map.fixCopiedFlags();
             node.flushMetadata();
         } finally {
+            node.metadataMoved();
             node.lock.unlock();
             node.gate.writeLock().unlock();
         }

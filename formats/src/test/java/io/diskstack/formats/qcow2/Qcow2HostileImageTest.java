@@ -1,0 +1,141 @@
+package io.diskstack.formats.qcow2;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.Errno;
+import io.diskstack.core.testing.TestGraphs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Images crafted to make us write over our own metadata: the write fails with EIO, names the
+ * image, nothing is overwritten, and the image is marked corrupt as QEMU would.
+ */
+class Qcow2HostileImageTest {
+    private static final int CS = 65536;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void tools() {
+        Qemu.require();
+    }
+
+    private static ByteBuffer read(Path img, long at, int n) throws IOException {
+        try (FileChannel ch = FileChannel.open(img)) {
+            ByteBuffer b = ByteBuffer.allocate(n);
+            ch.read(b, at);
+            return b.flip();
+        }
+    }
+
+    private static void patch(Path img, long at, ByteBuffer value) throws IOException {
+        try (FileChannel ch = FileChannel.open(img, StandardOpenOption.WRITE)) {
+            ch.write(value, at);
+        }
+    }
+
+    /** qemu-img's layout at 64 KiB clusters: header, refcount table, refcount block, L1 table. */
+    private Path qemuImage() throws IOException {
+        Path img = dir.resolve("h.qcow2");
+        Files.deleteIfExists(img);
+        Qemu.img("create", "-f", "qcow2", img.toString(), "64M");
+        Qemu.io(img, "write -P 0x5a 0 64k");
+        return img;
+    }
+
+    private BlockIOException failingWrite(Path img, long guestOffset, int length) throws IOException {
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            BlockIOException e = assertThrows(BlockIOException.class,
+                    () -> d.write(guestOffset, ByteBuffer.wrap(TestGraphs.randomBytes(3, length)), 0));
+            assertEquals(Errno.EIO, e.errno());
+            assertFalse(e.getMessage().contains("\n"), e.getMessage());
+            assertTrue(e.getMessage().contains(img.toString()), "names the image: " + e.getMessage());
+            BlockIOException again = assertThrows(BlockIOException.class,
+                    () -> d.write(8 << 20, ByteBuffer.wrap(new byte[4096]), 0));
+            assertTrue(again.getMessage().contains("corrupt"), again.getMessage());
+            return e;
+        }
+    }
+
+    private static void assertMarkedCorrupt(Path img) throws IOException {
+        assertEquals(2, read(img, 72, 8).getLong() & 2, "the corrupt bit is set");
+        assertTrue(Qemu.run("qemu-img", "info", img.toString()).contains("corrupt: true"));
+    }
+
+    @Test
+    void anL2EntryPointingAtTheRefcountTable() throws IOException {
+        Path img = qemuImage();
+        long refTable = read(img, 48, 8).getLong();
+        long l1 = read(img, 40, 8).getLong();
+        long l2 = read(img, l1, 8).getLong() & Layout.OFFSET_MASK;
+        patch(img, l2, ByteBuffer.allocate(8).putLong(0, refTable | Layout.COPIED));
+        byte[] table = Arrays.copyOf(read(img, refTable, CS).array(), CS);
+        BlockIOException e = failingWrite(img, 0, 4096);
+        assertTrue(e.getMessage().contains("refcount table"), e.getMessage());
+        assertArrayEquals(table, read(img, refTable, CS).array(), "the refcount table is intact");
+        assertMarkedCorrupt(img);
+    }
+
+    @Test
+    void anL2EntryPointingAtTheL1Table() throws IOException {
+        Path img = qemuImage();
+        long l1 = read(img, 40, 8).getLong();
+        long l2 = read(img, l1, 8).getLong() & Layout.OFFSET_MASK;
+        patch(img, l2, ByteBuffer.allocate(8).putLong(0, l1 | Layout.COPIED));
+        byte[] before = Arrays.copyOf(read(img, l1, CS).array(), CS);
+        BlockIOException e = failingWrite(img, 0, CS);
+        assertTrue(e.getMessage().contains("active L1 table"), e.getMessage());
+        assertArrayEquals(before, read(img, l1, CS).array(), "the L1 table is intact");
+        assertMarkedCorrupt(img);
+    }
+
+    @Test
+    void anL2EntryWithoutCopiedPointingAtARefcountBlock() throws IOException {
+        Path img = qemuImage();
+        long l1 = read(img, 40, 8).getLong();
+        long block = read(img, read(img, 48, 8).getLong(), 8).getLong();
+        long l2 = read(img, l1, 8).getLong() & Layout.OFFSET_MASK;
+        // refcount 1 and no COPIED flag: a partial write would reuse the cluster after filling it
+        patch(img, l2 + 8, ByteBuffer.allocate(8).putLong(0, block));
+        byte[] before = Arrays.copyOf(read(img, block, CS).array(), CS);
+        BlockIOException e = failingWrite(img, CS + 512, 1000);
+        assertTrue(e.getMessage().contains("refcount block"), e.getMessage());
+        assertArrayEquals(before, read(img, block, CS).array(), "the refcount block is intact");
+        assertMarkedCorrupt(img);
+    }
+
+    @Test
+    void aRefcountOfZeroOnTheL1TableDoesNotGetItOverwritten() throws IOException {
+        Path img = qemuImage();
+        long l1 = read(img, 40, 8).getLong();
+        long refTable = read(img, 48, 8).getLong();
+        long block = read(img, refTable, 8).getLong();
+        // 16-bit refcounts: the L1 table's cluster looks free to the allocator
+        patch(img, block + (l1 / CS) * 2, ByteBuffer.allocate(2));
+        byte[] l1Before = Arrays.copyOf(read(img, l1, CS).array(), CS);
+        // a write to a new L2 range allocates a table: the first free cluster is the L1 table's
+        BlockIOException e = failingWrite(img, 32 << 20, 4096);
+        assertTrue(e.getMessage().contains("a new cluster") && e.getMessage().contains("L1 table"), e.getMessage());
+        assertArrayEquals(l1Before, read(img, l1, CS).array(), "the L1 table is intact");
+        assertMarkedCorrupt(img);
+    }
+}
