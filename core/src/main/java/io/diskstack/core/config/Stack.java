@@ -9,6 +9,7 @@ import io.diskstack.core.ImageCreateContext;
 import io.diskstack.core.ObjectRegistry;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -45,7 +46,13 @@ public final class Stack implements AutoCloseable {
                     NodeOptions options = new NodeOptions("create '" + image.filename() + "' (" + image.format() + ")",
                             image.options());
                     created.add(file);
-                    driver.create(new ImageCreateContext(file, image.size(), options, objects, drivers));
+                    try {
+                        driver.create(new ImageCreateContext(file, image.size(), options, objects, drivers));
+                    } catch (FileAlreadyExistsException e) {
+                        created.remove(file); // another process made it in the meantime: not ours to delete
+                        throw new ConfigException("create '" + image.filename() + "': " + file
+                                + " appeared while it was being created; left as it is");
+                    }
                     options.assertAllConsumed();
                 }
             }

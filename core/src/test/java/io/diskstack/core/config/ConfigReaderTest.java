@@ -4,8 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.BlockDriver;
+import io.diskstack.core.BlockNode;
 import io.diskstack.core.ConfigException;
+import io.diskstack.core.DriverKind;
 import io.diskstack.core.DriverRegistry;
+import io.diskstack.core.ImageCreateContext;
+import io.diskstack.core.NodeOpenContext;
+import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -103,6 +110,41 @@ class ConfigReaderTest {
         ConfigException e = assertThrows(ConfigException.class,
                 () -> Stack.open(ConfigReader.readFile(cfg4), DriverRegistry.load()));
         assertTrue(!e.getMessage().contains("hunter2"), "secret leaked into: " + e.getMessage());
+    }
+
+    @Test
+    void aFileAnotherProcessCreatesMeanwhileIsLeftAlone() throws Exception {
+        Path cfg = write("""
+                {"create": [{"filename": "a.img", "format": "racing", "size": "1M"}],
+                 "blockdev": [{"driver": "memory", "node-name": "m0"}],
+                 "exports": [{"id": "disk0", "node-name": "m0"}]}
+                """);
+        DriverRegistry drivers = DriverRegistry.load();
+        drivers.register(new BlockDriver() {
+            @Override
+            public String name() {
+                return "racing";
+            }
+
+            @Override
+            public DriverKind kind() {
+                return DriverKind.FORMAT;
+            }
+
+            @Override
+            public BlockNode open(NodeOpenContext ctx) {
+                throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public void create(ImageCreateContext ctx) throws IOException {
+                Files.writeString(ctx.file(), "someone else's"); // the other process wins the race
+                throw new FileAlreadyExistsException(ctx.file().toString());
+            }
+        });
+        assertError("create 'a.img': " + dir.resolve("a.img") + " appeared while it was being created",
+                () -> Stack.open(ConfigReader.readFile(cfg), drivers));
+        assertEquals("someone else's", Files.readString(dir.resolve("a.img")));
     }
 
     private static void assertError(String expected, org.junit.jupiter.api.function.Executable call) {
