@@ -40,6 +40,27 @@ class FileAndRawTest {
     }
 
     @Test
+    void aThreadWithAPendingInterruptDoesNotCloseTheFileForEveryone() throws Exception {
+        FileDriver.createSparseFile(dir.resolve("a.img"), 1 << 20);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(opts("driver", "file", "node-name", "f0", "filename", "a.img"));
+            BlockBackend b = g.addBackend("d", "f0", true);
+            Thread.currentThread().interrupt();
+            try {
+                b.write(0, ByteBuffer.wrap(new byte[] {7, 7}), 0);
+                b.read(0, ByteBuffer.allocate(2));
+                b.flush();
+                assertTrue(Thread.currentThread().isInterrupted(), "the caller's interrupt is kept");
+            } finally {
+                Thread.interrupted();
+            }
+            ByteBuffer back = ByteBuffer.allocate(2);
+            b.read(0, back);
+            assertArrayEquals(new byte[] {7, 7}, back.array());
+        }
+    }
+
+    @Test
     void badRawOptionsNameTheKey() throws Exception {
         FileDriver.createSparseFile(dir.resolve("a.img"), 1 << 20);
         try (BlockGraph g = TestGraphs.newGraph(dir)) {

@@ -73,35 +73,45 @@ final class FileNode extends BlockNode {
 
     @Override
     protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
-        long pos = offset;
-        while (dst.hasRemaining()) {
-            int wanted = dst.remaining();
-            int n = channel.read(dst, pos);
-            if (n < 0 || (direct && n < wanted)) {
-                // Past the end of the file reads as zeroes, as it does for a sparse file's holes.
-                // A short O_DIRECT read means the end too (and a next read would be unaligned).
-                fillZeroes(dst);
-                return;
+        boolean interrupted = Thread.interrupted();
+        try {
+            long pos = offset;
+            while (dst.hasRemaining()) {
+                int wanted = dst.remaining();
+                int n = channel.read(dst, pos);
+                if (n < 0 || (direct && n < wanted)) {
+                    // Past the end of the file reads as zeroes, as it does for a sparse file's holes.
+                    // A short O_DIRECT read means the end too (and a next read would be unaligned).
+                    fillZeroes(dst);
+                    return;
+                }
+                pos += n;
             }
-            pos += n;
+        } finally {
+            keepInterrupt(interrupted);
         }
     }
 
     @Override
     protected void write(long offset, ByteBuffer src, int flags) throws IOException {
-        long pos = offset;
+        boolean interrupted = Thread.interrupted();
         try {
-            while (src.hasRemaining()) {
-                pos += channel.write(src, pos);
+            long pos = offset;
+            try {
+                while (src.hasRemaining()) {
+                    pos += channel.write(src, pos);
+                }
+            } catch (IOException e) {
+                throw hostError("write", e);
             }
-        } catch (IOException e) {
-            throw hostError("write", e);
-        }
-        if (pos > size.get()) {
-            size.accumulateAndGet(pos, Math::max);
-        }
-        if (RequestFlags.has(flags, RequestFlags.FUA) && !skipsDiskSync()) {
-            channel.force(false);
+            if (pos > size.get()) {
+                size.accumulateAndGet(pos, Math::max);
+            }
+            if (RequestFlags.has(flags, RequestFlags.FUA) && !skipsDiskSync()) {
+                channel.force(false);
+            }
+        } finally {
+            keepInterrupt(interrupted);
         }
     }
 
@@ -194,7 +204,12 @@ final class FileNode extends BlockNode {
     @Override
     protected void flush() throws IOException {
         if (!skipsDiskSync()) {
-            channel.force(false);
+            boolean interrupted = Thread.interrupted();
+            try {
+                channel.force(false);
+            } finally {
+                keepInterrupt(interrupted);
+            }
         }
     }
 
@@ -231,6 +246,16 @@ final class FileNode extends BlockNode {
             channel.close();
         } finally {
             nativeFile.close();
+        }
+    }
+
+    /**
+     * A FileChannel closes itself for every user when I/O starts on an interrupted thread, so the
+     * I/O methods clear a pending interrupt first and set it again afterwards for the caller.
+     */
+    private static void keepInterrupt(boolean interrupted) {
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 
