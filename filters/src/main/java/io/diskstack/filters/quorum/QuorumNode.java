@@ -39,6 +39,10 @@ final class QuorumNode extends BlockNode {
     private final AtomicLongArray errors;
     private final AtomicLongArray mismatches;
     private final AtomicLong voteFailures = new AtomicLong();
+    /** Per child: writes (and flushes) that failed on it since open. */
+    private final AtomicLongArray lostWrites;
+    /** Per child: {@link #lostWrites} as of the start of its last successful flush. */
+    private final AtomicLongArray lostWritesAtFlush;
     private final ChildFanOut fanOut;
     /** Writes share it; a rewrite of corrupted data takes it alone, so it never lands over a newer write. */
     private final ReentrantReadWriteLock rewriteLock = new ReentrantReadWriteLock();
@@ -54,6 +58,8 @@ final class QuorumNode extends BlockNode {
         this.size = size;
         this.errors = new AtomicLongArray(children.size());
         this.mismatches = new AtomicLongArray(children.size());
+        this.lostWrites = new AtomicLongArray(children.size());
+        this.lostWritesAtFlush = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
     }
 
@@ -206,6 +212,7 @@ final class QuorumNode extends BlockNode {
             for (int loser : losers) {
                 if (writeFailures[loser] != null) {
                     childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
+                    lostWrites.incrementAndGet(loser);
                 } else {
                     LOG.info("quorum '" + nodeName() + "': rewrote " + childName(loser) + " at offset " + offset
                             + " (+" + len + ") with the majority's data");
@@ -256,9 +263,45 @@ final class QuorumNode extends BlockNode {
         return true;
     }
 
+    /**
+     * Flushes every child. The flush succeeds only if at least {@code vote-threshold} children
+     * flushed and lost no write since their previous flush: a child that failed a write (or a
+     * flush) may have answered the flush yet not hold the data, so it does not count towards
+     * durability. QEMU counts only the flushes; this is stricter, never weaker.
+     */
     @Override
     protected void flush() throws IOException {
-        answered("flush", 0, 0, fanOut.run(children.size(), i -> children.get(i).flush()));
+        int n = children.size();
+        long[] lostBefore = new long[n];
+        for (int i = 0; i < n; i++) {
+            lostBefore[i] = lostWrites.get(i);
+        }
+        Exception[] failures = fanOut.run(n, i -> children.get(i).flush());
+        int durable = 0;
+        int firstLost = -1;
+        Exception first = null;
+        for (int i = 0; i < n; i++) {
+            if (failures[i] != null) {
+                childFailed(i, "flush", 0, 0, failures[i]);
+                lostWrites.incrementAndGet(i);
+                first = first == null ? failures[i] : first;
+                continue;
+            }
+            long lostAtLastFlush = lostWritesAtFlush.getAndAccumulate(i, lostBefore[i], Math::max);
+            if (lostAtLastFlush >= lostBefore[i]) {
+                durable++;
+            } else if (firstLost < 0) {
+                firstLost = i;
+            }
+        }
+        if (durable < threshold) {
+            voteFailures.incrementAndGet();
+            Errno errno = first == null ? Errno.EIO : BlockIOException.errnoOf(first);
+            throw new BlockIOException(errno, "quorum '" + nodeName() + "': flush: " + durable + " of " + n
+                    + " children flushed every write since their last flush, vote-threshold is " + threshold
+                    + (firstLost < 0 ? "" : "; " + childName(firstLost) + " lost a write")
+                    + (first == null ? "" : "; first error: " + first.getMessage()), first);
+        }
     }
 
     /**
@@ -275,6 +318,9 @@ final class QuorumNode extends BlockNode {
                 good++;
             } else {
                 childFailed(i, op, offset, len, failures[i]);
+                if (!op.equals("read")) {
+                    lostWrites.incrementAndGet(i);
+                }
                 first = first == null ? failures[i] : first;
             }
         }

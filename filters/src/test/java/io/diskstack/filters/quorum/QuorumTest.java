@@ -70,17 +70,25 @@ class QuorumTest {
 
     /** Raw images c0…c(n-1) on file nodes; children listed in {@code failing} sit under a blkdebug that fails everything. */
     private List<String> children(int n, int... failing) throws Exception {
+        Map<Integer, List<Map<String, Object>>> rules = new LinkedHashMap<>();
+        for (int f : failing) {
+            rules.put(f, List.of(Map.of("errno", "EIO")));
+        }
+        return childrenWithErrors(n, rules);
+    }
+
+    /** Raw images c0…c(n-1) on file nodes; child i sits under a blkdebug with {@code rules.get(i)} as inject-error. */
+    private List<String> childrenWithErrors(int n, Map<Integer, List<Map<String, Object>>> rules) throws Exception {
         List<String> names = new ArrayList<>();
-        for (int k = 0; k < n; k++) {
-            int i = k;
+        for (int i = 0; i < n; i++) {
             Path img = dir.resolve("c" + i + ".img");
             Files.deleteIfExists(img);
             FileDriver.createSparseFile(img, SIZE);
             graph.open(opts("driver", "file", "node-name", "f" + i, "filename", img.getFileName().toString()));
             String below = "f" + i;
-            if (Arrays.stream(failing).anyMatch(f -> f == i)) {
+            if (rules.containsKey(i)) {
                 graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "bad" + i, "file", below,
-                        "inject-error", List.of(Map.of("errno", "EIO")))));
+                        "inject-error", rules.get(i))));
                 below = "bad" + i;
             }
             graph.open(opts("driver", "raw", "node-name", "r" + i, "file", below));
@@ -177,6 +185,36 @@ class QuorumTest {
                 + "vote-threshold is 2"), w.getMessage());
         assertEquals(Errno.EIO, assertThrows(BlockIOException.class, () -> read(q2, 0, 512)).errno());
         assertThrows(BlockIOException.class, q2::flush);
+    }
+
+    @Test
+    void flushNeedsThresholdChildrenThatFlushedAndLostNoWrite() throws Exception {
+        // children.1 loses one write; children.2 fails one flush: only children.0 has it all on disk.
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                1, List.of(Map.of("iotype", "write", "offset", 1L << 20, "length", 4096L, "once", true)),
+                2, List.of(Map.of("iotype", "flush", "once", true)))), 2);
+        q.write(1 << 20, ByteBuffer.wrap(TestGraphs.randomBytes(20, 4096)), 0);
+        BlockIOException e = assertThrows(BlockIOException.class, q::flush);
+        assertEquals(Errno.EIO, e.errno());
+        assertTrue(e.getMessage().startsWith("quorum 'q0': flush: 1 of 3 children flushed every write since "
+                + "their last flush, vote-threshold is 2; children.1 ('r1') lost a write"), e.getMessage());
+        // Since then children.0 and children.1 lost nothing; children.2 failed its last flush.
+        q.flush();
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(21, 4096)), 0);
+        q.flush();
+    }
+
+    @Test
+    void aLostWriteCountsAgainstTheNextFlushOnly() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 4096L, "once", true)))), 3);
+        BlockIOException w = assertThrows(BlockIOException.class,
+                () -> q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(22, 4096)), 0));
+        assertEquals(Errno.EIO, w.errno(), "threshold 3: the write itself fails");
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class, q::flush).errno(),
+                "children.0 did not get a write since the last flush");
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(23, 4096)), 0);
+        q.flush();
     }
 
     @Test
