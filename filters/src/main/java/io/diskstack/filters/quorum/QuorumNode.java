@@ -17,7 +17,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -44,8 +43,6 @@ final class QuorumNode extends BlockNode {
     /** Per child: {@link #lostWrites} as of the start of its last successful flush. */
     private final AtomicLongArray lostWritesAtFlush;
     private final ChildFanOut fanOut;
-    /** Writes share it; a rewrite of corrupted data takes it alone, so it never lands over a newer write. */
-    private final ReentrantReadWriteLock rewriteLock = new ReentrantReadWriteLock();
 
     QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
                boolean rewriteCorrupted, boolean blkverify, long size) {
@@ -79,6 +76,18 @@ final class QuorumNode extends BlockNode {
 
     @Override
     public boolean supportsFua() {
+        return true;
+    }
+
+    /**
+     * Overlapping writes run one after the other, in arrival order, so every child applies them
+     * in the same order (otherwise child A could end with w1 over w2 and child B with w2 over w1).
+     * A read waits for overlapping writes in flight, and a write for overlapping reads, so all
+     * children answer a read with the same version. That also makes rewrite-corrupted safe: it
+     * writes, inside the read, data no write can have changed since it was read.
+     */
+    @Override
+    protected boolean serialisesOverlappingRequests() {
         return true;
     }
 
@@ -170,60 +179,29 @@ final class QuorumNode extends BlockNode {
             throw new BlockIOException(Errno.EIO, msg);
         }
         if (rewriteCorrupted) {
-            rewrite(offset, len);
+            rewrite(offset, len, data[winner.representative()], losers);
         }
         return data[winner.representative()];
     }
 
     /**
-     * Writes the winning data over the children that lost the vote. It reads and votes again
-     * first, alone against writes, so it writes only data that is still current.
+     * Writes the winning data over the children that lost the vote. The read that found them
+     * holds its range against writes (see {@link #serialisesOverlappingRequests()}), so the
+     * winning data is still current.
      */
-    private void rewrite(long offset, int len) {
-        int n = children.size();
-        PooledBuffer[] pooled = new PooledBuffer[n];
-        ByteBuffer[] data = new ByteBuffer[n];
-        rewriteLock.writeLock().lock();
-        try {
-            for (int i = 0; i < n; i++) {
-                pooled[i] = BufferPool.acquire(len);
-                data[i] = pooled[i].buffer();
+    private void rewrite(long offset, int len, ByteBuffer good, List<Integer> losers) {
+        Exception[] writeFailures = fanOut.run(children.size(), i -> {
+            if (losers.contains(i)) {
+                children.get(i).write(offset, good.duplicate(), 0);
             }
-            ByteBuffer[] views = duplicates(data);
-            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, views[i]));
-            boolean[] ok = new boolean[n];
-            int answered = 0;
-            for (int i = 0; i < n; i++) {
-                ok[i] = failures[i] == null;
-                answered += ok[i] ? 1 : 0;
-            }
-            QuorumVote vote = QuorumVote.count(data, ok);
-            QuorumVote.Version winner = vote.winner();
-            if (answered < threshold || winner == null || winner.count < threshold || vote.unanimous()) {
-                return;
-            }
-            List<Integer> losers = vote.losers();
-            ByteBuffer good = data[winner.representative()];
-            Exception[] writeFailures = fanOut.run(n, i -> {
-                if (losers.contains(i)) {
-                    children.get(i).write(offset, good.duplicate(), 0);
-                }
-            });
-            for (int loser : losers) {
-                if (writeFailures[loser] != null) {
-                    childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
-                    lostWrites.incrementAndGet(loser);
-                } else {
-                    LOG.info("quorum '" + nodeName() + "': rewrote " + childName(loser) + " at offset " + offset
-                            + " (+" + len + ") with the majority's data");
-                }
-            }
-        } finally {
-            rewriteLock.writeLock().unlock();
-            for (PooledBuffer p : pooled) {
-                if (p != null) {
-                    p.close();
-                }
+        });
+        for (int loser : losers) {
+            if (writeFailures[loser] != null) {
+                childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
+                lostWrites.incrementAndGet(loser);
+            } else {
+                LOG.info("quorum '" + nodeName() + "': rewrote " + childName(loser) + " at offset " + offset
+                        + " (+" + len + ") with the majority's data");
             }
         }
     }
@@ -237,25 +215,15 @@ final class QuorumNode extends BlockNode {
         for (int i = 0; i < views.length; i++) {
             views[i] = src.duplicate();
         }
-        rewriteLock.readLock().lock();
-        try {
-            answered("write", offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
-                    flags)));
-        } finally {
-            rewriteLock.readLock().unlock();
-        }
+        answered("write", offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
+                flags)));
         src.position(src.limit());
     }
 
     @Override
     protected void writeZeroes(long offset, long length, int flags) throws IOException {
-        rewriteLock.readLock().lock();
-        try {
-            answered("write-zeroes", offset, length, fanOut.run(children.size(),
-                    i -> children.get(i).writeZeroes(offset, length, flags)));
-        } finally {
-            rewriteLock.readLock().unlock();
-        }
+        answered("write-zeroes", offset, length, fanOut.run(children.size(),
+                i -> children.get(i).writeZeroes(offset, length, flags)));
     }
 
     @Override
