@@ -38,10 +38,12 @@ final class QuorumNode extends BlockNode {
     private final AtomicLongArray errors;
     private final AtomicLongArray mismatches;
     private final AtomicLong voteFailures = new AtomicLong();
-    /** Per child: writes (and flushes) that failed on it since open. */
+    /** Per child: writes that failed on it since open (the child may hold stale data). */
     private final AtomicLongArray lostWrites;
-    /** Per child: {@link #lostWrites} as of the start of its last successful flush. */
-    private final AtomicLongArray lostWritesAtFlush;
+    /** Per child: flushes that failed on it since open. */
+    private final AtomicLongArray failedFlushes;
+    /** Per child: lost writes plus failed flushes as of the start of its last successful flush. */
+    private final AtomicLongArray lossesAtFlush;
     private final ChildFanOut fanOut;
 
     QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
@@ -56,7 +58,8 @@ final class QuorumNode extends BlockNode {
         this.errors = new AtomicLongArray(children.size());
         this.mismatches = new AtomicLongArray(children.size());
         this.lostWrites = new AtomicLongArray(children.size());
-        this.lostWritesAtFlush = new AtomicLongArray(children.size());
+        this.failedFlushes = new AtomicLongArray(children.size());
+        this.lossesAtFlush = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
     }
 
@@ -125,10 +128,18 @@ final class QuorumNode extends BlockNode {
         dst.position(dst.limit());
     }
 
-    /** read-pattern=fifo: the first child that answers, in order. */
+    /**
+     * read-pattern=fifo: the first child that answers, in order. A child that lost a write since
+     * it was opened (the write failed on it but succeeded on enough others) may hold stale data
+     * anywhere, so fifo never reads it again until the node is reopened; if every child lost a
+     * write, the read fails rather than return stale data. (QEMU's fifo reads them anyway.)
+     */
     private void readFirstAnswer(long offset, ByteBuffer dst) throws IOException {
         Exception last = null;
         for (int i = 0; i < children.size(); i++) {
+            if (lostWrites.get(i) != 0) {
+                continue;
+            }
             try {
                 children.get(i).read(offset, dst.duplicate());
                 dst.position(dst.limit());
@@ -137,6 +148,11 @@ final class QuorumNode extends BlockNode {
                 childFailed(i, "read", offset, dst.remaining(), e);
                 last = e;
             }
+        }
+        if (last == null) {
+            throw new BlockIOException(Errno.EIO, "quorum '" + nodeName() + "': read at offset " + offset + " (+"
+                    + dst.remaining() + "): every child lost a write since it was opened (read-pattern fifo reads "
+                    + "only children that have every write)");
         }
         throw new BlockIOException(BlockIOException.errnoOf(last), "quorum '" + nodeName() + "': read at offset "
                 + offset + " (+" + dst.remaining() + ") failed on every child; last: " + last.getMessage(), last);
@@ -242,7 +258,7 @@ final class QuorumNode extends BlockNode {
         int n = children.size();
         long[] lostBefore = new long[n];
         for (int i = 0; i < n; i++) {
-            lostBefore[i] = lostWrites.get(i);
+            lostBefore[i] = lostWrites.get(i) + failedFlushes.get(i);
         }
         Exception[] failures = fanOut.run(n, i -> children.get(i).flush());
         int durable = 0;
@@ -251,11 +267,11 @@ final class QuorumNode extends BlockNode {
         for (int i = 0; i < n; i++) {
             if (failures[i] != null) {
                 childFailed(i, "flush", 0, 0, failures[i]);
-                lostWrites.incrementAndGet(i);
+                failedFlushes.incrementAndGet(i);
                 first = first == null ? failures[i] : first;
                 continue;
             }
-            long lostAtLastFlush = lostWritesAtFlush.getAndAccumulate(i, lostBefore[i], Math::max);
+            long lostAtLastFlush = lossesAtFlush.getAndAccumulate(i, lostBefore[i], Math::max);
             if (lostAtLastFlush >= lostBefore[i]) {
                 durable++;
             } else if (firstLost < 0) {
@@ -341,6 +357,7 @@ final class QuorumNode extends BlockNode {
         for (int i = 0; i < children.size(); i++) {
             stats.put(children.get(i).name() + ".errors", errors.get(i));
             stats.put(children.get(i).name() + ".mismatches", mismatches.get(i));
+            stats.put(children.get(i).name() + ".lost-writes", lostWrites.get(i));
         }
         stats.put("vote-failures", voteFailures.get());
         return stats;

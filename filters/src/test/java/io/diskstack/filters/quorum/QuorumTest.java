@@ -366,14 +366,45 @@ class QuorumTest {
 
     @Test
     void fifoReadsTheFirstChildThatAnswers() throws Exception {
-        BlockBackend q = quorum(children(3, 0), 1, "read-pattern", "fifo");
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(0, List.of(Map.of("iotype", "read")))), 1,
+                "read-pattern", "fifo");
         byte[] data = TestGraphs.randomBytes(10, 10_000);
         q.write(0, ByteBuffer.wrap(data), 0);
         corrupt(2, 0, new byte[100]);
         assertArrayEquals(data, read(q, 0, data.length), "children.1 answers; children.2 is never asked");
-        assertTrue(stats().get("children.0.errors") >= 2);
+        assertEquals(1L, stats().get("children.0.errors"));
         assertEquals(0L, stats().get("children.2.mismatches"));
         assertTrue(graph.node("q0").details().contains("read-pattern fifo"));
+    }
+
+    @Test
+    void fifoNeverReadsAChildThatLostAWrite() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 8192L, "length", 4096L, "every", 2L,
+                        "once", true)))), 2, "read-pattern", "fifo");
+        byte[] old = TestGraphs.randomBytes(30, 4096);
+        byte[] fresh = TestGraphs.randomBytes(31, 4096);
+        q.write(0, ByteBuffer.wrap(old), 0);
+        q.write(8192, ByteBuffer.wrap(old), 0);
+        q.write(8192, ByteBuffer.wrap(fresh), 0);
+        assertArrayEquals(fresh, read(q, 8192, 4096), "children.0 lost the last write: children.1 answers");
+        assertArrayEquals(old, read(q, 0, 4096));
+        assertEquals(1L, stats().get("children.0.lost-writes"));
+        assertEquals(0L, stats().get("children.1.lost-writes"));
+    }
+
+    @Test
+    void fifoFailsWhenEveryChildLostAWrite() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(2, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 512L, "once", true)),
+                1, List.of(Map.of("iotype", "write", "offset", 4096L, "length", 512L, "once", true)))), 1,
+                "read-pattern", "fifo");
+        q.write(0, ByteBuffer.allocate(512), 0);
+        q.write(4096, ByteBuffer.allocate(512), 0);
+        BlockIOException e = assertThrows(BlockIOException.class, () -> read(q, 0, 512));
+        assertEquals(Errno.EIO, e.errno());
+        assertEquals("quorum 'q0': read at offset 0 (+512): every child lost a write since it was opened "
+                + "(read-pattern fifo reads only children that have every write)", e.getMessage());
     }
 
     @Test
