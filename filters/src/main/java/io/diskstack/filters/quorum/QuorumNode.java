@@ -194,7 +194,8 @@ final class QuorumNode extends BlockNode {
             LOG.warning(msg);
             throw new BlockIOException(Errno.EIO, msg);
         }
-        if (rewriteCorrupted) {
+        if (rewriteCorrupted && vote.winnerHasStrictMajority()) {
+            // On a tie, or a mere plurality, nobody knows which copy is good: rewrite none.
             rewrite(offset, len, data[winner.representative()], losers);
         }
         return data[winner.representative()];

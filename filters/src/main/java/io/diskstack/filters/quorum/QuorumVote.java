@@ -78,6 +78,16 @@ final class QuorumVote {
         return best;
     }
 
+    /** True if the winner has more votes than all other versions together. */
+    boolean winnerHasStrictMajority() {
+        Version w = winner();
+        int all = 0;
+        for (Version v : versions) {
+            all += v.count;
+        }
+        return w != null && 2 * w.count > all;
+    }
+
     /** The children that answered with bytes other than the winner's. */
     List<Integer> losers() {
         Version w = winner();

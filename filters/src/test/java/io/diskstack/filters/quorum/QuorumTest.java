@@ -165,6 +165,42 @@ class QuorumTest {
     }
 
     @Test
+    void rewriteCorruptedLeavesATieAlone() throws Exception {
+        BlockBackend q = quorum(children(2), 1, "rewrite-corrupted", true);
+        byte[] data = TestGraphs.randomBytes(40, 65536);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        q.flush();
+        byte[] good = file(1);
+        corrupt(0, 1000, TestGraphs.randomBytes(41, 100));
+        read(q, 0, 65536);
+        q.flush();
+        assertArrayEquals(good, file(1), "one vote against one: no version may overwrite the other");
+        assertFalse(loggedAbout("rewrote"), logged.toString());
+    }
+
+    @Test
+    void rewriteCorruptedNeedsAStrictMajority() throws Exception {
+        // Four children, threshold 2: two agree, the other two each differ. The two win the read
+        // (a plurality meeting the threshold) but are not a majority of the votes, so nothing is rewritten.
+        BlockBackend q = quorum(children(4), 2, "rewrite-corrupted", true);
+        byte[] data = TestGraphs.randomBytes(42, 65536);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        q.flush();
+        corrupt(2, 10, new byte[] {1});
+        corrupt(3, 10, new byte[] {2});
+        byte[] two = file(2);
+        byte[] three = file(3);
+        assertArrayEquals(data, read(q, 0, 65536));
+        assertArrayEquals(two, file(2));
+        assertArrayEquals(three, file(3));
+        corrupt(3, 10, new byte[] {1});
+        assertArrayEquals(data, read(q, 0, 65536), "two against two: the first version wins the read");
+        assertArrayEquals(two, file(2));
+        assertArrayEquals(two, file(3));
+        assertFalse(loggedAbout("rewrote"), logged.toString());
+    }
+
+    @Test
     void oneFailingChildIsToleratedTwoAreNot() throws Exception {
         BlockBackend q = quorum(children(3, 1), 2);
         byte[] data = TestGraphs.randomBytes(6, 300_000);
