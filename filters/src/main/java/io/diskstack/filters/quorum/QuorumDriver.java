@@ -50,15 +50,22 @@ public final class QuorumDriver implements BlockDriver {
             throw o.error("vote-threshold", "value " + threshold + " is more than the number of children ("
                     + children.size() + ")");
         }
+        ReadPattern pattern = o.optEnum("read-pattern", ReadPattern.class, ReadPattern.QUORUM);
         boolean blkverify = o.optBool("blkverify", false);
+        if (blkverify && pattern == ReadPattern.FIFO) {
+            throw o.error("blkverify", "cannot be used with read-pattern fifo (fifo reads one child: nothing to compare)");
+        }
         if (blkverify && (children.size() != 2 || threshold != 2)) {
             throw o.error("blkverify", "needs exactly two children and vote-threshold 2");
         }
         boolean rewrite = o.optBool("rewrite-corrupted", false);
+        if (rewrite && pattern == ReadPattern.FIFO) {
+            throw o.error("rewrite-corrupted", "cannot be used with read-pattern fifo (fifo reads one child: no vote "
+                    + "finds the corrupted ones)");
+        }
         if (rewrite && blkverify) {
             throw o.error("rewrite-corrupted", "cannot be used with blkverify");
         }
-        ReadPattern pattern = o.optEnum("read-pattern", ReadPattern.class, ReadPattern.QUORUM);
         long size = children.get(0).size();
         for (int i = 1; i < children.size(); i++) {
             long s = children.get(i).size();

@@ -472,6 +472,12 @@ class QuorumTest {
         assertEquals("blockdev 'q0' (quorum): 'rewrite-corrupted' cannot be used with blkverify",
                 assertThrows(ConfigException.class, () -> quorum(c.subList(0, 2), 2, "blkverify", true,
                         "rewrite-corrupted", true)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'blkverify' cannot be used with read-pattern fifo (fifo reads one "
+                + "child: nothing to compare)", assertThrows(ConfigException.class, () -> quorum(c.subList(0, 2), 2,
+                        "blkverify", true, "read-pattern", "fifo")).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'rewrite-corrupted' cannot be used with read-pattern fifo (fifo reads "
+                + "one child: no vote finds the corrupted ones)", assertThrows(ConfigException.class,
+                        () -> quorum(c, 2, "rewrite-corrupted", true, "read-pattern", "fifo")).getMessage());
         assertEquals("blockdev 'q0' (quorum): 'read-pattern' value 'random' is not one of quorum, fifo",
                 assertThrows(ConfigException.class, () -> quorum(c, 2, "read-pattern", "random")).getMessage());
         assertEquals("blockdev 'q0' (quorum): 'children' is required: give at least one child (children.0, "
