@@ -15,9 +15,11 @@ import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.logging.Level;
+import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
@@ -28,6 +30,11 @@ import java.util.logging.Logger;
  */
 final class QuorumNode extends BlockNode {
     private static final Logger LOG = Logger.getLogger(QuorumNode.class.getName());
+    /** Log lines are limited per child and kind (plus one key for the node): see {@link LogLimiter}. */
+    private static final int LOG_ERROR = 0;
+    private static final int LOG_MISMATCH = 1;
+    private static final int LOG_REWRITE = 2;
+    private static final int LOG_KINDS = 3;
 
     private final List<BlockChild> children;
     private final int threshold;
@@ -45,6 +52,7 @@ final class QuorumNode extends BlockNode {
     /** Per child: lost writes plus failed flushes as of the start of its last successful flush. */
     private final AtomicLongArray lossesAtFlush;
     private final ChildFanOut fanOut;
+    private final LogLimiter logLimiter;
 
     QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
                boolean rewriteCorrupted, boolean blkverify, long size) {
@@ -61,6 +69,7 @@ final class QuorumNode extends BlockNode {
         this.failedFlushes = new AtomicLongArray(children.size());
         this.lossesAtFlush = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
+        this.logLimiter = new LogLimiter(LOG_KINDS * children.size() + 1, TimeUnit.SECONDS.toNanos(1), System::nanoTime);
     }
 
     @Override
@@ -170,7 +179,7 @@ final class QuorumNode extends BlockNode {
                 String msg = "quorum '" + nodeName() + "': blkverify mismatch at offset " + (offset + at) + " in "
                         + op + " of [" + offset + ", +" + len + "): " + childName(0) + " and " + childName(1)
                         + " differ";
-                LOG.warning(msg);
+                log(Level.WARNING, nodeLogKey(), () -> msg, null);
                 throw new BlockIOException(Errno.EIO, msg);
             }
             return data[0];
@@ -183,15 +192,16 @@ final class QuorumNode extends BlockNode {
         List<Integer> losers = vote.losers();
         for (int loser : losers) {
             mismatches.incrementAndGet(loser);
-            int at = data[winner.representative()].mismatch(data[loser]);
-            LOG.warning("quorum '" + nodeName() + "': " + childName(loser) + " differs from the majority in " + op
-                    + " at offset " + offset + " (+" + len + "), first at offset " + (offset + at));
+            ByteBuffer good = data[winner.representative()];
+            log(Level.WARNING, LOG_MISMATCH * children.size() + loser, () -> "quorum '" + nodeName() + "': "
+                    + childName(loser) + " differs from the majority in " + op + " at offset " + offset + " (+" + len
+                    + "), first at offset " + (offset + good.mismatch(data[loser])), null);
         }
         if (winner.count < threshold) {
             voteFailures.incrementAndGet();
             String msg = "quorum '" + nodeName() + "': no version of [" + offset + ", +" + len + ") has "
                     + threshold + " votes (the most is " + winner.count + ")";
-            LOG.warning(msg);
+            log(Level.WARNING, nodeLogKey(), () -> msg, null);
             throw new BlockIOException(Errno.EIO, msg);
         }
         if (rewriteCorrupted && vote.winnerHasStrictMajority()) {
@@ -217,8 +227,8 @@ final class QuorumNode extends BlockNode {
                 childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
                 lostWrites.incrementAndGet(loser);
             } else {
-                LOG.info("quorum '" + nodeName() + "': rewrote " + childName(loser) + " at offset " + offset
-                        + " (+" + len + ") with the majority's data");
+                log(Level.INFO, LOG_REWRITE * children.size() + loser, () -> "quorum '" + nodeName() + "': rewrote "
+                        + childName(loser) + " at offset " + offset + " (+" + len + ") with the majority's data", null);
             }
         }
     }
@@ -324,8 +334,23 @@ final class QuorumNode extends BlockNode {
         String where = op.equals("flush") ? "" : " at offset " + offset + " (+" + len + ")";
         // An I/O error is the child's; anything else is a bug below, worth its stack trace.
         boolean bug = e instanceof RuntimeException;
-        LOG.log(bug ? Level.SEVERE : Level.WARNING, "quorum '" + nodeName() + "': " + childName(i) + " failed " + op
-                + where + ": " + e.getMessage(), bug ? e : null);
+        log(bug ? Level.SEVERE : Level.WARNING, LOG_ERROR * children.size() + i, () -> "quorum '" + nodeName()
+                + "': " + childName(i) + " failed " + op + where + ": " + e.getMessage(), bug ? e : null);
+    }
+
+    /** Logs the line unless a line with the same key was logged less than a second ago. */
+    private void log(Level level, int key, Supplier<String> message, Throwable thrown) {
+        if (!LOG.isLoggable(level)) {
+            return;
+        }
+        String suppressed = logLimiter.admit(key);
+        if (suppressed != null) {
+            LOG.log(level, message.get() + suppressed, thrown);
+        }
+    }
+
+    private int nodeLogKey() {
+        return LOG_KINDS * children.size();
     }
 
     // ---- status ----

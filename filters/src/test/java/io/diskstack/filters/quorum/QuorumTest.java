@@ -444,6 +444,22 @@ class QuorumTest {
     }
 
     @Test
+    void aFloodOfMismatchesAndErrorsLogsAFewLines() throws Exception {
+        BlockBackend q = quorum(children(4, 3), 2);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(50, 4096)), 0);
+        corrupt(1, 100, new byte[] {1, 2, 3});
+        for (int i = 0; i < 200; i++) {
+            read(q, 0, 4096);
+        }
+        assertEquals(200L, stats().get("children.1.mismatches"));
+        assertTrue(stats().get("children.3.errors") >= 200);
+        long mismatchLines = logged.stream().filter(r -> r.getMessage().contains("children.1 ('r1') differs")).count();
+        long errorLines = logged.stream().filter(r -> r.getMessage().contains("children.3 ('r3') failed")).count();
+        assertTrue(mismatchLines >= 1 && mismatchLines <= 5, mismatchLines + " mismatch lines");
+        assertTrue(errorLines >= 1 && errorLines <= 5, errorLines + " error lines");
+    }
+
+    @Test
     void childrenCanBeFiltersAndQuorums() throws Exception {
         List<String> names = children(3);
         graph.objects().create(opts("qom-type", "throttle-group", "id", "tg0"), dir);
