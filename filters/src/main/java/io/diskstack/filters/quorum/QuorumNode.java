@@ -170,7 +170,7 @@ final class QuorumNode extends BlockNode {
     /** Counts the votes and returns the buffer holding the winning data, or throws EIO. */
     private ByteBuffer vote(String op, long offset, int len, ByteBuffer[] data, Exception[] failures)
             throws IOException {
-        boolean[] ok = answered(op, offset, len, failures);
+        boolean[] ok = answered(op, false, offset, len, failures);
         if (blkverify) {
             int at = data[0].mismatch(data[1]);
             if (at >= 0) {
@@ -242,14 +242,14 @@ final class QuorumNode extends BlockNode {
         for (int i = 0; i < views.length; i++) {
             views[i] = src.duplicate();
         }
-        answered("write", offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
+        answered("write", true, offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
                 flags)));
         src.position(src.limit());
     }
 
     @Override
     protected void writeZeroes(long offset, long length, int flags) throws IOException {
-        answered("write-zeroes", offset, length, fanOut.run(children.size(),
+        answered("write-zeroes", true, offset, length, fanOut.run(children.size(),
                 i -> children.get(i).writeZeroes(offset, length, flags)));
     }
 
@@ -303,7 +303,8 @@ final class QuorumNode extends BlockNode {
      * Counts and logs the children that failed; returns which answered, or throws if fewer
      * than {@code vote-threshold} did.
      */
-    private boolean[] answered(String op, long offset, long len, Exception[] failures) throws IOException {
+    private boolean[] answered(String op, boolean writes, long offset, long len, Exception[] failures)
+            throws IOException {
         boolean[] ok = new boolean[failures.length];
         int good = 0;
         Exception first = null;
@@ -313,7 +314,7 @@ final class QuorumNode extends BlockNode {
                 good++;
             } else {
                 childFailed(i, op, offset, len, failures[i]);
-                if (!op.equals("read")) {
+                if (writes) {
                     lostWrites.incrementAndGet(i);
                 }
                 first = first == null ? failures[i] : first;
@@ -357,14 +358,29 @@ final class QuorumNode extends BlockNode {
 
     /**
      * Data unless every child reads zeroes there (QEMU's quorum block status): the layer above
-     * may skip zero ranges, which is safe only when all children agree they are zero.
+     * may skip zero ranges, which is safe only when all children agree they are zero. Like a
+     * read, it tolerates children that fail as long as {@code vote-threshold} answer; the
+     * answers of those count.
      */
     @Override
     protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        int n = children.size();
+        BlockStatus[] status = new BlockStatus[n];
+        Exception[] failures = new Exception[n];
+        for (int i = 0; i < n; i++) {
+            try {
+                status[i] = BlockStatusQuery.above(children.get(i).node(), offset, length);
+            } catch (IOException | RuntimeException e) {
+                failures[i] = e;
+            }
+        }
+        answered("block-status", false, offset, length, failures);
         long zero = length;
         long data = 0;
-        for (BlockChild child : children) {
-            BlockStatus s = BlockStatusQuery.above(child.node(), offset, length);
+        for (BlockStatus s : status) {
+            if (s == null) {
+                continue;
+            }
             if (s.isZero()) {
                 zero = Math.min(zero, s.length());
             } else {

@@ -460,6 +460,25 @@ class QuorumTest {
     }
 
     @Test
+    void blockStatusToleratesAsManyFailingChildrenAsReadsDo() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                2, List.of(Map.of("iotype", "block-status")))), 2);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(60, 65536)), 0);
+        io.diskstack.core.BlockStatus st = q.blockStatus(0, 65536);
+        assertTrue(st.isData(), st.toString());
+        assertTrue(stats().get("children.2.errors") >= 1);
+        graph.close();
+
+        graph = TestGraphs.newGraph(dir);
+        BlockBackend q2 = quorum(childrenWithErrors(3, Map.of(
+                1, List.of(Map.of("iotype", "block-status")), 2, List.of(Map.of("iotype", "block-status")))), 2);
+        BlockIOException e = assertThrows(BlockIOException.class, () -> q2.blockStatus(0, 65536));
+        assertEquals(Errno.EIO, e.errno());
+        assertTrue(e.getMessage().startsWith("quorum 'q0': block-status at offset 0 (+65536) succeeded on 1 of 3 "
+                + "children, vote-threshold is 2"), e.getMessage());
+    }
+
+    @Test
     void childrenCanBeFiltersAndQuorums() throws Exception {
         List<String> names = children(3);
         graph.objects().create(opts("qom-type", "throttle-group", "id", "tg0"), dir);
