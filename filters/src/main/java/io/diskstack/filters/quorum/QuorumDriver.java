@@ -17,6 +17,12 @@ import java.util.List;
  * children's data (or, with {@code read-pattern=fifo}, take the first child that answers),
  * writes go to every child and succeed when {@code vote-threshold} children succeed.
  * {@code blkverify=on} (two children, threshold 2) fails any read where they differ.
+ *
+ * <p>A hung child stalls every request that reaches it: like QEMU, quorum waits for every child
+ * before it answers, even once {@code vote-threshold} identical answers are in. There is no
+ * timeout on purpose: answering a write before it has landed on every child (or a read before
+ * the slow child's answer) would let later requests overtake it on that child, and the children
+ * would diverge. Put a hung child out of the graph instead.
  */
 public final class QuorumDriver implements BlockDriver {
     /** QEMU's QuorumReadPattern. */
