@@ -22,7 +22,7 @@ import java.util.List;
  * before it answers, even once {@code vote-threshold} identical answers are in. There is no
  * timeout on purpose: answering a write before it has landed on every child (or a read before
  * the slow child's answer) would let later requests overtake it on that child, and the children
- * would diverge. Put a hung child out of the graph instead.
+ * would diverge.
  */
 public final class QuorumDriver implements BlockDriver {
     /** QEMU's QuorumReadPattern. */
