@@ -121,8 +121,10 @@ final class QuorumNode extends BlockNode {
                 pooled[i] = BufferPool.acquire(len);
                 data[i] = pooled[i].buffer();
             }
-            ByteBuffer[] views = duplicates(data);
-            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, views[i]));
+            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, data[i]));
+            for (ByteBuffer b : data) {
+                b.limit(len).position(0);
+            }
             ByteBuffer winner = vote("read", offset, len, data, failures);
             if (winner != data[0]) {
                 data[0].put(0, winner, 0, len);
@@ -184,11 +186,12 @@ final class QuorumNode extends BlockNode {
             }
             return data[0];
         }
+        int agreed = QuorumVote.unanimous(data, ok);
+        if (agreed >= 0) {
+            return data[agreed];
+        }
         QuorumVote vote = QuorumVote.count(data, ok);
         QuorumVote.Version winner = vote.winner();
-        if (vote.unanimous()) {
-            return data[winner.representative()];
-        }
         List<Integer> losers = vote.losers();
         for (int loser : losers) {
             mismatches.incrementAndGet(loser);
@@ -238,8 +241,10 @@ final class QuorumNode extends BlockNode {
     @Override
     protected void write(long offset, ByteBuffer src, int flags) throws IOException {
         int len = src.remaining();
+        // Each child reads src from its own position; child 0 runs on this thread and takes src itself.
         ByteBuffer[] views = new ByteBuffer[children.size()];
-        for (int i = 0; i < views.length; i++) {
+        views[0] = src;
+        for (int i = 1; i < views.length; i++) {
             views[i] = src.duplicate();
         }
         answered("write", true, offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
@@ -420,13 +425,5 @@ final class QuorumNode extends BlockNode {
     private String childName(int i) {
         BlockChild c = children.get(i);
         return c.name() + " ('" + c.node().nodeName() + "')";
-    }
-
-    private static ByteBuffer[] duplicates(ByteBuffer[] data) {
-        ByteBuffer[] views = new ByteBuffer[data.length];
-        for (int i = 0; i < data.length; i++) {
-            views[i] = data[i].duplicate();
-        }
-        return views;
     }
 }
