@@ -16,6 +16,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.logging.Level;
@@ -47,6 +48,12 @@ final class QuorumNode extends BlockNode {
     private final AtomicLong voteFailures = new AtomicLong();
     /** Per child: writes that failed on it since open (the child may hold stale data). */
     private final AtomicLongArray lostWrites;
+    /**
+     * Per child: 1 once a write that succeeded (on {@code vote-threshold} others) failed on it:
+     * it may hold stale data, and fifo no longer reads it. A write that failed as a whole does
+     * not count: the caller was told the range is undefined.
+     */
+    private final AtomicIntegerArray stale;
     /** Per child: flushes that failed on it since open. */
     private final AtomicLongArray failedFlushes;
     /** Per child: lost writes plus failed flushes as of the start of its last successful flush. */
@@ -66,6 +73,7 @@ final class QuorumNode extends BlockNode {
         this.errors = new AtomicLongArray(children.size());
         this.mismatches = new AtomicLongArray(children.size());
         this.lostWrites = new AtomicLongArray(children.size());
+        this.stale = new AtomicIntegerArray(children.size());
         this.failedFlushes = new AtomicLongArray(children.size());
         this.lossesAtFlush = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
@@ -141,14 +149,14 @@ final class QuorumNode extends BlockNode {
 
     /**
      * read-pattern=fifo: the first child that answers, in order. A child that lost a write since
-     * it was opened (the write failed on it but succeeded on enough others) may hold stale data
+     * the node was opened (the write failed on it but succeeded on enough others) may hold stale data
      * anywhere, so fifo never reads it again until the node is reopened; if every child lost a
      * write, the read fails rather than return stale data. (QEMU's fifo reads them anyway.)
      */
     private void readFirstAnswer(long offset, ByteBuffer dst) throws IOException {
         Exception last = null;
         for (int i = 0; i < children.size(); i++) {
-            if (lostWrites.get(i) != 0) {
+            if (stale.get(i) != 0) {
                 continue;
             }
             try {
@@ -331,6 +339,13 @@ final class QuorumNode extends BlockNode {
                     + (op.equals("flush") ? "" : " at offset " + offset + " (+" + len + ")") + " succeeded on "
                     + good + " of " + failures.length + " children, vote-threshold is " + threshold + "; first error: "
                     + first.getMessage(), first);
+        }
+        if (writes && good < failures.length) {
+            for (int i = 0; i < failures.length; i++) {
+                if (!ok[i]) {
+                    stale.set(i, 1);
+                }
+            }
         }
         return ok;
     }

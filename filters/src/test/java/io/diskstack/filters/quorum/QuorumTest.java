@@ -430,6 +430,20 @@ class QuorumTest {
     }
 
     @Test
+    void fifoStillReadsAChildWhoseFailedWriteFailedAsAWhole() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(2, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 512L, "once", true)),
+                1, List.of(Map.of("iotype", "read")))), 2, "read-pattern", "fifo");
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class,
+                () -> q.write(0, ByteBuffer.allocate(512), 0)).errno());
+        byte[] data = TestGraphs.randomBytes(32, 512);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        assertArrayEquals(data, read(q, 0, 512), "children.0 is still read: the caller knows the failed write left "
+                + "the range undefined (and children.1 fails reads)");
+        assertEquals(1L, stats().get("children.0.lost-writes"));
+    }
+
+    @Test
     void fifoFailsWhenEveryChildLostAWrite() throws Exception {
         BlockBackend q = quorum(childrenWithErrors(2, Map.of(
                 0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 512L, "once", true)),
