@@ -169,6 +169,19 @@ public abstract class BlockNode {
     }
 
     /**
+     * True if overlapping requests must not run at once on this node: each write (write,
+     * write-zeroes, discard) waits for every earlier overlapping request, and each read waits for
+     * earlier overlapping writes (reads do not wait for each other). The core orders them, in
+     * arrival order, with the same tracker that serialises read-modify-write. Quorum needs it: its
+     * children must apply overlapping writes in the same order, and a read must not see some
+     * children before a write and others after it. Default false: overlapping writes may run at
+     * once, as on a disk.
+     */
+    protected boolean serialisesOverlappingRequests() {
+        return false;
+    }
+
+    /**
      * The status of a prefix of [offset, offset+length) at this node. The default says the whole
      * range is allocated data; formats and protocols that know better override it.
      */

@@ -87,6 +87,12 @@ public abstract class FilterNode extends BlockNode {
         return false;
     }
 
+    /** No: the one child orders its own requests if it needs to. */
+    @Override
+    protected boolean serialisesOverlappingRequests() {
+        return false;
+    }
+
     @Override
     protected BlockStatus blockStatus(long offset, long length) throws IOException {
         return filtered.blockStatus(offset, length);

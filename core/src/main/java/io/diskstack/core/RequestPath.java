@@ -6,7 +6,7 @@ import java.nio.ByteBuffer;
 /**
  * The generic part of every request, between a {@link BlockChild} and the driver: bounds,
  * read-only, alignment padding with read-modify-write, serialisation of overlapping
- * read-modify-write, bounce buffers for memory alignment, discard and detect-zeroes settings,
+ * read-modify-write (and of all overlapping requests where a node asks for it), bounce buffers for memory alignment, discard and detect-zeroes settings,
  * FUA emulation, copy-on-read, and flushing children after their parent.
  *
  * <p>On return, the caller's buffer has its position at its limit.
@@ -36,8 +36,27 @@ final class RequestPath {
                 && node.children.get(0).roles().contains(ChildRole.FILTERED);
     }
 
-    /** A read that has passed the checks: pads and bounces as the driver needs. */
+    /**
+     * A read that has passed the checks: pads and bounces as the driver needs, and waits for
+     * overlapping writes on a node that {@linkplain BlockNode#serialisesOverlappingRequests()
+     * serialises them}.
+     */
     static void readUnchecked(BlockNode node, long offset, ByteBuffer dst, int flags) throws IOException {
+        if (!node.serialisesOverlappingRequests()) {
+            readAligned(node, offset, dst, flags);
+            return;
+        }
+        int align = node.requestAlignment();
+        RequestTracker.Tracked tracked = node.tracker.begin(alignDown(offset, align),
+                alignUp(offset + dst.remaining(), align), false);
+        try {
+            readAligned(node, offset, dst, flags);
+        } finally {
+            node.tracker.end(tracked);
+        }
+    }
+
+    private static void readAligned(BlockNode node, long offset, ByteBuffer dst, int flags) throws IOException {
         int length = dst.remaining();
         int limit = dst.limit();
         int align = node.requestAlignment();
@@ -90,7 +109,8 @@ final class RequestPath {
         boolean aligned = isAligned(offset, length, align);
         long start = alignDown(offset, align);
         long end = alignUp(offset + length, align);
-        RequestTracker.Tracked tracked = node.tracker.begin(start, end, !aligned);
+        RequestTracker.Tracked tracked = node.tracker.begin(start, end,
+                !aligned || node.serialisesOverlappingRequests());
         try {
             if (aligned && memoryFits(node, src)) {
                 node.write(offset, src, flags);
@@ -161,7 +181,8 @@ final class RequestPath {
             writeUnchecked(node, offset, BufferPool.zeroes((int) (alignedStart - offset)), dataFlags);
         }
         if (alignedStart < alignedEnd) {
-            RequestTracker.Tracked tracked = node.tracker.begin(alignedStart, alignedEnd, false);
+            RequestTracker.Tracked tracked = node.tracker.begin(alignedStart, alignedEnd,
+                    node.serialisesOverlappingRequests());
             try {
                 node.writeZeroes(alignedStart, alignedEnd - alignedStart, flags);
             } finally {
@@ -189,7 +210,7 @@ final class RequestPath {
         if (start >= end) {
             return;
         }
-        RequestTracker.Tracked tracked = node.tracker.begin(start, end, false);
+        RequestTracker.Tracked tracked = node.tracker.begin(start, end, node.serialisesOverlappingRequests());
         try {
             node.discard(start, end - start);
         } finally {

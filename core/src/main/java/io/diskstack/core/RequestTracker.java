@@ -7,7 +7,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * The in-flight writes of one node, so that read-modify-write and copy-on-read are atomic
  * against other writes to the same bytes (QEMU's tracked and serialising requests).
  *
- * <p>Every write registers its range. A serialising request waits for every earlier overlapping
+ * <p>Every write registers its range (and every read, on a node that
+ * {@linkplain BlockNode#serialisesOverlappingRequests() serialises overlapping requests}: there
+ * writes are serialising, reads are not). A serialising request waits for every earlier overlapping
  * request; any request waits for earlier overlapping serialising ones. Each request waits only
  * for requests that began before it, so there is no deadlock.
  */

@@ -1,7 +1,6 @@
 package io.diskstack.filters.quorum;
 
 import java.io.IOException;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
@@ -34,35 +33,78 @@ final class ChildFanOut implements AutoCloseable {
      * @return per child, its IOException or RuntimeException, or null if it succeeded
      */
     Exception[] run(int n, ChildTask task) {
-        Exception[] failures = new Exception[n];
-        Error[] fatal = new Error[1];
-        CountDownLatch done = new CountDownLatch(n - 1);
+        Call call = new Call(n, task);
         for (int i = 1; i < n; i++) {
-            int child = i;
-            Runnable r = () -> {
-                try {
-                    failures[child] = call(task, child);
-                } catch (Error e) {
-                    fatal[0] = e;
-                } finally {
-                    done.countDown();
-                }
-            };
             try {
-                pool.execute(r);
+                pool.execute(call);
             } catch (RejectedExecutionException e) {
-                r.run();
+                call.run();
             }
         }
         try {
-            failures[0] = call(task, 0);
+            call.failures[0] = call(task, 0);
         } finally {
-            awaitUninterruptibly(done);
+            call.awaitOthers();
         }
-        if (fatal[0] != null) {
-            throw fatal[0];
+        if (call.fatal != null) {
+            throw call.fatal;
         }
-        return failures;
+        return call.failures;
+    }
+
+    /**
+     * One request's fan-out, and the one Runnable every pool thread runs for it: each run takes
+     * the next child (1 … n-1), so a request costs one object, not a task and a latch per child.
+     */
+    private static final class Call implements Runnable {
+        final ChildTask task;
+        final Exception[] failures;
+        private final AtomicInteger next = new AtomicInteger(1);
+        private int pending;
+        Error fatal;
+
+        Call(int n, ChildTask task) {
+            this.task = task;
+            this.failures = new Exception[n];
+            this.pending = n - 1;
+        }
+
+        @Override
+        public void run() {
+            int child = next.getAndIncrement();
+            Exception failure = null;
+            Error error = null;
+            try {
+                failure = call(task, child);
+            } catch (Error e) {
+                error = e;
+            } finally {
+                synchronized (this) {
+                    failures[child] = failure;
+                    if (error != null) {
+                        fatal = error;
+                    }
+                    if (--pending == 0) {
+                        notifyAll();
+                    }
+                }
+            }
+        }
+
+        /** Waits for children 1 … n-1; an interrupt is kept for later, never passed on. */
+        synchronized void awaitOthers() {
+            boolean interrupted = false;
+            while (pending > 0) {
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     private static Exception call(ChildTask task, int child) {
@@ -71,21 +113,6 @@ final class ChildFanOut implements AutoCloseable {
             return null;
         } catch (IOException | RuntimeException e) {
             return e;
-        }
-    }
-
-    private static void awaitUninterruptibly(CountDownLatch latch) {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                latch.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
         }
     }
 

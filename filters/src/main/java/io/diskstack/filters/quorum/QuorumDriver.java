@@ -17,6 +17,12 @@ import java.util.List;
  * children's data (or, with {@code read-pattern=fifo}, take the first child that answers),
  * writes go to every child and succeed when {@code vote-threshold} children succeed.
  * {@code blkverify=on} (two children, threshold 2) fails any read where they differ.
+ *
+ * <p>A hung child stalls every request that reaches it: like QEMU, quorum waits for every child
+ * before it answers, even once {@code vote-threshold} identical answers are in. There is no
+ * timeout on purpose: answering a write before it has landed on every child (or a read before
+ * the slow child's answer) would let later requests overtake it on that child, and the children
+ * would diverge.
  */
 public final class QuorumDriver implements BlockDriver {
     /** QEMU's QuorumReadPattern. */
@@ -50,15 +56,22 @@ public final class QuorumDriver implements BlockDriver {
             throw o.error("vote-threshold", "value " + threshold + " is more than the number of children ("
                     + children.size() + ")");
         }
+        ReadPattern pattern = o.optEnum("read-pattern", ReadPattern.class, ReadPattern.QUORUM);
         boolean blkverify = o.optBool("blkverify", false);
+        if (blkverify && pattern == ReadPattern.FIFO) {
+            throw o.error("blkverify", "cannot be used with read-pattern fifo (fifo reads one child: nothing to compare)");
+        }
         if (blkverify && (children.size() != 2 || threshold != 2)) {
             throw o.error("blkverify", "needs exactly two children and vote-threshold 2");
         }
         boolean rewrite = o.optBool("rewrite-corrupted", false);
+        if (rewrite && pattern == ReadPattern.FIFO) {
+            throw o.error("rewrite-corrupted", "cannot be used with read-pattern fifo (fifo reads one child: no vote "
+                    + "finds the corrupted ones)");
+        }
         if (rewrite && blkverify) {
             throw o.error("rewrite-corrupted", "cannot be used with blkverify");
         }
-        ReadPattern pattern = o.optEnum("read-pattern", ReadPattern.class, ReadPattern.QUORUM);
         long size = children.get(0).size();
         for (int i = 1; i < children.size(); i++) {
             long s = children.get(i).size();

@@ -15,10 +15,12 @@ import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Level;
+import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
@@ -29,6 +31,11 @@ import java.util.logging.Logger;
  */
 final class QuorumNode extends BlockNode {
     private static final Logger LOG = Logger.getLogger(QuorumNode.class.getName());
+    /** Log lines are limited per child and kind (plus one key for the node): see {@link LogLimiter}. */
+    private static final int LOG_ERROR = 0;
+    private static final int LOG_MISMATCH = 1;
+    private static final int LOG_REWRITE = 2;
+    private static final int LOG_KINDS = 3;
 
     private final List<BlockChild> children;
     private final int threshold;
@@ -39,9 +46,20 @@ final class QuorumNode extends BlockNode {
     private final AtomicLongArray errors;
     private final AtomicLongArray mismatches;
     private final AtomicLong voteFailures = new AtomicLong();
+    /** Per child: writes that failed on it since open (the child may hold stale data). */
+    private final AtomicLongArray lostWrites;
+    /**
+     * Per child: 1 once a write that succeeded (on {@code vote-threshold} others) failed on it:
+     * it may hold stale data, and fifo no longer reads it. A write that failed as a whole does
+     * not count: the caller was told the range is undefined.
+     */
+    private final AtomicIntegerArray stale;
+    /** Per child: flushes that failed on it since open. */
+    private final AtomicLongArray failedFlushes;
+    /** Per child: lost writes plus failed flushes as of the start of its last successful flush. */
+    private final AtomicLongArray lossesAtFlush;
     private final ChildFanOut fanOut;
-    /** Writes share it; a rewrite of corrupted data takes it alone, so it never lands over a newer write. */
-    private final ReentrantReadWriteLock rewriteLock = new ReentrantReadWriteLock();
+    private final LogLimiter logLimiter;
 
     QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
                boolean rewriteCorrupted, boolean blkverify, long size) {
@@ -54,7 +72,12 @@ final class QuorumNode extends BlockNode {
         this.size = size;
         this.errors = new AtomicLongArray(children.size());
         this.mismatches = new AtomicLongArray(children.size());
+        this.lostWrites = new AtomicLongArray(children.size());
+        this.stale = new AtomicIntegerArray(children.size());
+        this.failedFlushes = new AtomicLongArray(children.size());
+        this.lossesAtFlush = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
+        this.logLimiter = new LogLimiter(LOG_KINDS * children.size() + 1, TimeUnit.SECONDS.toNanos(1), System::nanoTime);
     }
 
     @Override
@@ -76,6 +99,18 @@ final class QuorumNode extends BlockNode {
         return true;
     }
 
+    /**
+     * Overlapping writes run one after the other, in arrival order, so every child applies them
+     * in the same order (otherwise child A could end with w1 over w2 and child B with w2 over w1).
+     * A read waits for overlapping writes in flight, and a write for overlapping reads, so all
+     * children answer a read with the same version. That also makes rewrite-corrupted safe: it
+     * writes, inside the read, data no write can have changed since it was read.
+     */
+    @Override
+    protected boolean serialisesOverlappingRequests() {
+        return true;
+    }
+
     // ---- reads ----
 
     @Override
@@ -94,8 +129,10 @@ final class QuorumNode extends BlockNode {
                 pooled[i] = BufferPool.acquire(len);
                 data[i] = pooled[i].buffer();
             }
-            ByteBuffer[] views = duplicates(data);
-            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, views[i]));
+            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, data[i]));
+            for (ByteBuffer b : data) {
+                b.limit(len).position(0);
+            }
             ByteBuffer winner = vote("read", offset, len, data, failures);
             if (winner != data[0]) {
                 data[0].put(0, winner, 0, len);
@@ -110,10 +147,18 @@ final class QuorumNode extends BlockNode {
         dst.position(dst.limit());
     }
 
-    /** read-pattern=fifo: the first child that answers, in order. */
+    /**
+     * read-pattern=fifo: the first child that answers, in order. A child that lost a write since
+     * the node was opened (the write failed on it but succeeded on enough others) may hold stale data
+     * anywhere, so fifo never reads it again until the node is reopened; if every child lost a
+     * write, the read fails rather than return stale data. (QEMU's fifo reads them anyway.)
+     */
     private void readFirstAnswer(long offset, ByteBuffer dst) throws IOException {
         Exception last = null;
         for (int i = 0; i < children.size(); i++) {
+            if (stale.get(i) != 0) {
+                continue;
+            }
             try {
                 children.get(i).read(offset, dst.duplicate());
                 dst.position(dst.limit());
@@ -123,6 +168,11 @@ final class QuorumNode extends BlockNode {
                 last = e;
             }
         }
+        if (last == null) {
+            throw new BlockIOException(Errno.EIO, "quorum '" + nodeName() + "': read at offset " + offset + " (+"
+                    + dst.remaining() + "): every child lost a write since it was opened (read-pattern fifo reads "
+                    + "only children that have every write)");
+        }
         throw new BlockIOException(BlockIOException.errnoOf(last), "quorum '" + nodeName() + "': read at offset "
                 + offset + " (+" + dst.remaining() + ") failed on every child; last: " + last.getMessage(), last);
     }
@@ -130,7 +180,7 @@ final class QuorumNode extends BlockNode {
     /** Counts the votes and returns the buffer holding the winning data, or throws EIO. */
     private ByteBuffer vote(String op, long offset, int len, ByteBuffer[] data, Exception[] failures)
             throws IOException {
-        boolean[] ok = answered(op, offset, len, failures);
+        boolean[] ok = answered(op, false, offset, len, failures);
         if (blkverify) {
             int at = data[0].mismatch(data[1]);
             if (at >= 0) {
@@ -139,84 +189,57 @@ final class QuorumNode extends BlockNode {
                 String msg = "quorum '" + nodeName() + "': blkverify mismatch at offset " + (offset + at) + " in "
                         + op + " of [" + offset + ", +" + len + "): " + childName(0) + " and " + childName(1)
                         + " differ";
-                LOG.warning(msg);
+                log(Level.WARNING, nodeLogKey(), () -> msg, null);
                 throw new BlockIOException(Errno.EIO, msg);
             }
             return data[0];
         }
+        int agreed = QuorumVote.unanimous(data, ok);
+        if (agreed >= 0) {
+            return data[agreed];
+        }
         QuorumVote vote = QuorumVote.count(data, ok);
         QuorumVote.Version winner = vote.winner();
-        if (vote.unanimous()) {
-            return data[winner.representative()];
-        }
         List<Integer> losers = vote.losers();
         for (int loser : losers) {
             mismatches.incrementAndGet(loser);
-            int at = data[winner.representative()].mismatch(data[loser]);
-            LOG.warning("quorum '" + nodeName() + "': " + childName(loser) + " differs from the majority in " + op
-                    + " at offset " + offset + " (+" + len + "), first at offset " + (offset + at));
+            ByteBuffer good = data[winner.representative()];
+            log(Level.WARNING, LOG_MISMATCH * children.size() + loser, () -> "quorum '" + nodeName() + "': "
+                    + childName(loser) + " differs from the majority in " + op + " at offset " + offset + " (+" + len
+                    + "), first at offset " + (offset + good.mismatch(data[loser])), null);
         }
         if (winner.count < threshold) {
             voteFailures.incrementAndGet();
             String msg = "quorum '" + nodeName() + "': no version of [" + offset + ", +" + len + ") has "
                     + threshold + " votes (the most is " + winner.count + ")";
-            LOG.warning(msg);
+            log(Level.WARNING, nodeLogKey(), () -> msg, null);
             throw new BlockIOException(Errno.EIO, msg);
         }
-        if (rewriteCorrupted) {
-            rewrite(offset, len);
+        if (rewriteCorrupted && vote.winnerHasStrictMajority()) {
+            // On a tie, or a mere plurality, nobody knows which copy is good: rewrite none.
+            rewrite(offset, len, data[winner.representative()], losers);
         }
         return data[winner.representative()];
     }
 
     /**
-     * Writes the winning data over the children that lost the vote. It reads and votes again
-     * first, alone against writes, so it writes only data that is still current.
+     * Writes the winning data over the children that lost the vote. The read that found them
+     * holds its range against writes (see {@link #serialisesOverlappingRequests()}), so the
+     * winning data is still current.
      */
-    private void rewrite(long offset, int len) {
-        int n = children.size();
-        PooledBuffer[] pooled = new PooledBuffer[n];
-        ByteBuffer[] data = new ByteBuffer[n];
-        rewriteLock.writeLock().lock();
-        try {
-            for (int i = 0; i < n; i++) {
-                pooled[i] = BufferPool.acquire(len);
-                data[i] = pooled[i].buffer();
+    private void rewrite(long offset, int len, ByteBuffer good, List<Integer> losers) {
+        Exception[] writeFailures = fanOut.run(children.size(), i -> {
+            if (losers.contains(i)) {
+                children.get(i).write(offset, good.duplicate(), 0);
             }
-            ByteBuffer[] views = duplicates(data);
-            Exception[] failures = fanOut.run(n, i -> children.get(i).read(offset, views[i]));
-            boolean[] ok = new boolean[n];
-            int answered = 0;
-            for (int i = 0; i < n; i++) {
-                ok[i] = failures[i] == null;
-                answered += ok[i] ? 1 : 0;
-            }
-            QuorumVote vote = QuorumVote.count(data, ok);
-            QuorumVote.Version winner = vote.winner();
-            if (answered < threshold || winner == null || winner.count < threshold || vote.unanimous()) {
-                return;
-            }
-            List<Integer> losers = vote.losers();
-            ByteBuffer good = data[winner.representative()];
-            Exception[] writeFailures = fanOut.run(n, i -> {
-                if (losers.contains(i)) {
-                    children.get(i).write(offset, good.duplicate(), 0);
-                }
-            });
-            for (int loser : losers) {
-                if (writeFailures[loser] != null) {
-                    childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
-                } else {
-                    LOG.info("quorum '" + nodeName() + "': rewrote " + childName(loser) + " at offset " + offset
-                            + " (+" + len + ") with the majority's data");
-                }
-            }
-        } finally {
-            rewriteLock.writeLock().unlock();
-            for (PooledBuffer p : pooled) {
-                if (p != null) {
-                    p.close();
-                }
+        });
+        for (int loser : losers) {
+            if (writeFailures[loser] != null) {
+                childFailed(loser, "rewrite", offset, len, writeFailures[loser]);
+                lostWrites.incrementAndGet(loser);
+            } else {
+                log(Level.INFO, LOG_REWRITE * children.size() + loser, () -> "quorum '" + nodeName() + "': rewrote "
+                        + childName(loser) + " at offset " + offset + " (+" + len + ") with the majority's data", null);
             }
         }
     }
@@ -226,29 +249,21 @@ final class QuorumNode extends BlockNode {
     @Override
     protected void write(long offset, ByteBuffer src, int flags) throws IOException {
         int len = src.remaining();
+        // Each child reads src from its own position; child 0 runs on this thread and takes src itself.
         ByteBuffer[] views = new ByteBuffer[children.size()];
-        for (int i = 0; i < views.length; i++) {
+        views[0] = src;
+        for (int i = 1; i < views.length; i++) {
             views[i] = src.duplicate();
         }
-        rewriteLock.readLock().lock();
-        try {
-            answered("write", offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
-                    flags)));
-        } finally {
-            rewriteLock.readLock().unlock();
-        }
+        answered("write", true, offset, len, fanOut.run(children.size(), i -> children.get(i).write(offset, views[i],
+                flags)));
         src.position(src.limit());
     }
 
     @Override
     protected void writeZeroes(long offset, long length, int flags) throws IOException {
-        rewriteLock.readLock().lock();
-        try {
-            answered("write-zeroes", offset, length, fanOut.run(children.size(),
-                    i -> children.get(i).writeZeroes(offset, length, flags)));
-        } finally {
-            rewriteLock.readLock().unlock();
-        }
+        answered("write-zeroes", true, offset, length, fanOut.run(children.size(),
+                i -> children.get(i).writeZeroes(offset, length, flags)));
     }
 
     @Override
@@ -256,16 +271,53 @@ final class QuorumNode extends BlockNode {
         return true;
     }
 
+    /**
+     * Flushes every child. The flush succeeds only if at least {@code vote-threshold} children
+     * flushed and lost no write since their previous flush: a child that failed a write (or a
+     * flush) may have answered the flush yet not hold the data, so it does not count towards
+     * durability. QEMU counts only the flushes; this is stricter, never weaker.
+     */
     @Override
     protected void flush() throws IOException {
-        answered("flush", 0, 0, fanOut.run(children.size(), i -> children.get(i).flush()));
+        int n = children.size();
+        long[] lostBefore = new long[n];
+        for (int i = 0; i < n; i++) {
+            lostBefore[i] = lostWrites.get(i) + failedFlushes.get(i);
+        }
+        Exception[] failures = fanOut.run(n, i -> children.get(i).flush());
+        int durable = 0;
+        int firstLost = -1;
+        Exception first = null;
+        for (int i = 0; i < n; i++) {
+            if (failures[i] != null) {
+                childFailed(i, "flush", 0, 0, failures[i]);
+                failedFlushes.incrementAndGet(i);
+                first = first == null ? failures[i] : first;
+                continue;
+            }
+            long lostAtLastFlush = lossesAtFlush.getAndAccumulate(i, lostBefore[i], Math::max);
+            if (lostAtLastFlush >= lostBefore[i]) {
+                durable++;
+            } else if (firstLost < 0) {
+                firstLost = i;
+            }
+        }
+        if (durable < threshold) {
+            voteFailures.incrementAndGet();
+            Errno errno = first == null ? Errno.EIO : BlockIOException.errnoOf(first);
+            throw new BlockIOException(errno, "quorum '" + nodeName() + "': flush: " + durable + " of " + n
+                    + " children flushed every write since their last flush, vote-threshold is " + threshold
+                    + (firstLost < 0 ? "" : "; " + childName(firstLost) + " lost a write")
+                    + (first == null ? "" : "; first error: " + first.getMessage()), first);
+        }
     }
 
     /**
      * Counts and logs the children that failed; returns which answered, or throws if fewer
      * than {@code vote-threshold} did.
      */
-    private boolean[] answered(String op, long offset, long len, Exception[] failures) throws IOException {
+    private boolean[] answered(String op, boolean writes, long offset, long len, Exception[] failures)
+            throws IOException {
         boolean[] ok = new boolean[failures.length];
         int good = 0;
         Exception first = null;
@@ -275,6 +327,9 @@ final class QuorumNode extends BlockNode {
                 good++;
             } else {
                 childFailed(i, op, offset, len, failures[i]);
+                if (writes) {
+                    lostWrites.incrementAndGet(i);
+                }
                 first = first == null ? failures[i] : first;
             }
         }
@@ -285,6 +340,13 @@ final class QuorumNode extends BlockNode {
                     + good + " of " + failures.length + " children, vote-threshold is " + threshold + "; first error: "
                     + first.getMessage(), first);
         }
+        if (writes && good < failures.length) {
+            for (int i = 0; i < failures.length; i++) {
+                if (!ok[i]) {
+                    stale.set(i, 1);
+                }
+            }
+        }
         return ok;
     }
 
@@ -293,22 +355,52 @@ final class QuorumNode extends BlockNode {
         String where = op.equals("flush") ? "" : " at offset " + offset + " (+" + len + ")";
         // An I/O error is the child's; anything else is a bug below, worth its stack trace.
         boolean bug = e instanceof RuntimeException;
-        LOG.log(bug ? Level.SEVERE : Level.WARNING, "quorum '" + nodeName() + "': " + childName(i) + " failed " + op
-                + where + ": " + e.getMessage(), bug ? e : null);
+        log(bug ? Level.SEVERE : Level.WARNING, LOG_ERROR * children.size() + i, () -> "quorum '" + nodeName()
+                + "': " + childName(i) + " failed " + op + where + ": " + e.getMessage(), bug ? e : null);
+    }
+
+    /** Logs the line unless a line with the same key was logged less than a second ago. */
+    private void log(Level level, int key, Supplier<String> message, Throwable thrown) {
+        if (!LOG.isLoggable(level)) {
+            return;
+        }
+        String suppressed = logLimiter.admit(key);
+        if (suppressed != null) {
+            LOG.log(level, message.get() + suppressed, thrown);
+        }
+    }
+
+    private int nodeLogKey() {
+        return LOG_KINDS * children.size();
     }
 
     // ---- status ----
 
     /**
      * Data unless every child reads zeroes there (QEMU's quorum block status): the layer above
-     * may skip zero ranges, which is safe only when all children agree they are zero.
+     * may skip zero ranges, which is safe only when all children agree they are zero. Like a
+     * read, it tolerates children that fail as long as {@code vote-threshold} answer; the
+     * answers of those count.
      */
     @Override
     protected BlockStatus blockStatus(long offset, long length) throws IOException {
+        int n = children.size();
+        BlockStatus[] status = new BlockStatus[n];
+        Exception[] failures = new Exception[n];
+        for (int i = 0; i < n; i++) {
+            try {
+                status[i] = BlockStatusQuery.above(children.get(i).node(), offset, length);
+            } catch (IOException | RuntimeException e) {
+                failures[i] = e;
+            }
+        }
+        answered("block-status", false, offset, length, failures);
         long zero = length;
         long data = 0;
-        for (BlockChild child : children) {
-            BlockStatus s = BlockStatusQuery.above(child.node(), offset, length);
+        for (BlockStatus s : status) {
+            if (s == null) {
+                continue;
+            }
             if (s.isZero()) {
                 zero = Math.min(zero, s.length());
             } else {
@@ -327,6 +419,7 @@ final class QuorumNode extends BlockNode {
         for (int i = 0; i < children.size(); i++) {
             stats.put(children.get(i).name() + ".errors", errors.get(i));
             stats.put(children.get(i).name() + ".mismatches", mismatches.get(i));
+            stats.put(children.get(i).name() + ".lost-writes", lostWrites.get(i));
         }
         stats.put("vote-failures", voteFailures.get());
         return stats;
@@ -347,13 +440,5 @@ final class QuorumNode extends BlockNode {
     private String childName(int i) {
         BlockChild c = children.get(i);
         return c.name() + " ('" + c.node().nodeName() + "')";
-    }
-
-    private static ByteBuffer[] duplicates(ByteBuffer[] data) {
-        ByteBuffer[] views = new ByteBuffer[data.length];
-        for (int i = 0; i < data.length; i++) {
-            views[i] = data[i].duplicate();
-        }
-        return views;
     }
 }

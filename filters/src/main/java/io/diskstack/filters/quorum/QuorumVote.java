@@ -37,6 +37,25 @@ final class QuorumVote {
     private final List<Version> versions = new ArrayList<>(2);
 
     /**
+     * The common case, without allocating: if every child that answered ({@code ok[i]}) read the
+     * same bytes, the first of them; otherwise (or if none answered) -1.
+     */
+    static int unanimous(ByteBuffer[] data, boolean[] ok) {
+        int first = -1;
+        for (int i = 0; i < data.length; i++) {
+            if (!ok[i]) {
+                continue;
+            }
+            if (first < 0) {
+                first = i;
+            } else if (!data[first].equals(data[i])) {
+                return -1;
+            }
+        }
+        return first;
+    }
+
+    /**
      * Counts the votes of the children that read successfully ({@code ok[i]}); each buffer holds
      * a child's data from position 0 to its limit.
      */
@@ -76,6 +95,16 @@ final class QuorumVote {
             }
         }
         return best;
+    }
+
+    /** True if the winner has more votes than all other versions together. */
+    boolean winnerHasStrictMajority() {
+        Version w = winner();
+        int all = 0;
+        for (Version v : versions) {
+            all += v.count;
+        }
+        return w != null && 2 * w.count > all;
     }
 
     /** The children that answered with bytes other than the winner's. */

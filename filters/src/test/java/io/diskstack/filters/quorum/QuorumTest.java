@@ -70,17 +70,25 @@ class QuorumTest {
 
     /** Raw images c0…c(n-1) on file nodes; children listed in {@code failing} sit under a blkdebug that fails everything. */
     private List<String> children(int n, int... failing) throws Exception {
+        Map<Integer, List<Map<String, Object>>> rules = new LinkedHashMap<>();
+        for (int f : failing) {
+            rules.put(f, List.of(Map.of("errno", "EIO")));
+        }
+        return childrenWithErrors(n, rules);
+    }
+
+    /** Raw images c0…c(n-1) on file nodes; child i sits under a blkdebug with {@code rules.get(i)} as inject-error. */
+    private List<String> childrenWithErrors(int n, Map<Integer, List<Map<String, Object>>> rules) throws Exception {
         List<String> names = new ArrayList<>();
-        for (int k = 0; k < n; k++) {
-            int i = k;
+        for (int i = 0; i < n; i++) {
             Path img = dir.resolve("c" + i + ".img");
             Files.deleteIfExists(img);
             FileDriver.createSparseFile(img, SIZE);
             graph.open(opts("driver", "file", "node-name", "f" + i, "filename", img.getFileName().toString()));
             String below = "f" + i;
-            if (Arrays.stream(failing).anyMatch(f -> f == i)) {
+            if (rules.containsKey(i)) {
                 graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "bad" + i, "file", below,
-                        "inject-error", List.of(Map.of("errno", "EIO")))));
+                        "inject-error", rules.get(i))));
                 below = "bad" + i;
             }
             graph.open(opts("driver", "raw", "node-name", "r" + i, "file", below));
@@ -157,6 +165,42 @@ class QuorumTest {
     }
 
     @Test
+    void rewriteCorruptedLeavesATieAlone() throws Exception {
+        BlockBackend q = quorum(children(2), 1, "rewrite-corrupted", true);
+        byte[] data = TestGraphs.randomBytes(40, 65536);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        q.flush();
+        byte[] good = file(1);
+        corrupt(0, 1000, TestGraphs.randomBytes(41, 100));
+        read(q, 0, 65536);
+        q.flush();
+        assertArrayEquals(good, file(1), "one vote against one: no version may overwrite the other");
+        assertFalse(loggedAbout("rewrote"), logged.toString());
+    }
+
+    @Test
+    void rewriteCorruptedNeedsAStrictMajority() throws Exception {
+        // Four children, threshold 2: two agree, the other two each differ. The two win the read
+        // (a plurality meeting the threshold) but are not a majority of the votes, so nothing is rewritten.
+        BlockBackend q = quorum(children(4), 2, "rewrite-corrupted", true);
+        byte[] data = TestGraphs.randomBytes(42, 65536);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        q.flush();
+        corrupt(2, 10, new byte[] {1});
+        corrupt(3, 10, new byte[] {2});
+        byte[] two = file(2);
+        byte[] three = file(3);
+        assertArrayEquals(data, read(q, 0, 65536));
+        assertArrayEquals(two, file(2));
+        assertArrayEquals(three, file(3));
+        corrupt(3, 10, new byte[] {1});
+        assertArrayEquals(data, read(q, 0, 65536), "two against two: the first version wins the read");
+        assertArrayEquals(two, file(2));
+        assertArrayEquals(two, file(3));
+        assertFalse(loggedAbout("rewrote"), logged.toString());
+    }
+
+    @Test
     void oneFailingChildIsToleratedTwoAreNot() throws Exception {
         BlockBackend q = quorum(children(3, 1), 2);
         byte[] data = TestGraphs.randomBytes(6, 300_000);
@@ -177,6 +221,149 @@ class QuorumTest {
                 + "vote-threshold is 2"), w.getMessage());
         assertEquals(Errno.EIO, assertThrows(BlockIOException.class, () -> read(q2, 0, 512)).errno());
         assertThrows(BlockIOException.class, q2::flush);
+    }
+
+    @Test
+    void flushNeedsThresholdChildrenThatFlushedAndLostNoWrite() throws Exception {
+        // children.1 loses one write; children.2 fails one flush: only children.0 has it all on disk.
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                1, List.of(Map.of("iotype", "write", "offset", 1L << 20, "length", 4096L, "once", true)),
+                2, List.of(Map.of("iotype", "flush", "once", true)))), 2);
+        q.write(1 << 20, ByteBuffer.wrap(TestGraphs.randomBytes(20, 4096)), 0);
+        BlockIOException e = assertThrows(BlockIOException.class, q::flush);
+        assertEquals(Errno.EIO, e.errno());
+        assertTrue(e.getMessage().startsWith("quorum 'q0': flush: 1 of 3 children flushed every write since "
+                + "their last flush, vote-threshold is 2; children.1 ('r1') lost a write"), e.getMessage());
+        // Since then children.0 and children.1 lost nothing; children.2 failed its last flush.
+        q.flush();
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(21, 4096)), 0);
+        q.flush();
+    }
+
+    @Test
+    void aLostWriteCountsAgainstTheNextFlushOnly() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 4096L, "once", true)))), 3);
+        BlockIOException w = assertThrows(BlockIOException.class,
+                () -> q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(22, 4096)), 0));
+        assertEquals(Errno.EIO, w.errno(), "threshold 3: the write itself fails");
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class, q::flush).errno(),
+                "children.0 did not get a write since the last flush");
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(23, 4096)), 0);
+        q.flush();
+    }
+
+    /** Children whose writes take turns being slow, so that unordered writes would land in different orders. */
+    private List<String> jitteredChildren(int n) throws Exception {
+        Map<Integer, List<Map<String, Object>>> none = Map.of();
+        List<String> names = childrenWithErrors(n, none);
+        List<String> jittered = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "slow" + i, "file", names.get(i),
+                    "inject-delay", List.of(Map.of("iotype", "write", "every", (long) (2 + i), "ms", 1L)))));
+            jittered.add("slow" + i);
+        }
+        return jittered;
+    }
+
+    /** Runs {@code threads} workers at once, {@code rounds} times, all starting each round together. */
+    private static void concurrently(int threads, int rounds, Worker work) throws Exception {
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CyclicBarrier round = new java.util.concurrent.CyclicBarrier(threads);
+        List<Throwable> errors = new CopyOnWriteArrayList<>();
+        List<Thread> all = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int id = t;
+            Thread th = new Thread(() -> {
+                try {
+                    start.await();
+                    for (int r = 0; r < rounds; r++) {
+                        round.await(30, java.util.concurrent.TimeUnit.SECONDS);
+                        work.run(id, r);
+                    }
+                } catch (Throwable e) {
+                    errors.add(e);
+                    round.reset();
+                }
+            });
+            all.add(th);
+            th.start();
+        }
+        start.countDown();
+        for (Thread th : all) {
+            th.join();
+        }
+        if (!errors.isEmpty()) {
+            throw new AssertionError(errors.size() + " workers failed; first: " + errors.get(0), errors.get(0));
+        }
+    }
+
+    interface Worker {
+        void run(int thread, int round) throws Exception;
+    }
+
+    private static byte[] pattern(int thread, int round, int length) {
+        byte[] b = new byte[length];
+        Arrays.fill(b, (byte) (thread * 16 + round % 16 + 1));
+        return b;
+    }
+
+    @Test
+    void overlappingConcurrentWritesLeaveTheChildrenIdentical() throws Exception {
+        BlockBackend q = quorum(jitteredChildren(3), 2);
+        // Round r: eight writes at once over one 64 KiB region, overlapping by halves.
+        concurrently(8, 32, (t, r) -> q.write(65536L * r + 8192 * (t % 2), ByteBuffer.wrap(pattern(t, r, 16384)), 0));
+        q.flush();
+        byte[] first = file(0);
+        for (int i = 1; i < 3; i++) {
+            assertTrue(Arrays.equals(first, file(i)), "children.0 and children." + i + " differ");
+        }
+        assertEquals(0L, stats().get("children.1.mismatches") + stats().get("children.2.mismatches"));
+    }
+
+    @Test
+    void readsRacingOverlappingWritesSeeOneVersion() throws Exception {
+        BlockBackend q = quorum(jitteredChildren(3), 3);
+        q.write(0, ByteBuffer.wrap(pattern(0, 0, 16384)), 0);
+        concurrently(8, 25, (t, r) -> {
+            if (t % 2 == 0) {
+                q.write(0, ByteBuffer.wrap(pattern(t, r, 16384)), 0);
+            } else {
+                byte[] got = read(q, 2048, 8192);
+                for (byte b : got) {
+                    if (b != got[0]) {
+                        throw new AssertionError("a read saw two writes at once");
+                    }
+                }
+            }
+        });
+        Map<String, Long> st = stats();
+        assertEquals(0L, st.get("vote-failures"), st.toString());
+        assertEquals(0L, st.get("children.0.mismatches") + st.get("children.1.mismatches")
+                + st.get("children.2.mismatches"), st.toString());
+    }
+
+    @Test
+    void rewritesOfCorruptedDataNeverLandOverNewerWrites() throws Exception {
+        BlockBackend q = quorum(jitteredChildren(3), 2, "rewrite-corrupted", true);
+        for (int r = 0; r < 16; r++) {
+            q.write(65536L * r, ByteBuffer.wrap(pattern(0, r, 16384)), 0);
+        }
+        q.flush();
+        for (int r = 0; r < 16; r++) {
+            corrupt(2, 65536L * r, new byte[16384]);
+        }
+        // Round r: readers find children.2 corrupt and repair it while writers overwrite the region.
+        concurrently(6, 16, (t, r) -> {
+            if (t % 2 == 0) {
+                q.write(65536L * r, ByteBuffer.wrap(pattern(t + 1, r, 16384)), 0);
+            } else {
+                read(q, 65536L * r, 16384);
+            }
+        });
+        q.flush();
+        assertTrue(Arrays.equals(file(0), file(1)), "children.0 and children.1 differ");
+        assertTrue(Arrays.equals(file(0), file(2)), "children.2 holds a stale rewrite");
     }
 
     @Test
@@ -215,14 +402,94 @@ class QuorumTest {
 
     @Test
     void fifoReadsTheFirstChildThatAnswers() throws Exception {
-        BlockBackend q = quorum(children(3, 0), 1, "read-pattern", "fifo");
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(0, List.of(Map.of("iotype", "read")))), 1,
+                "read-pattern", "fifo");
         byte[] data = TestGraphs.randomBytes(10, 10_000);
         q.write(0, ByteBuffer.wrap(data), 0);
         corrupt(2, 0, new byte[100]);
         assertArrayEquals(data, read(q, 0, data.length), "children.1 answers; children.2 is never asked");
-        assertTrue(stats().get("children.0.errors") >= 2);
+        assertEquals(1L, stats().get("children.0.errors"));
         assertEquals(0L, stats().get("children.2.mismatches"));
         assertTrue(graph.node("q0").details().contains("read-pattern fifo"));
+    }
+
+    @Test
+    void fifoNeverReadsAChildThatLostAWrite() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 8192L, "length", 4096L, "every", 2L,
+                        "once", true)))), 2, "read-pattern", "fifo");
+        byte[] old = TestGraphs.randomBytes(30, 4096);
+        byte[] fresh = TestGraphs.randomBytes(31, 4096);
+        q.write(0, ByteBuffer.wrap(old), 0);
+        q.write(8192, ByteBuffer.wrap(old), 0);
+        q.write(8192, ByteBuffer.wrap(fresh), 0);
+        assertArrayEquals(fresh, read(q, 8192, 4096), "children.0 lost the last write: children.1 answers");
+        assertArrayEquals(old, read(q, 0, 4096));
+        assertEquals(1L, stats().get("children.0.lost-writes"));
+        assertEquals(0L, stats().get("children.1.lost-writes"));
+    }
+
+    @Test
+    void fifoStillReadsAChildWhoseFailedWriteFailedAsAWhole() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(2, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 512L, "once", true)),
+                1, List.of(Map.of("iotype", "read")))), 2, "read-pattern", "fifo");
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class,
+                () -> q.write(0, ByteBuffer.allocate(512), 0)).errno());
+        byte[] data = TestGraphs.randomBytes(32, 512);
+        q.write(0, ByteBuffer.wrap(data), 0);
+        assertArrayEquals(data, read(q, 0, 512), "children.0 is still read: the caller knows the failed write left "
+                + "the range undefined (and children.1 fails reads)");
+        assertEquals(1L, stats().get("children.0.lost-writes"));
+    }
+
+    @Test
+    void fifoFailsWhenEveryChildLostAWrite() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(2, Map.of(
+                0, List.of(Map.of("iotype", "write", "offset", 0L, "length", 512L, "once", true)),
+                1, List.of(Map.of("iotype", "write", "offset", 4096L, "length", 512L, "once", true)))), 1,
+                "read-pattern", "fifo");
+        q.write(0, ByteBuffer.allocate(512), 0);
+        q.write(4096, ByteBuffer.allocate(512), 0);
+        BlockIOException e = assertThrows(BlockIOException.class, () -> read(q, 0, 512));
+        assertEquals(Errno.EIO, e.errno());
+        assertEquals("quorum 'q0': read at offset 0 (+512): every child lost a write since it was opened "
+                + "(read-pattern fifo reads only children that have every write)", e.getMessage());
+    }
+
+    @Test
+    void aFloodOfMismatchesAndErrorsLogsAFewLines() throws Exception {
+        BlockBackend q = quorum(children(4, 3), 2);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(50, 4096)), 0);
+        corrupt(1, 100, new byte[] {1, 2, 3});
+        for (int i = 0; i < 200; i++) {
+            read(q, 0, 4096);
+        }
+        assertEquals(200L, stats().get("children.1.mismatches"));
+        assertTrue(stats().get("children.3.errors") >= 200);
+        long mismatchLines = logged.stream().filter(r -> r.getMessage().contains("children.1 ('r1') differs")).count();
+        long errorLines = logged.stream().filter(r -> r.getMessage().contains("children.3 ('r3') failed")).count();
+        assertTrue(mismatchLines >= 1 && mismatchLines <= 5, mismatchLines + " mismatch lines");
+        assertTrue(errorLines >= 1 && errorLines <= 5, errorLines + " error lines");
+    }
+
+    @Test
+    void blockStatusToleratesAsManyFailingChildrenAsReadsDo() throws Exception {
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                2, List.of(Map.of("iotype", "block-status")))), 2);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(60, 65536)), 0);
+        io.diskstack.core.BlockStatus st = q.blockStatus(0, 65536);
+        assertTrue(st.isData(), st.toString());
+        assertTrue(stats().get("children.2.errors") >= 1);
+        graph.close();
+
+        graph = TestGraphs.newGraph(dir);
+        BlockBackend q2 = quorum(childrenWithErrors(3, Map.of(
+                1, List.of(Map.of("iotype", "block-status")), 2, List.of(Map.of("iotype", "block-status")))), 2);
+        BlockIOException e = assertThrows(BlockIOException.class, () -> q2.blockStatus(0, 65536));
+        assertEquals(Errno.EIO, e.errno());
+        assertTrue(e.getMessage().startsWith("quorum 'q0': block-status at offset 0 (+65536) succeeded on 1 of 3 "
+                + "children, vote-threshold is 2"), e.getMessage());
     }
 
     @Test
@@ -254,6 +521,12 @@ class QuorumTest {
         assertEquals("blockdev 'q0' (quorum): 'rewrite-corrupted' cannot be used with blkverify",
                 assertThrows(ConfigException.class, () -> quorum(c.subList(0, 2), 2, "blkverify", true,
                         "rewrite-corrupted", true)).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'blkverify' cannot be used with read-pattern fifo (fifo reads one "
+                + "child: nothing to compare)", assertThrows(ConfigException.class, () -> quorum(c.subList(0, 2), 2,
+                        "blkverify", true, "read-pattern", "fifo")).getMessage());
+        assertEquals("blockdev 'q0' (quorum): 'rewrite-corrupted' cannot be used with read-pattern fifo (fifo reads "
+                + "one child: no vote finds the corrupted ones)", assertThrows(ConfigException.class,
+                        () -> quorum(c, 2, "rewrite-corrupted", true, "read-pattern", "fifo")).getMessage());
         assertEquals("blockdev 'q0' (quorum): 'read-pattern' value 'random' is not one of quorum, fifo",
                 assertThrows(ConfigException.class, () -> quorum(c, 2, "read-pattern", "random")).getMessage());
         assertEquals("blockdev 'q0' (quorum): 'children' is required: give at least one child (children.0, "
