@@ -25,16 +25,16 @@ final class KeySlots {
         return null;
     }
 
-    /** The id of the first active slot that the passphrase opens, or -1. */
-    static int findSlot(LuksHeader h, HeaderDevice dev, byte[] passphrase, ImageRef ref) throws IOException {
+    /** The first active slot that the passphrase opens, or null. */
+    static KeySlot findSlot(LuksHeader h, HeaderDevice dev, byte[] passphrase, ImageRef ref) throws IOException {
         for (KeySlot s : h.activeSlots()) {
             byte[] key = tryOpen(h, dev, s, passphrase, ref);
             if (key != null) {
                 Arrays.fill(key, (byte) 0);
-                return s.id();
+                return s;
             }
         }
-        return -1;
+        return null;
     }
 
     private static byte[] tryOpen(LuksHeader h, HeaderDevice dev, KeySlot s, byte[] passphrase, ImageRef ref)
@@ -78,17 +78,67 @@ final class KeySlots {
     }
 
     /**
+     * A new slot's key, derived from its passphrase: the slow part of adding a slot, which needs
+     * no lock (the cipher and hash it depends on never change). {@link #close} wipes the key.
+     */
+    static final class NewSlot implements AutoCloseable {
+        final Kdf kdf;
+        final LuksHash afHash;
+        final byte[] slotKey;
+        final String uuid;
+
+        private NewSlot(Kdf kdf, LuksHash afHash, byte[] slotKey, String uuid) {
+            this.kdf = kdf;
+            this.afHash = afHash;
+            this.slotKey = slotKey;
+            this.uuid = uuid;
+        }
+
+        @Override
+        public void close() {
+            Arrays.fill(slotKey, (byte) 0);
+        }
+    }
+
+    /** Derives the key of a new slot protected by {@code passphrase} (no I/O). */
+    static NewSlot prepare(LuksHeader h, byte[] passphrase, SlotSettings settings, ImageRef ref) {
+        SecureRandom random = new SecureRandom();
+        if (h instanceof Luks1Header h1) {
+            if (!settings.kdfType().equals("pbkdf2")) {
+                throw ref.error("kdf", "'" + settings.kdfType() + "' needs LUKS2 (LUKS1 has only pbkdf2)");
+            }
+            Kdf kdf = SlotSettings.pbkdf2(h1.hash(), settings.iterTimeMs()).newKdf(random);
+            return new NewSlot(kdf, h1.hash(), kdf.derive(passphrase, h1.cipher().keyBytes()), h.uuid());
+        }
+        Kdf kdf = settings.newKdf(random);
+        return new NewSlot(kdf, settings.hash(), kdf.derive(passphrase, h.cipher().keyBytes()), h.uuid());
+    }
+
+    /**
      * Adds a passphrase in slot {@code wanted} (or the first free one if negative).
      *
      * @return the slot used
      */
     static int add(LuksHeader h, HeaderDevice dev, byte[] volumeKey, byte[] passphrase, int wanted,
                    SlotSettings settings, ImageRef ref) throws IOException {
+        try (NewSlot slot = prepare(h, passphrase, settings, ref)) {
+            return commit(h, dev, volumeKey, slot, wanted, ref);
+        }
+    }
+
+    /**
+     * Writes a prepared slot into {@code h}, which the caller has just read from {@code dev}
+     * while holding whatever excludes other editors: the key material first, then the header.
+     *
+     * @return the slot used
+     */
+    static int commit(LuksHeader h, HeaderDevice dev, byte[] volumeKey, NewSlot prepared, int wanted, ImageRef ref)
+            throws IOException {
+        if (!h.uuid().equals(prepared.uuid) || h.cipher().keyBytes() != prepared.slotKey.length) {
+            throw ref.error("changed while the new key slot was being prepared (another LUKS header?)");
+        }
         SecureRandom random = new SecureRandom();
         if (h instanceof Luks1Header h1) {
-            if (!settings.kdfType().equals("pbkdf2")) {
-                throw ref.error("kdf", "'" + settings.kdfType() + "' needs LUKS2 (LUKS1 has only pbkdf2)");
-            }
             int slot = wanted;
             if (slot < 0) {
                 for (int i = 0; i < Luks1Header.SLOTS && slot < 0; i++) {
@@ -102,11 +152,9 @@ final class KeySlots {
             } else if (h1.isActive(slot)) {
                 throw ref.error("key slot", slot + " is in use");
             }
-            LuksHash hash = h1.hash();
-            Kdf.Pbkdf2Kdf kdf = (Kdf.Pbkdf2Kdf) SlotSettings.pbkdf2(hash, settings.iterTimeMs()).newKdf(random);
-            byte[] slotKey = kdf.derive(passphrase, h1.cipher().keyBytes());
-            byte[] material = material(volumeKey, slotKey, h1.cipher(), h1.slotStripes(slot), hash, random);
-            Arrays.fill(slotKey, (byte) 0);
+            Kdf.Pbkdf2Kdf kdf = (Kdf.Pbkdf2Kdf) prepared.kdf;
+            byte[] material = material(volumeKey, prepared.slotKey, h1.cipher(), h1.slotStripes(slot), prepared.afHash,
+                    random);
             dev.writeBytes(h1.slotOffset(slot), material);
             dev.flush();
             h1.activate(slot, kdf.iterations(), kdf.salt());
@@ -136,15 +184,32 @@ final class KeySlots {
         if (areaOffset < 0) {
             throw ref.error("LUKS2 keyslots area", "has no room for another " + areaSize + "-byte key slot");
         }
-        Kdf kdf = settings.newKdf(random);
-        byte[] slotKey = kdf.derive(passphrase, cipher.keyBytes());
-        byte[] material = material(volumeKey, slotKey, cipher, Luks1Header.STRIPES, settings.hash(), random);
-        Arrays.fill(slotKey, (byte) 0);
+        byte[] material = material(volumeKey, prepared.slotKey, cipher, Luks1Header.STRIPES, prepared.afHash, random);
         dev.writeBytes(areaOffset, material);
         dev.flush();
-        h2.addKeyslot(id, kdf, settings.hash(), areaOffset, areaSize);
+        h2.addKeyslot(id, prepared.kdf, prepared.afHash, areaOffset, areaSize);
         h2.write(dev, random);
         return id;
+    }
+
+    /**
+     * True if {@code now} (from a fresh read of the header) is the same slot as {@code seen}
+     * (from an earlier read): same id, salt and key material place. A slot removed and added
+     * again in between differs in its salt.
+     */
+    static boolean sameSlot(KeySlot seen, KeySlot now) {
+        return seen.id() == now.id() && seen.areaOffset() == now.areaOffset()
+                && Arrays.equals(salt(seen.kdf()), salt(now.kdf()));
+    }
+
+    private static byte[] salt(Kdf kdf) {
+        if (kdf instanceof Kdf.Pbkdf2Kdf p) {
+            return p.salt();
+        }
+        if (kdf instanceof Kdf.Argon2Kdf a) {
+            return a.salt();
+        }
+        return null;
     }
 
     /** Disables a slot (cryptsetup luksKillSlot): the header first, then its material is overwritten. */

@@ -23,11 +23,14 @@ final class LuksKeyControl {
     private final LuksNode node;
     private final ObjectRegistry objects;
     private final ImageRef ref;
-    private LuksHeader header;
+    /** Held while reading the header and while writing an edit; never during key derivation. */
+    private final Object editLock = new Object();
+    /** What {@code keyslots} shows (reads of control files never wait for I/O): the last header read. */
+    private volatile LuksHeader shown;
 
     LuksKeyControl(LuksNode node, LuksHeader header, ObjectRegistry objects, ImageRef ref) {
         this.node = node;
-        this.header = header;
+        this.shown = header;
         this.objects = objects;
         this.ref = ref;
     }
@@ -80,59 +83,101 @@ final class LuksKeyControl {
         return args;
     }
 
-    synchronized String listing() {
-        return LuksKeySlots.describeSlots(header);
+    /**
+     * The header as it is on disk now. Every edit re-reads it while holding {@link #editLock},
+     * so an edit never acts on a stale view (another node over the same image, an earlier
+     * failed write).
+     */
+    private LuksHeader readHeader() throws IOException {
+        LuksHeader h = LuksHeader.read(node.headerDevice(), ref);
+        shown = h;
+        return h;
     }
 
-    private synchronized void addKey(Map<String, String> args) throws IOException {
-        byte[] pass = passphrase(args);
+    String listing() {
+        return LuksKeySlots.describeSlots(shown);
+    }
+
+    private void addKey(Map<String, String> args) throws IOException {
         int slot = intArg(args, "slot", -1);
         long iterTime = intArg(args, "iter-time", 2000);
-        rejectUnknown(args);
-        byte[] key = node.ciphers().keyCopy();
+        byte[] pass = passphrase(args);
+        byte[] key = null;
         try {
-            LuksHash hash = header instanceof Luks1Header h1 ? h1.hash() : LuksHash.SHA256;
-            KeySlots.add(header, node.headerDevice(), key, pass, slot, SlotSettings.pbkdf2(hash, iterTime), ref);
-        } catch (IOException | RuntimeException e) {
-            reload();
-            throw e;
+            rejectUnknown(args);
+            LuksHeader before;
+            synchronized (editLock) {
+                before = readHeader();
+            }
+            LuksHash hash = before instanceof Luks1Header h1 ? h1.hash() : LuksHash.SHA256;
+            key = node.ciphers().keyCopy();
+            // The key derivation takes iter-time: outside the lock, so other edits are not held up.
+            try (KeySlots.NewSlot prepared = KeySlots.prepare(before, pass, SlotSettings.pbkdf2(hash, iterTime), ref)) {
+                synchronized (editLock) {
+                    LuksHeader h = readHeader();
+                    try {
+                        KeySlots.commit(h, node.headerDevice(), key, prepared, slot, ref);
+                    } finally {
+                        refresh();
+                    }
+                }
+            }
         } finally {
             LuksNode.wipe(key);
             LuksNode.wipe(pass);
         }
     }
 
-    private synchronized void removeKey(Map<String, String> args) throws IOException {
-        int slot;
+    private void removeKey(Map<String, String> args) throws IOException {
         if (args.containsKey("slot")) {
-            slot = intArg(args, "slot", -1);
+            int slot = intArg(args, "slot", -1);
             rejectUnknown(args);
-        } else {
-            byte[] pass = passphrase(args);
-            rejectUnknown(args);
-            try {
-                slot = KeySlots.findSlot(header, node.headerDevice(), pass, ref);
-            } finally {
-                LuksNode.wipe(pass);
+            synchronized (editLock) {
+                try {
+                    KeySlots.kill(readHeader(), node.headerDevice(), slot, ref);
+                } finally {
+                    refresh();
+                }
             }
-            if (slot < 0) {
-                throw new BlockIOException(Errno.EINVAL, "no key slot opens with that passphrase");
-            }
+            return;
         }
+        byte[] pass = passphrase(args);
+        KeySlot found;
         try {
-            KeySlots.kill(header, node.headerDevice(), slot, ref);
-        } catch (IOException | RuntimeException e) {
-            reload();
-            throw e;
+            rejectUnknown(args);
+            LuksHeader before;
+            synchronized (editLock) {
+                before = readHeader();
+            }
+            // Trying the slots runs their key derivations: outside the lock.
+            found = KeySlots.findSlot(before, node.headerDevice(), pass, ref);
+        } finally {
+            LuksNode.wipe(pass);
+        }
+        if (found == null) {
+            throw new BlockIOException(Errno.EINVAL, "no key slot opens with that passphrase");
+        }
+        synchronized (editLock) {
+            LuksHeader h = readHeader();
+            boolean unchanged = h.activeSlots().stream().anyMatch(s -> KeySlots.sameSlot(found, s));
+            if (!unchanged) {
+                throw new BlockIOException(Errno.EAGAIN, "key slot " + found.id()
+                        + " changed while its passphrase was being checked; nothing was removed");
+            }
+            try {
+                KeySlots.kill(h, node.headerDevice(), found.id(), ref);
+            } finally {
+                refresh();
+            }
         }
     }
 
-    /** After a failed edit, the header on disk is the truth. */
-    private void reload() {
+    /** After an edit (done or failed), shows what is on disk. */
+    private void refresh() {
         try {
-            header = LuksHeader.read(node.headerDevice(), ref);
+            readHeader();
         } catch (IOException | RuntimeException ignored) {
-            // Keep the old view; the next edit will fail the same way and say why.
+            // Keep showing the last view; the next edit reads the header again and says what is wrong.
         }
     }
 

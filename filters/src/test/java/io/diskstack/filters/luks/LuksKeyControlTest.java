@@ -91,4 +91,40 @@ class LuksKeyControlTest {
             g.close();
         }
     }
+
+    /**
+     * Two editors of one image (here two luks nodes over one file node, each with its own control
+     * files) must not act on stale headers: each removes a different slot, and the second must be
+     * refused as the last one instead of locking everyone out.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1", "luks2"})
+    void editsSeeTheHeaderOnDiskNotAStaleCopy(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            LuksTesting.addSecret(g, "s1", "second one");
+            Map<String, ControlFile> a = ((ControlProvider) g.node("l0")).controlFiles();
+            a.get("add-key").write("secret=s1 iter-time=1");
+            g.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
+            Map<String, ControlFile> b = ((ControlProvider) g.node("l1")).controlFiles();
+            a.get("remove-key").write("slot=0");
+            BlockIOException last = assertThrows(BlockIOException.class, () -> b.get("remove-key").write("slot=1"));
+            assertTrue(last.getMessage().contains("last active"), last.getMessage());
+            assertThrows(BlockIOException.class, () -> b.get("remove-key").write("slot=0"), "slot 0 is gone");
+            assertEquals("1 pbkdf2", b.get("keyslots").read().substring(0, 8));
+            // An add through the other node goes to a free slot as the disk has it, not as l1 first saw it.
+            LuksTesting.addSecret(g, "s2", "third one");
+            b.get("add-key").write("secret=s2 iter-time=1");
+            a.get("add-key").write("secret=s0 iter-time=1");
+            String slots = a.get("keyslots").read();
+            assertEquals(3, slots.lines().count(), slots);
+        } finally {
+            g.close();
+        }
+        assertEquals(4096, readWith("s1", "second one").length);
+        assertEquals(4096, readWith("s2", "third one").length);
+        assertEquals(4096, readWith("s0", LuksTesting.PASS).length);
+    }
 }
