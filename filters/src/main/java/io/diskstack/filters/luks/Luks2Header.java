@@ -30,6 +30,8 @@ final class Luks2Header extends LuksHeader {
         1L << 20, 2L << 20, 4L << 20};
     static final byte[] MAGIC_2ND = {'S', 'K', 'U', 'L', (byte) 0xBA, (byte) 0xBE};
     static final int MAX_KEYSLOTS = 32;
+    /** The largest keyslots area we accept (cryptsetup's limit is 128 MiB). */
+    static final long MAX_KEYSLOTS_SIZE = 1L << 30;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final ImageRef ref;
@@ -171,6 +173,10 @@ final class Luks2Header extends LuksHeader {
             throw ref.error("LUKS2 'config.json_size'", jsonSize + " does not match hdr_size " + hdrSize);
         }
         keyslotsSize = u64(config, "keyslots_size", "config.keyslots_size");
+        if (keyslotsSize > MAX_KEYSLOTS_SIZE || keyslotsSize % 4096 != 0) {
+            throw ref.error("LUKS2 'config.keyslots_size'", keyslotsSize + " is not a multiple of 4096 up to "
+                    + MAX_KEYSLOTS_SIZE);
+        }
         JsonNode req = config.path("requirements").path("mandatory");
         if (req.isArray() && req.size() > 0) {
             throw ref.error("LUKS2 'config.requirements.mandatory'", req.get(0).asText()
@@ -292,9 +298,10 @@ final class Luks2Header extends LuksHeader {
             throw ref.error("LUKS2 '" + kp + ".af.stripes'", stripes + " is out of range");
         }
         LuksHash afHash = hash(af, "hash", kp + ".af.hash");
-        long materialEnd = areaOffset + ((long) keyBytes * stripes + SECTOR - 1) / SECTOR * SECTOR;
-        if (areaOffset < 2 * hdrSize || materialEnd > 2 * hdrSize + keyslotsSize
-                || (long) keyBytes * stripes > areaSize) {
+        long areaEnd = 2 * hdrSize + keyslotsSize;
+        long material = ((long) keyBytes * stripes + SECTOR - 1) / SECTOR * SECTOR;
+        if (areaOffset < 2 * hdrSize || areaOffset > areaEnd || areaSize > areaEnd - areaOffset
+                || material > areaSize) {
             throw ref.error("LUKS2 '" + kp + ".area'", "offset " + areaOffset + " size " + areaSize
                     + " is outside the keyslots area or too small for the key material");
         }

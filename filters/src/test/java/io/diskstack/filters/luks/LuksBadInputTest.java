@@ -104,6 +104,33 @@ class LuksBadInputTest {
     }
 
     @Test
+    void luks1PayloadOverlappingTheHeaderOrKeyMaterial() throws IOException {
+        Path p = luks1();
+        byte[] good = Files.readAllBytes(p);
+        patch(p, 104, new byte[] {0, 0, 0, 0});
+        assertMessage("v1.img", "v1.img", "'payload-offset'", "inside the header");
+        Files.write(p, good);
+        patch(p, 104, new byte[] {0, 0, 0, 16});
+        assertMessage("v1.img", "v1.img", "key slot 0", "payload");
+    }
+
+    @Test
+    void luks2SegmentOverlappingTheHeaderOrKeySlots() throws Exception {
+        Path p = luks2();
+        String good = json(p);
+        assertTrue(good.contains("\"offset\":\"16777216\""), good);
+        rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"0\""), true);
+        assertMessage("v2.img", "v2.img", "segment 'offset'", "inside the header");
+        rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"1048576\""), true);
+        assertMessage("v2.img", "segment 'offset'", "inside the header and key slot area");
+        rewriteJson(p, good.replace("\"offset\":\"32768\",\"size\":\"258048\"",
+                "\"offset\":\"32768\",\"size\":\"9223372036854775807\""), true);
+        assertMessage("v2.img", "'keyslots.0.area'", "outside the keyslots area");
+        rewriteJson(p, good.replace("\"offset\":\"32768\"", "\"offset\":\"9223372036854775807\""), true);
+        assertMessage("v2.img", "'keyslots.0.area'", "outside the keyslots area");
+    }
+
+    @Test
     void luks1SlotOverlappingAnother() throws IOException {
         Path p = luks1();
         patch(p, 208 + 48 + 40, new byte[] {0, 0, 0, 9});
