@@ -2,7 +2,10 @@ package io.diskstack.filters.luks;
 
 import java.io.IOException;
 import java.security.SecureRandom;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.logging.Logger;
 
 /**
  * Opening, adding and removing key slots (LUKS1 spec 4.2-4.4, LUKS2 spec 4.2-4.4). Every edit
@@ -12,51 +15,92 @@ import java.util.Arrays;
  * being removed).
  */
 final class KeySlots {
+    private static final Logger LOG = Logger.getLogger(KeySlots.class.getName());
+
     private KeySlots() {}
+
+    /**
+     * What trying the key slots gave: the volume key and the slot that opened (both null if
+     * none did), how many slots were tried, and the slots skipped because their key derivation
+     * cannot run here (too much memory, too slow, unsupported), with why.
+     */
+    record Unlock(byte[] key, KeySlot slot, int tried, List<String> skipped) {
+        /** The one-line reason nothing opened, naming the secret (never its value). */
+        String failure(String secretId) {
+            if (tried == 0 && !skipped.isEmpty()) {
+                return "no key slot could be tried with secret '" + secretId + "': " + String.join("; ", skipped);
+            }
+            return "no key slot opens with secret '" + secretId + "'"
+                    + (skipped.isEmpty() ? "" : " (not tried: " + String.join("; ", skipped) + ")");
+        }
+    }
+
+    /**
+     * Tries the active slots one by one. A slot whose key derivation cannot run here is
+     * skipped (and named in {@link Unlock#failure} if no other slot opens).
+     */
+    static Unlock open(LuksHeader h, HeaderDevice dev, byte[] passphrase, ImageRef ref) throws IOException {
+        List<String> skipped = new ArrayList<>();
+        int tried = 0;
+        for (KeySlot s : h.activeSlots()) {
+            String why = s.kdf().unusable();
+            byte[] key = null;
+            if (why == null) {
+                try {
+                    key = tryOpen(h, dev, s, passphrase, ref);
+                    tried++;
+                } catch (IllegalStateException e) {
+                    why = e.getMessage();
+                }
+            }
+            if (why != null) {
+                String note = "key slot " + s.id() + ": " + why;
+                LOG.fine(() -> ref.file() + ": skipping " + note);
+                skipped.add(note);
+                continue;
+            }
+            if (key != null) {
+                return new Unlock(key, s, tried, skipped);
+            }
+        }
+        return new Unlock(null, null, tried, skipped);
+    }
 
     /** The volume key, or null if no active slot opens with the passphrase. */
     static byte[] unlock(LuksHeader h, HeaderDevice dev, byte[] passphrase, ImageRef ref) throws IOException {
-        for (KeySlot s : h.activeSlots()) {
-            byte[] key = tryOpen(h, dev, s, passphrase, ref);
-            if (key != null) {
-                return key;
-            }
-        }
-        return null;
+        return open(h, dev, passphrase, ref).key();
     }
 
     /** The first active slot that the passphrase opens, or null. */
     static KeySlot findSlot(LuksHeader h, HeaderDevice dev, byte[] passphrase, ImageRef ref) throws IOException {
-        for (KeySlot s : h.activeSlots()) {
-            byte[] key = tryOpen(h, dev, s, passphrase, ref);
-            if (key != null) {
-                Arrays.fill(key, (byte) 0);
-                return s;
-            }
+        Unlock u = open(h, dev, passphrase, ref);
+        if (u.key() != null) {
+            Arrays.fill(u.key(), (byte) 0);
         }
-        return null;
+        return u.slot();
     }
 
+    /**
+     * The volume key if this slot opens with the passphrase, else null.
+     *
+     * @throws IllegalStateException if its key derivation cannot run here
+     */
     private static byte[] tryOpen(LuksHeader h, HeaderDevice dev, KeySlot s, byte[] passphrase, ImageRef ref)
             throws IOException {
-        if (s.areaOffset() + s.materialSectorsBytes() > dev.size()) {
+        if (s.areaOffset() > dev.size() - s.materialSectorsBytes()) {
             throw ref.error("key slot " + s.id(), "key material runs past the end of the image (" + dev.size()
                     + " bytes)");
         }
-        byte[] slotKey;
-        try {
-            slotKey = s.kdf().derive(passphrase, s.areaCipher().keyBytes());
-        } catch (IllegalStateException e) {
-            throw ref.error("key slot " + s.id(), e.getMessage());
-        }
+        byte[] slotKey = s.kdf().derive(passphrase, s.areaCipher().keyBytes());
         byte[] material = dev.readBytes(s.areaOffset(), s.materialSectorsBytes());
+        byte[] candidate;
         try (SectorCipher c = s.areaCipher().newCipher(slotKey, LuksHeader.SECTOR)) {
             c.decrypt(material, 0);
+            candidate = AfSplitter.merge(material, s.keyBytes(), s.stripes(), s.afHash());
         } finally {
             Arrays.fill(slotKey, (byte) 0);
+            Arrays.fill(material, (byte) 0);
         }
-        byte[] candidate = AfSplitter.merge(material, s.keyBytes(), s.stripes(), s.afHash());
-        Arrays.fill(material, (byte) 0);
         if (h.checkVolumeKey(s, candidate)) {
             return candidate;
         }

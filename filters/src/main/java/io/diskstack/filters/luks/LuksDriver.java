@@ -63,9 +63,10 @@ public final class LuksDriver implements BlockDriver {
         byte[] pass = secret.bytes();
         byte[] key = null;
         try {
-            key = KeySlots.unlock(h, dev, pass, ref);
+            KeySlots.Unlock u = KeySlots.open(h, dev, pass, ref);
+            key = u.key();
             if (key == null) {
-                throw LuksNode.wrongSecret(ctx.owner(), secret.id());
+                throw new ConfigException(ctx.owner() + ": " + u.failure(secret.id()));
             }
             return new LuksNode(ctx, data, header, h, key);
         } finally {

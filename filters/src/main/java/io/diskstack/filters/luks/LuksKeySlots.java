@@ -69,9 +69,10 @@ public final class LuksKeySlots {
             byte[] key = null;
             byte[] added = newKey.bytes();
             try {
-                key = KeySlots.unlock(h, dev, pass, ref);
+                KeySlots.Unlock u = KeySlots.open(h, dev, pass, ref);
+                key = u.key();
                 if (key == null) {
-                    throw ref.error("no key slot opens with secret '" + existing.id() + "'");
+                    throw ref.error(u.failure(existing.id()));
                 }
                 LuksHash hash = h instanceof Luks1Header h1 ? h1.hash() : LuksHash.SHA256;
                 return KeySlots.add(h, dev, key, added, slot, SlotSettings.pbkdf2(hash, iterTimeMs), ref);
@@ -99,14 +100,16 @@ public final class LuksKeySlots {
     public static int removeKey(Path image, Secret secret) throws IOException {
         return edit(image, (h, dev, ref) -> {
             byte[] pass = secret.bytes();
-            KeySlot slot;
+            KeySlots.Unlock u;
             try {
-                slot = KeySlots.findSlot(h, dev, pass, ref);
+                u = KeySlots.open(h, dev, pass, ref);
             } finally {
                 LuksNode.wipe(pass);
             }
+            KeySlot slot = u.slot();
+            LuksNode.wipe(u.key());
             if (slot == null) {
-                throw ref.error("no key slot opens with secret '" + secret.id() + "'");
+                throw ref.error(u.failure(secret.id()));
             }
             KeySlots.kill(h, dev, slot.id(), ref);
             return slot.id();

@@ -173,8 +173,4 @@ final class LuksNode extends FilterNode implements ControlProvider {
             Arrays.fill(b, (byte) 0);
         }
     }
-
-    static ConfigException wrongSecret(String owner, String secretId) {
-        return new ConfigException(owner + ": no key slot opens with secret '" + secretId + "'");
-    }
 }

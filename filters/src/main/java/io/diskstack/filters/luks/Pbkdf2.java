@@ -55,6 +55,13 @@ final class Pbkdf2 {
         }
     }
 
+    private static final java.util.Map<LuksHash, Double> RATES = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** Iterations per millisecond on this machine (measured once per hash, about 20-80 ms). */
+    static double iterationsPerMilli(LuksHash hash) {
+        return RATES.computeIfAbsent(hash, h -> (double) Math.max(1, iterationsFor(h, 1000, 1)) / 1000);
+    }
+
     /**
      * Iterations that take about {@code millis} on this machine (QEMU's and cryptsetup's
      * iter-time), at least {@code minimum}.
