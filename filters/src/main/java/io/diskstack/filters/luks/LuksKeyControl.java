@@ -76,8 +76,13 @@ final class LuksKeyControl {
         Map<String, String> args = new LinkedHashMap<>();
         for (String word : text.trim().split("\\s+")) {
             int eq = word.indexOf('=');
-            if (eq <= 0 || args.put(word.substring(0, eq), word.substring(eq + 1)) != null) {
-                throw new BlockIOException(Errno.EINVAL, "expected KEY=VALUE words, got '" + word + "'");
+            // Never echo what was written: a mistyped line may be the passphrase itself.
+            if (eq <= 0) {
+                throw new BlockIOException(Errno.EINVAL, "expected KEY=VALUE words (secret=ID or file=PATH: "
+                        + "never the passphrase itself); word " + (args.size() + 1) + " is not one");
+            }
+            if (args.put(word.substring(0, eq), word.substring(eq + 1)) != null) {
+                throw new BlockIOException(Errno.EINVAL, "'" + word.substring(0, eq) + "' is given twice");
             }
         }
         return args;
@@ -191,7 +196,9 @@ final class LuksKeyControl {
             try {
                 return objects.get(id, Secret.class, "add-key", "secret").bytes();
             } catch (ConfigException e) {
-                throw new BlockIOException(Errno.EINVAL, e.getMessage());
+                // Not e's message: it quotes the id, which may be a passphrase typed by mistake.
+                throw new BlockIOException(Errno.EINVAL, "secret= names no secret object (it takes the id of a "
+                        + "secret object, not a passphrase; or give file=PATH)");
             }
         }
         Path p = Path.of(file);
@@ -211,14 +218,15 @@ final class LuksKeyControl {
             return dflt;
         }
         if (!v.matches("[0-9]{1,9}")) {
-            throw new BlockIOException(Errno.EINVAL, "'" + key + "' value '" + v + "' is not a number");
+            throw new BlockIOException(Errno.EINVAL, "'" + key + "' is not a number");
         }
         return Integer.parseInt(v);
     }
 
     private static void rejectUnknown(Map<String, String> args) throws BlockIOException {
         if (!args.isEmpty()) {
-            throw new BlockIOException(Errno.EINVAL, "unknown argument '" + args.keySet().iterator().next() + "'");
+            throw new BlockIOException(Errno.EINVAL, args.size() + " unknown argument(s) (known: secret, file, slot, "
+                    + "iter-time; not shown, in case a passphrase was typed)");
         }
     }
 }

@@ -127,4 +127,27 @@ class LuksKeyControlTest {
         assertEquals(4096, readWith("s2", "third one").length);
         assertEquals(4096, readWith("s0", LuksTesting.PASS).length);
     }
+
+    /** A passphrase written to a control file by mistake never comes back in the error. */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1"})
+    void mistypedPassphrasesAreNeverEchoed(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        String pass = "Tr0ub4dor&3-typed-by-mistake";
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
+            for (String[] w : new String[][] {{"add-key", pass}, {"add-key", "secret=" + pass},
+                {"add-key", "secret=s0 " + pass + "=x"}, {"add-key", "secret=s0 slot=" + pass},
+                {"remove-key", pass}, {"remove-key", "secret=" + pass}, {"remove-key", "slot=" + pass}}) {
+                BlockIOException e = assertThrows(BlockIOException.class, () -> files.get(w[0]).write(w[1]));
+                assertEquals(Errno.EINVAL, e.errno());
+                assertTrue(!e.getMessage().contains(pass) && !e.getMessage().contains(pass.substring(0, 8)),
+                        w[0] + " echoed the passphrase: " + e.getMessage().replace(pass, "<pass>"));
+            }
+        } finally {
+            g.close();
+        }
+    }
 }
