@@ -7,8 +7,11 @@ import io.diskstack.core.ObjectRegistry;
 import io.diskstack.core.control.ControlFile;
 import io.diskstack.core.objects.Secret;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -20,6 +23,9 @@ import java.util.Map;
  * Passphrases are read from secret objects or files, never written to the control file itself.
  */
 final class LuksKeyControl {
+    /** The largest key file read: cryptsetup's default limit (8 MiB). */
+    static final int MAX_KEY_FILE = 8 << 20;
+
     private final LuksNode node;
     private final ObjectRegistry objects;
     private final ImageRef ref;
@@ -205,8 +211,35 @@ final class LuksKeyControl {
         if (!p.isAbsolute()) {
             throw new BlockIOException(Errno.EINVAL, "file= needs an absolute path");
         }
+        return readKeyFile(p);
+    }
+
+    /**
+     * A key file's bytes. Only a regular file of at most {@link #MAX_KEY_FILE} bytes (cryptsetup's
+     * limit): a FIFO would block the writer of the control file forever, /dev/zero would never end.
+     * Called before any lock is taken.
+     */
+    static byte[] readKeyFile(Path p) throws BlockIOException {
         try {
-            return Files.readAllBytes(p);
+            BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
+            if (!a.isRegularFile()) {
+                throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is not a regular file");
+            }
+            if (a.size() > MAX_KEY_FILE) {
+                throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is larger than " + (MAX_KEY_FILE >> 20)
+                        + " MiB");
+            }
+            try (InputStream in = Files.newInputStream(p)) {
+                byte[] b = in.readNBytes(MAX_KEY_FILE + 1);
+                if (b.length > MAX_KEY_FILE) {
+                    Arrays.fill(b, (byte) 0);
+                    throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is larger than "
+                            + (MAX_KEY_FILE >> 20) + " MiB");
+                }
+                return b;
+            }
+        } catch (BlockIOException e) {
+            throw e;
         } catch (IOException e) {
             throw new BlockIOException(Errno.ENOENT, "cannot read key file '" + p + "': " + e.getClass().getSimpleName());
         }

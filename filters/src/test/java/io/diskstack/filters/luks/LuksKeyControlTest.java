@@ -150,4 +150,37 @@ class LuksKeyControlTest {
             g.close();
         }
     }
+
+    /** Key files must be regular files up to 8 MiB: FIFOs, devices and huge files are refused at once. */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks2"})
+    void keyFilesMustBeSmallRegularFiles(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        Path fifo = dir.resolve("fifo");
+        Process mk = new ProcessBuilder("mkfifo", fifo.toString()).start();
+        assertEquals(0, mk.waitFor());
+        Path big = dir.resolve("big.key");
+        try (var ch = java.nio.channels.FileChannel.open(big, java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(new byte[] {1}), (8 << 20));
+        }
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
+            for (String[] c : new String[][] {{"/dev/zero", "not a regular file"}, {fifo.toString(), "not a regular file"},
+                {dir.toString(), "not a regular file"}, {big.toString(), "larger than 8 MiB"}}) {
+                for (String file : new String[] {"add-key", "remove-key"}) {
+                    // On a pool (daemon) thread: a FIFO opened by mistake would block it for good.
+                    var result = java.util.concurrent.CompletableFuture.supplyAsync(() -> assertThrows(
+                            BlockIOException.class, () -> files.get(file).write("file=" + c[0])));
+                    BlockIOException e = result.get(10, java.util.concurrent.TimeUnit.SECONDS);
+                    assertTrue(e.getMessage().contains(c[1]), e.getMessage());
+                }
+            }
+            assertEquals(1, files.get("keyslots").read().lines().count());
+        } finally {
+            g.close();
+        }
+    }
 }
