@@ -4,7 +4,6 @@ import java.security.GeneralSecurityException;
 import java.util.Arrays;
 import javax.crypto.Cipher;
 import javax.crypto.spec.IvParameterSpec;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * AES-CBC per sector with a dm-crypt IV (plain, plain64, essiv). Decryption runs all blocks
@@ -24,8 +23,7 @@ final class CbcCipher extends SectorCipher {
 
     CbcCipher(CipherSpec spec, byte[] keyBytes, int sectorSize) {
         super(sectorSize);
-        SecretKeySpec key = new SecretKeySpec(keyBytes, "AES");
-        try {
+        try (RawKey key = new RawKey(keyBytes, "AES")) {
             cbcEnc = Cipher.getInstance("AES/CBC/NoPadding");
             cbcEnc.init(Cipher.ENCRYPT_MODE, key, new IvParameterSpec(chain));
             ecbDec = Cipher.getInstance("AES/ECB/NoPadding");

@@ -115,8 +115,14 @@ final class KeySlots {
         byte[] padded = Arrays.copyOf(split, (split.length + LuksHeader.SECTOR - 1) / LuksHeader.SECTOR
                 * LuksHeader.SECTOR);
         Arrays.fill(split, (byte) 0);
+        boolean encrypted = false;
         try (SectorCipher c = areaCipher.newCipher(slotKey, LuksHeader.SECTOR)) {
             c.encrypt(padded, 0);
+            encrypted = true;
+        } finally {
+            if (!encrypted) {
+                Arrays.fill(padded, (byte) 0); // the AF-split key in clear
+            }
         }
         return padded;
     }
