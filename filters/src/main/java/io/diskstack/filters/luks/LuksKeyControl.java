@@ -1,6 +1,7 @@
 package io.diskstack.filters.luks;
 
 import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
 import io.diskstack.core.ObjectRegistry;
@@ -29,13 +30,21 @@ final class LuksKeyControl {
     private final LuksNode node;
     private final ObjectRegistry objects;
     private final ImageRef ref;
-    /** Held while reading the header and while writing an edit; never during key derivation. */
-    private final Object editLock = new Object();
+    /**
+     * One lock per node holding a header, shared by every luks node over it: held while reading
+     * the header and while writing an edit, never during key derivation. (Other processes are
+     * kept out by the image lock of the file below.)
+     */
+    private static final Map<BlockNode, Object> EDIT_LOCKS = java.util.Collections.synchronizedMap(
+            new java.util.WeakHashMap<>());
+
+    private final Object editLock;
     /** What {@code keyslots} shows (reads of control files never wait for I/O): the last header read. */
     private volatile LuksHeader shown;
 
-    LuksKeyControl(LuksNode node, LuksHeader header, ObjectRegistry objects, ImageRef ref) {
+    LuksKeyControl(LuksNode node, BlockNode headerNode, LuksHeader header, ObjectRegistry objects, ImageRef ref) {
         this.node = node;
+        this.editLock = EDIT_LOCKS.computeIfAbsent(headerNode, n -> new Object());
         this.shown = header;
         this.objects = objects;
         this.ref = ref;

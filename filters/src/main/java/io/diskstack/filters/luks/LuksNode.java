@@ -45,7 +45,7 @@ final class LuksNode extends FilterNode implements ControlProvider {
         this.sectorSize = h.sectorSize();
         this.description = h.describe();
         this.ciphers = new CipherPool(h.cipher(), volumeKey, sectorSize);
-        this.keyControl = new LuksKeyControl(this, h, ctx.objects(), new ImageRef(ctx.owner(), filename()));
+        this.keyControl = new LuksKeyControl(this, (header != null ? header : data).node(), h, ctx.objects(), new ImageRef(ctx.owner(), filename()));
     }
 
     HeaderDevice headerDevice() {

@@ -183,4 +183,62 @@ class LuksKeyControlTest {
             g.close();
         }
     }
+
+    /** Two nodes over one image removing different slots at the same moment: one slot always stays. */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1", "luks2"})
+    void concurrentRemovalsThroughTwoNodesNeverRemoveTheLastSlot(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            LuksTesting.addSecret(g, "s1", "second one");
+            g.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
+            Map<String, ControlFile> a = ((ControlProvider) g.node("l0")).controlFiles();
+            Map<String, ControlFile> b = ((ControlProvider) g.node("l1")).controlFiles();
+            for (int round = 0; round < 5; round++) {
+                // Slots 0 and 1 active (s0 and s1); each node removes one of them at once.
+                String both = a.get("keyslots").read();
+                if (!both.startsWith("0 ")) {
+                    a.get("add-key").write("secret=s0 slot=0 iter-time=1");
+                }
+                if (!a.get("keyslots").read().contains("\n1 ")) {
+                    a.get("add-key").write("secret=s1 slot=1 iter-time=1");
+                }
+                var start = new java.util.concurrent.CyclicBarrier(2);
+                var r0 = pool.submit(() -> {
+                    start.await();
+                    a.get("remove-key").write("slot=0");
+                    return true;
+                });
+                var r1 = pool.submit(() -> {
+                    start.await();
+                    b.get("remove-key").write("slot=1");
+                    return true;
+                });
+                int removed = 0;
+                for (var r : java.util.List.of(r0, r1)) {
+                    try {
+                        r.get();
+                        removed++;
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        assertTrue(e.getCause().getMessage().contains("last active"), e.getCause().getMessage());
+                    }
+                }
+                assertEquals(1, removed, "round " + round);
+            }
+        } finally {
+            pool.shutdownNow();
+            g.close();
+        }
+        // What is left on disk opens with the passphrase of the slot that stayed.
+        String left = null;
+        try {
+            left = readWith("s0", LuksTesting.PASS).length + " s0";
+        } catch (ConfigException e) {
+            left = readWith("s1", "second one").length + " s1";
+        }
+        assertTrue(left.startsWith("4096 "), left);
+    }
 }
