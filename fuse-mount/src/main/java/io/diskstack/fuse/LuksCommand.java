@@ -54,6 +54,38 @@ final class LuksCommand implements Runnable {
         }
     }
 
+    /**
+     * A secret by id, or an error that does not quote the id: a passphrase typed where the id
+     * belongs must not be echoed.
+     */
+    static Secret secret(ObjectRegistry registry, String id, String command, String option) {
+        try {
+            return registry.get(id, Secret.class, command, option);
+        } catch (ConfigException e) {
+            throw new ConfigException(command + ": '" + option + "' names no secret object (it takes the id of an "
+                    + "--object secret,id=ID,file=FILE, not a passphrase)");
+        }
+    }
+
+    /** Fails on stray arguments without quoting them (one may be a passphrase). */
+    static void noStrayArguments(List<String> unmatched, String command) {
+        if (!unmatched.isEmpty()) {
+            throw new ConfigException(command + ": " + unmatched.size() + " unexpected argument(s), not shown in case "
+                    + "one is a passphrase (passphrases go in files: --object secret,id=ID,file=FILE)");
+        }
+    }
+
+    /** A number option parsed without quoting the value on error. */
+    static int number(String value, String command, String option, int dflt) {
+        if (value == null) {
+            return dflt;
+        }
+        if (!value.matches("[0-9]{1,9}")) {
+            throw new ConfigException(command + ": '" + option + "' is not a number");
+        }
+        return Integer.parseInt(value);
+    }
+
     static void checkImage(Path image) {
         if (!Files.isRegularFile(image)) {
             throw new ConfigException("luks: '" + image + "' is not a file");
@@ -78,21 +110,28 @@ final class LuksCommand implements Runnable {
         String newKeySecret;
 
         @Option(names = "--slot", paramLabel = "N", description = "The key slot (default: the first free one).")
-        int slot = -1;
+        String slot;
 
         @Option(names = "--iter-time", paramLabel = "MS", description = "PBKDF2 time for the new slot (default 2000).")
-        long iterTime = 2000;
+        String iterTime;
 
         @Parameters(index = "0", paramLabel = "IMAGE")
         Path image;
 
+        @CommandLine.Unmatched
+        List<String> unmatched = new ArrayList<>();
+
         @Override
         public Integer call() throws Exception {
+            String cmd = "luks add-key";
+            noStrayArguments(unmatched, cmd);
+            int slotNumber = number(slot, cmd, "--slot", -1);
+            int iterMs = number(iterTime, cmd, "--iter-time", 2000);
             checkImage(image);
             try (ObjectRegistry registry = secrets.load()) {
-                Secret existing = registry.get(keySecret, Secret.class, "luks add-key", "--key-secret");
-                Secret added = registry.get(newKeySecret, Secret.class, "luks add-key", "--new-key-secret");
-                int used = LuksKeySlots.addKey(image, existing, added, slot, iterTime);
+                Secret existing = secret(registry, keySecret, cmd, "--key-secret");
+                Secret added = secret(registry, newKeySecret, cmd, "--new-key-secret");
+                int used = LuksKeySlots.addKey(image, existing, added, slotNumber, iterMs);
                 spec.commandLine().getOut().println("added key slot " + used);
             }
             return 0;
@@ -113,24 +152,30 @@ final class LuksCommand implements Runnable {
         String keySecret;
 
         @Option(names = "--slot", paramLabel = "N", description = "Remove this slot.")
-        Integer slot;
+        String slot;
 
         @Parameters(index = "0", paramLabel = "IMAGE")
         Path image;
 
+        @CommandLine.Unmatched
+        List<String> unmatched = new ArrayList<>();
+
         @Override
         public Integer call() throws Exception {
+            String cmd = "luks remove-key";
+            noStrayArguments(unmatched, cmd);
             checkImage(image);
             if ((keySecret == null) == (slot == null)) {
                 throw new ConfigException("luks remove-key: give --key-secret or --slot, not both");
             }
             if (slot != null) {
-                LuksKeySlots.killSlot(image, slot);
-                spec.commandLine().getOut().println("removed key slot " + slot);
+                int n = number(slot, cmd, "--slot", -1);
+                LuksKeySlots.killSlot(image, n);
+                spec.commandLine().getOut().println("removed key slot " + n);
                 return 0;
             }
             try (ObjectRegistry registry = secrets.load()) {
-                Secret s = registry.get(keySecret, Secret.class, "luks remove-key", "--key-secret");
+                Secret s = secret(registry, keySecret, cmd, "--key-secret");
                 spec.commandLine().getOut().println("removed key slot " + LuksKeySlots.removeKey(image, s));
             }
             return 0;

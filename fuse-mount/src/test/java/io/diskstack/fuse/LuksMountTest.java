@@ -168,4 +168,28 @@ class LuksMountTest {
         assertEquals("diskstack: '" + img + "': no key slot opens with secret 's0'\n", wrong.stderr());
         assertFalse(wrong.stderr().contains(PASS));
     }
+
+    @Test
+    void luksCommandsRefuseAMountedImage() throws Exception {
+        Path c = config("busy.luks", true);
+        Path img = dir.resolve("busy.luks");
+        try (MountedDaemon d = MountedDaemon.mount(c, dir.resolve("mnt"))) {
+            byte[] before = Files.readAllBytes(img);
+            Shell.Result added = MountedDaemon.runToCompletion(List.of("luks", "add-key", "--object",
+                    secret("s0", "key.txt"), "--object", secret("s1", "key2.txt"), "--key-secret", "s0",
+                    "--new-key-secret", "s1", "--iter-time", "10", img.toString()), Map.of());
+            assertEquals(2, added.exitCode(), added.stderr());
+            assertTrue(added.stderr().startsWith("diskstack: '" + img + "': is in use")
+                    && added.stderr().indexOf('\n') == added.stderr().length() - 1, added.stderr());
+            Shell.Result killed = MountedDaemon.runToCompletion(List.of("luks", "remove-key", "--slot", "0",
+                    img.toString()), Map.of());
+            assertEquals(2, killed.exitCode(), killed.stderr());
+            assertTrue(killed.stderr().contains("is in use"), killed.stderr());
+            assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(img)), "nothing written");
+            // The mount's own control file still edits the slots.
+            Files.writeString(d.control("nodes/l0/add-key"), "secret=s1 iter-time=10\n");
+        }
+        run("cryptsetup", "open", "--test-passphrase", "--key-slot", "1", "--key-file",
+                dir.resolve("key2.txt").toString(), img.toString()).ok();
+    }
 }

@@ -4,25 +4,28 @@ import java.security.GeneralSecurityException;
 import java.util.Arrays;
 import javax.crypto.Cipher;
 import javax.crypto.spec.IvParameterSpec;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * AES-CBC per sector with a dm-crypt IV (plain, plain64, essiv). Decryption runs all blocks
- * through one ECB call and then XORs each with the previous ciphertext block; encryption is
- * sequential by nature and uses the JDK's CBC, re-initialised with each sector's IV.
+ * through one ECB call and then XORs each with the previous ciphertext block. Encryption is
+ * sequential by nature and uses the JDK's CBC, initialised once: the cipher keeps chaining from
+ * the last ciphertext block C it produced, so each sector's first plaintext block is fed in as
+ * P ⊕ IV ⊕ C, which the chaining turns into E(P ⊕ IV). (Re-initialising per sector with the
+ * sector's IV expanded the AES key again for every 512 bytes.)
  */
 final class CbcCipher extends SectorCipher {
-    private final SecretKeySpec key;
     private final Cipher cbcEnc;
     private final Cipher ecbDec;
     private final IvGenerator ivs;
     private final byte[] ivBytes;
+    /** The last ciphertext block cbcEnc produced: what it XORs into the next block it encrypts. */
+    private final byte[] chain = new byte[16];
 
     CbcCipher(CipherSpec spec, byte[] keyBytes, int sectorSize) {
         super(sectorSize);
-        key = new SecretKeySpec(keyBytes, "AES");
-        try {
+        try (RawKey key = new RawKey(keyBytes, "AES")) {
             cbcEnc = Cipher.getInstance("AES/CBC/NoPadding");
+            cbcEnc.init(Cipher.ENCRYPT_MODE, key, new IvParameterSpec(chain));
             ecbDec = Cipher.getInstance("AES/ECB/NoPadding");
             ecbDec.init(Cipher.DECRYPT_MODE, key);
         } catch (GeneralSecurityException e) {
@@ -39,8 +42,14 @@ final class CbcCipher extends SectorCipher {
         ivs.fill(ivBytes, sectors, ivSector, ivStep);
         try {
             for (int s = 0; s < sectors; s++) {
-                cbcEnc.init(Cipher.ENCRYPT_MODE, key, new IvParameterSpec(ivBytes, s * 16, 16));
-                cbcEnc.doFinal(in, s * sectorSize, sectorSize, out, s * sectorSize);
+                int base = s * sectorSize;
+                xor16(in, base, ivBytes, s * 16);
+                xor16(in, base, chain, 0);
+                // update, never doFinal: the cipher keeps its chaining state across calls.
+                if (cbcEnc.update(in, base, sectorSize, out, base) != sectorSize) {
+                    throw new IllegalStateException("AES-CBC returned a partial sector");
+                }
+                System.arraycopy(out, base + sectorSize - 16, chain, 0, 16);
             }
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("AES-CBC encryption", e);
@@ -75,5 +84,6 @@ final class CbcCipher extends SectorCipher {
         super.close();
         ivs.wipe();
         Arrays.fill(ivBytes, (byte) 0);
+        Arrays.fill(chain, (byte) 0);
     }
 }

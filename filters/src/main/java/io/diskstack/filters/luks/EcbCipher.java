@@ -2,7 +2,6 @@ package io.diskstack.filters.luks;
 
 import java.security.GeneralSecurityException;
 import javax.crypto.Cipher;
-import javax.crypto.spec.SecretKeySpec;
 
 /** AES-ECB (cipher-mode "ecb"): no IV; weak, but LUKS allows it and QEMU can write it. */
 final class EcbCipher extends SectorCipher {
@@ -11,11 +10,11 @@ final class EcbCipher extends SectorCipher {
 
     EcbCipher(byte[] key, int sectorSize) {
         super(sectorSize);
-        try {
+        try (RawKey k = new RawKey(key, "AES")) {
             enc = Cipher.getInstance("AES/ECB/NoPadding");
-            enc.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(key, "AES"));
+            enc.init(Cipher.ENCRYPT_MODE, k);
             dec = Cipher.getInstance("AES/ECB/NoPadding");
-            dec.init(Cipher.DECRYPT_MODE, new SecretKeySpec(key, "AES"));
+            dec.init(Cipher.DECRYPT_MODE, k);
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("AES/ECB/NoPadding", e);
         }

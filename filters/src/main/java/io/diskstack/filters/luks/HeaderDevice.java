@@ -1,5 +1,6 @@
 package io.diskstack.filters.luks;
 
+import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockChild;
 import java.io.EOFException;
 import java.io.IOException;
@@ -48,6 +49,31 @@ interface HeaderDevice {
             @Override
             public void flush() throws IOException {
                 child.flush();
+            }
+        };
+    }
+
+    /** An image opened on its own for a key-slot edit (its file node holds the image lock). */
+    static HeaderDevice of(BlockBackend backend) {
+        return new HeaderDevice() {
+            @Override
+            public long size() {
+                return backend.size();
+            }
+
+            @Override
+            public void read(long offset, ByteBuffer dst) throws IOException {
+                backend.read(offset, dst);
+            }
+
+            @Override
+            public void write(long offset, ByteBuffer src) throws IOException {
+                backend.write(offset, src, 0);
+            }
+
+            @Override
+            public void flush() throws IOException {
+                backend.flush();
             }
         };
     }

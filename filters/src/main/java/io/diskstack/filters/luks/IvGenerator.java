@@ -4,7 +4,6 @@ import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import javax.crypto.Cipher;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * Fills the 16-byte IVs of consecutive sectors (dm-crypt's IV generators). Sector numbers count
@@ -21,9 +20,9 @@ final class IvGenerator {
             // ESSIV: IV = E_{H(key)}(sector); the IV cipher's key is the whole digest.
             MessageDigest md = spec.ivHash().newDigest();
             byte[] salt = md.digest(volumeKey);
-            try {
+            try (RawKey k = new RawKey(salt, "AES")) {
                 essiv = Cipher.getInstance("AES/ECB/NoPadding");
-                essiv.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(salt, "AES"));
+                essiv.init(Cipher.ENCRYPT_MODE, k);
             } catch (GeneralSecurityException e) {
                 throw new IllegalStateException("ESSIV cipher", e);
             } finally {

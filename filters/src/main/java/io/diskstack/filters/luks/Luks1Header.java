@@ -232,7 +232,8 @@ final class Luks1Header extends LuksHeader {
     long metadataSize() {
         long end = PHDR_SIZE;
         for (int i = 0; i < SLOTS; i++) {
-            end = Math.max(end, slotOffset(i) + (long) cipher.keyBytes() * slotStripes(i));
+            end = Math.max(end, slotOffset(i) + ((long) cipher.keyBytes() * Integer.toUnsignedLong(slotStripes(i))
+                    + SECTOR - 1) / SECTOR * SECTOR);
         }
         return end;
     }

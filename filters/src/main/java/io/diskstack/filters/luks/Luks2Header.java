@@ -30,6 +30,8 @@ final class Luks2Header extends LuksHeader {
         1L << 20, 2L << 20, 4L << 20};
     static final byte[] MAGIC_2ND = {'S', 'K', 'U', 'L', (byte) 0xBA, (byte) 0xBE};
     static final int MAX_KEYSLOTS = 32;
+    /** The largest keyslots area we accept (cryptsetup's limit is 128 MiB). */
+    static final long MAX_KEYSLOTS_SIZE = 1L << 30;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final ImageRef ref;
@@ -171,6 +173,10 @@ final class Luks2Header extends LuksHeader {
             throw ref.error("LUKS2 'config.json_size'", jsonSize + " does not match hdr_size " + hdrSize);
         }
         keyslotsSize = u64(config, "keyslots_size", "config.keyslots_size");
+        if (keyslotsSize > MAX_KEYSLOTS_SIZE || keyslotsSize % 4096 != 0) {
+            throw ref.error("LUKS2 'config.keyslots_size'", keyslotsSize + " is not a multiple of 4096 up to "
+                    + MAX_KEYSLOTS_SIZE);
+        }
         JsonNode req = config.path("requirements").path("mandatory");
         if (req.isArray() && req.size() > 0) {
             throw ref.error("LUKS2 'config.requirements.mandatory'", req.get(0).asText()
@@ -222,9 +228,17 @@ final class Luks2Header extends LuksHeader {
                 throw ref.error("LUKS2 '" + dp + ".type'", "'" + d.path("type").asText() + "' is not supported");
             }
             hash(d, "hash", dp + ".hash");
-            integer(d, "iterations", dp + ".iterations");
-            base64(d, "salt", dp + ".salt");
-            base64(d, "digest", dp + ".digest");
+            long iterations = integer(d, "iterations", dp + ".iterations");
+            if (iterations < 1 || iterations > 0xFFFFFFFFL) {
+                throw ref.error("LUKS2 '" + dp + ".iterations'", iterations + " is out of range [1, 2^32-1]");
+            }
+            if (base64(d, "salt", dp + ".salt").length == 0) {
+                throw ref.error("LUKS2 '" + dp + ".salt'", "is empty");
+            }
+            int digestLength = base64(d, "digest", dp + ".digest").length;
+            if (digestLength < 16 || digestLength > 64) {
+                throw ref.error("LUKS2 '" + dp + ".digest'", "is " + digestLength + " bytes (16 to 64 expected)");
+            }
             for (JsonNode k : d.path("keyslots")) {
                 digestOfSlot.put(Integer.parseInt(k.asText("-1").matches("[0-9]{1,3}") ? k.asText() : "-1"), d);
             }
@@ -292,22 +306,22 @@ final class Luks2Header extends LuksHeader {
             throw ref.error("LUKS2 '" + kp + ".af.stripes'", stripes + " is out of range");
         }
         LuksHash afHash = hash(af, "hash", kp + ".af.hash");
-        long materialEnd = areaOffset + ((long) keyBytes * stripes + SECTOR - 1) / SECTOR * SECTOR;
-        if (areaOffset < 2 * hdrSize || materialEnd > 2 * hdrSize + keyslotsSize
-                || (long) keyBytes * stripes > areaSize) {
+        long areaEnd = 2 * hdrSize + keyslotsSize;
+        long material = ((long) keyBytes * stripes + SECTOR - 1) / SECTOR * SECTOR;
+        if (areaOffset < 2 * hdrSize || areaOffset > areaEnd || areaSize > areaEnd - areaOffset
+                || material > areaSize) {
             throw ref.error("LUKS2 '" + kp + ".area'", "offset " + areaOffset + " size " + areaSize
                     + " is outside the keyslots area or too small for the key material");
         }
         JsonNode kdf = object(k, "kdf", kp + ".kdf");
         String kdfType = text(kdf, "type", kp + ".kdf.type");
-        byte[] salt = base64(kdf, "salt", kp + ".kdf.salt");
         Kdf derived = switch (kdfType) {
             case "pbkdf2" -> {
                 long it = integer(kdf, "iterations", kp + ".kdf.iterations");
                 if (it < 1 || it > 0xFFFFFFFFL) {
-                    throw ref.error("LUKS2 '" + kp + ".kdf.iterations'", it + " is out of range");
+                    throw ref.error("LUKS2 '" + kp + ".kdf.iterations'", it + " is out of range [1, 2^32-1]");
                 }
-                yield new Kdf.Pbkdf2Kdf(hash(kdf, "hash", kp + ".kdf.hash"), it, salt);
+                yield new Kdf.Pbkdf2Kdf(hash(kdf, "hash", kp + ".kdf.hash"), it, base64(kdf, "salt", kp + ".kdf.salt"));
             }
             case "argon2i", "argon2id" -> {
                 long time = integer(kdf, "time", kp + ".kdf.time");
@@ -320,11 +334,17 @@ final class Luks2Header extends LuksHeader {
                     throw ref.error("LUKS2 '" + kp + ".kdf.cpus'", cpus + " is out of range [1, 64]");
                 }
                 if (memory < 8 * cpus || memory > Kdf.MAX_ARGON2_MEMORY_KIB) {
-                    throw ref.error("LUKS2 '" + kp + ".kdf.memory'", memory + " KiB is out of range");
+                    throw ref.error("LUKS2 '" + kp + ".kdf.memory'", memory + " KiB is out of range [" + 8 * cpus
+                            + ", " + Kdf.MAX_ARGON2_MEMORY_KIB + "]");
                 }
-                yield new Kdf.Argon2Kdf(kdfType.equals("argon2id"), (int) time, (int) memory, (int) cpus, salt);
+                if (time * memory > Kdf.MAX_ARGON2_WORK_KIB) {
+                    throw ref.error("LUKS2 '" + kp + ".kdf.time'", time + " passes over " + memory
+                            + " KiB is absurd (more than " + (Kdf.MAX_ARGON2_WORK_KIB >> 20) + " GiB of work)");
+                }
+                yield new Kdf.Argon2Kdf(kdfType.equals("argon2id"), (int) time, (int) memory, (int) cpus,
+                        base64(kdf, "salt", kp + ".kdf.salt"));
             }
-            default -> throw ref.error("LUKS2 '" + kp + ".kdf.type'", "'" + kdfType
+            default -> new Kdf.Unsupported(kdfType, "LUKS2 '" + kp + ".kdf.type' '" + kdfType
                     + "' is not supported (pbkdf2, argon2i, argon2id)");
         };
         int priority = k.has("priority") ? (int) integer(k, "priority", kp + ".priority") : 1;

@@ -45,6 +45,13 @@ public final class LuksDriver implements BlockDriver {
         ImageRef ref = new ImageRef(ctx.owner(), file != null ? file : headerSource.node().nodeName());
         HeaderDevice dev = HeaderDevice.of(headerSource);
         LuksHeader h = LuksHeader.read(dev, ref);
+        if (header == null && h.payloadOffset() < h.metadataSize()) {
+            // With the header on the data device, the data must start after all of it: else
+            // writes to the volume would overwrite the header or the key slots.
+            throw ref.error(h.version() == 1 ? "LUKS1 'payload-offset'" : "LUKS2 segment 'offset'", h.payloadOffset()
+                    + " lies inside the header and key slot area (which ends at " + h.metadataSize()
+                    + "); only a detached header ('header' option) allows that");
+        }
         long dataSize = data.size();
         if (h.payloadOffset() > dataSize) {
             throw ref.error(h.version() == 1 ? "LUKS1 'payload-offset'" : "LUKS2 segment 'offset'", h.payloadOffset()
@@ -56,9 +63,10 @@ public final class LuksDriver implements BlockDriver {
         byte[] pass = secret.bytes();
         byte[] key = null;
         try {
-            key = KeySlots.unlock(h, dev, pass, ref);
+            KeySlots.Unlock u = KeySlots.open(h, dev, pass, ref);
+            key = u.key();
             if (key == null) {
-                throw LuksNode.wrongSecret(ctx.owner(), secret.id());
+                throw new ConfigException(ctx.owner() + ": " + u.failure(secret.id()));
             }
             return new LuksNode(ctx, data, header, h, key);
         } finally {

@@ -1,14 +1,18 @@
 package io.diskstack.filters.luks;
 
 import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
 import io.diskstack.core.ObjectRegistry;
 import io.diskstack.core.control.ControlFile;
 import io.diskstack.core.objects.Secret;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -20,14 +24,28 @@ import java.util.Map;
  * Passphrases are read from secret objects or files, never written to the control file itself.
  */
 final class LuksKeyControl {
+    /** The largest key file read: cryptsetup's default limit (8 MiB). */
+    static final int MAX_KEY_FILE = 8 << 20;
+
     private final LuksNode node;
     private final ObjectRegistry objects;
     private final ImageRef ref;
-    private LuksHeader header;
+    /**
+     * One lock per node holding a header, shared by every luks node over it: held while reading
+     * the header and while writing an edit, never during key derivation. (Other processes are
+     * kept out by the image lock of the file below.)
+     */
+    private static final Map<BlockNode, Object> EDIT_LOCKS = java.util.Collections.synchronizedMap(
+            new java.util.WeakHashMap<>());
 
-    LuksKeyControl(LuksNode node, LuksHeader header, ObjectRegistry objects, ImageRef ref) {
+    private final Object editLock;
+    /** What {@code keyslots} shows (reads of control files never wait for I/O): the last header read. */
+    private volatile LuksHeader shown;
+
+    LuksKeyControl(LuksNode node, BlockNode headerNode, LuksHeader header, ObjectRegistry objects, ImageRef ref) {
         this.node = node;
-        this.header = header;
+        this.editLock = EDIT_LOCKS.computeIfAbsent(headerNode, n -> new Object());
+        this.shown = header;
         this.objects = objects;
         this.ref = ref;
     }
@@ -73,66 +91,113 @@ final class LuksKeyControl {
         Map<String, String> args = new LinkedHashMap<>();
         for (String word : text.trim().split("\\s+")) {
             int eq = word.indexOf('=');
-            if (eq <= 0 || args.put(word.substring(0, eq), word.substring(eq + 1)) != null) {
-                throw new BlockIOException(Errno.EINVAL, "expected KEY=VALUE words, got '" + word + "'");
+            // Never echo what was written: a mistyped line may be the passphrase itself.
+            if (eq <= 0) {
+                throw new BlockIOException(Errno.EINVAL, "expected KEY=VALUE words (secret=ID or file=PATH: "
+                        + "never the passphrase itself); word " + (args.size() + 1) + " is not one");
+            }
+            if (args.put(word.substring(0, eq), word.substring(eq + 1)) != null) {
+                throw new BlockIOException(Errno.EINVAL, "'" + word.substring(0, eq) + "' is given twice");
             }
         }
         return args;
     }
 
-    synchronized String listing() {
-        return LuksKeySlots.describeSlots(header);
+    /**
+     * The header as it is on disk now. Every edit re-reads it while holding {@link #editLock},
+     * so an edit never acts on a stale view (another node over the same image, an earlier
+     * failed write).
+     */
+    private LuksHeader readHeader() throws IOException {
+        LuksHeader h = LuksHeader.read(node.headerDevice(), ref);
+        shown = h;
+        return h;
     }
 
-    private synchronized void addKey(Map<String, String> args) throws IOException {
-        byte[] pass = passphrase(args);
+    String listing() {
+        return LuksKeySlots.describeSlots(shown);
+    }
+
+    private void addKey(Map<String, String> args) throws IOException {
         int slot = intArg(args, "slot", -1);
         long iterTime = intArg(args, "iter-time", 2000);
-        rejectUnknown(args);
-        byte[] key = node.ciphers().keyCopy();
+        byte[] pass = passphrase(args);
+        byte[] key = null;
         try {
-            LuksHash hash = header instanceof Luks1Header h1 ? h1.hash() : LuksHash.SHA256;
-            KeySlots.add(header, node.headerDevice(), key, pass, slot, SlotSettings.pbkdf2(hash, iterTime), ref);
-        } catch (IOException | RuntimeException e) {
-            reload();
-            throw e;
+            rejectUnknown(args);
+            LuksHeader before;
+            synchronized (editLock) {
+                before = readHeader();
+            }
+            LuksHash hash = before instanceof Luks1Header h1 ? h1.hash() : LuksHash.SHA256;
+            key = node.ciphers().keyCopy();
+            // The key derivation takes iter-time: outside the lock, so other edits are not held up.
+            try (KeySlots.NewSlot prepared = KeySlots.prepare(before, pass, SlotSettings.pbkdf2(hash, iterTime), ref)) {
+                synchronized (editLock) {
+                    LuksHeader h = readHeader();
+                    try {
+                        KeySlots.commit(h, node.headerDevice(), key, prepared, slot, ref);
+                    } finally {
+                        refresh();
+                    }
+                }
+            }
         } finally {
             LuksNode.wipe(key);
             LuksNode.wipe(pass);
         }
     }
 
-    private synchronized void removeKey(Map<String, String> args) throws IOException {
-        int slot;
+    private void removeKey(Map<String, String> args) throws IOException {
         if (args.containsKey("slot")) {
-            slot = intArg(args, "slot", -1);
+            int slot = intArg(args, "slot", -1);
             rejectUnknown(args);
-        } else {
-            byte[] pass = passphrase(args);
-            rejectUnknown(args);
-            try {
-                slot = KeySlots.findSlot(header, node.headerDevice(), pass, ref);
-            } finally {
-                LuksNode.wipe(pass);
+            synchronized (editLock) {
+                try {
+                    KeySlots.kill(readHeader(), node.headerDevice(), slot, ref);
+                } finally {
+                    refresh();
+                }
             }
-            if (slot < 0) {
-                throw new BlockIOException(Errno.EINVAL, "no key slot opens with that passphrase");
-            }
+            return;
         }
+        byte[] pass = passphrase(args);
+        KeySlot found;
         try {
-            KeySlots.kill(header, node.headerDevice(), slot, ref);
-        } catch (IOException | RuntimeException e) {
-            reload();
-            throw e;
+            rejectUnknown(args);
+            LuksHeader before;
+            synchronized (editLock) {
+                before = readHeader();
+            }
+            // Trying the slots runs their key derivations: outside the lock.
+            found = KeySlots.findSlot(before, node.headerDevice(), pass, ref);
+        } finally {
+            LuksNode.wipe(pass);
+        }
+        if (found == null) {
+            throw new BlockIOException(Errno.EINVAL, "no key slot opens with that passphrase");
+        }
+        synchronized (editLock) {
+            LuksHeader h = readHeader();
+            boolean unchanged = h.activeSlots().stream().anyMatch(s -> KeySlots.sameSlot(found, s));
+            if (!unchanged) {
+                throw new BlockIOException(Errno.EAGAIN, "key slot " + found.id()
+                        + " changed while its passphrase was being checked; nothing was removed");
+            }
+            try {
+                KeySlots.kill(h, node.headerDevice(), found.id(), ref);
+            } finally {
+                refresh();
+            }
         }
     }
 
-    /** After a failed edit, the header on disk is the truth. */
-    private void reload() {
+    /** After an edit (done or failed), shows what is on disk. */
+    private void refresh() {
         try {
-            header = LuksHeader.read(node.headerDevice(), ref);
+            readHeader();
         } catch (IOException | RuntimeException ignored) {
-            // Keep the old view; the next edit will fail the same way and say why.
+            // Keep showing the last view; the next edit reads the header again and says what is wrong.
         }
     }
 
@@ -146,15 +211,44 @@ final class LuksKeyControl {
             try {
                 return objects.get(id, Secret.class, "add-key", "secret").bytes();
             } catch (ConfigException e) {
-                throw new BlockIOException(Errno.EINVAL, e.getMessage());
+                // Not e's message: it quotes the id, which may be a passphrase typed by mistake.
+                throw new BlockIOException(Errno.EINVAL, "secret= names no secret object (it takes the id of a "
+                        + "secret object, not a passphrase; or give file=PATH)");
             }
         }
         Path p = Path.of(file);
         if (!p.isAbsolute()) {
             throw new BlockIOException(Errno.EINVAL, "file= needs an absolute path");
         }
+        return readKeyFile(p);
+    }
+
+    /**
+     * A key file's bytes. Only a regular file of at most {@link #MAX_KEY_FILE} bytes (cryptsetup's
+     * limit): a FIFO would block the writer of the control file forever, /dev/zero would never end.
+     * Called before any lock is taken.
+     */
+    static byte[] readKeyFile(Path p) throws BlockIOException {
         try {
-            return Files.readAllBytes(p);
+            BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
+            if (!a.isRegularFile()) {
+                throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is not a regular file");
+            }
+            if (a.size() > MAX_KEY_FILE) {
+                throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is larger than " + (MAX_KEY_FILE >> 20)
+                        + " MiB");
+            }
+            try (InputStream in = Files.newInputStream(p)) {
+                byte[] b = in.readNBytes(MAX_KEY_FILE + 1);
+                if (b.length > MAX_KEY_FILE) {
+                    Arrays.fill(b, (byte) 0);
+                    throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is larger than "
+                            + (MAX_KEY_FILE >> 20) + " MiB");
+                }
+                return b;
+            }
+        } catch (BlockIOException e) {
+            throw e;
         } catch (IOException e) {
             throw new BlockIOException(Errno.ENOENT, "cannot read key file '" + p + "': " + e.getClass().getSimpleName());
         }
@@ -166,14 +260,15 @@ final class LuksKeyControl {
             return dflt;
         }
         if (!v.matches("[0-9]{1,9}")) {
-            throw new BlockIOException(Errno.EINVAL, "'" + key + "' value '" + v + "' is not a number");
+            throw new BlockIOException(Errno.EINVAL, "'" + key + "' is not a number");
         }
         return Integer.parseInt(v);
     }
 
     private static void rejectUnknown(Map<String, String> args) throws BlockIOException {
         if (!args.isEmpty()) {
-            throw new BlockIOException(Errno.EINVAL, "unknown argument '" + args.keySet().iterator().next() + "'");
+            throw new BlockIOException(Errno.EINVAL, args.size() + " unknown argument(s) (known: secret, file, slot, "
+                    + "iter-time; not shown, in case a passphrase was typed)");
         }
     }
 }

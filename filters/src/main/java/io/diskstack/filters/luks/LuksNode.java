@@ -45,7 +45,7 @@ final class LuksNode extends FilterNode implements ControlProvider {
         this.sectorSize = h.sectorSize();
         this.description = h.describe();
         this.ciphers = new CipherPool(h.cipher(), volumeKey, sectorSize);
-        this.keyControl = new LuksKeyControl(this, h, ctx.objects(), new ImageRef(ctx.owner(), filename()));
+        this.keyControl = new LuksKeyControl(this, (header != null ? header : data).node(), h, ctx.objects(), new ImageRef(ctx.owner(), filename()));
     }
 
     HeaderDevice headerDevice() {
@@ -172,9 +172,5 @@ final class LuksNode extends FilterNode implements ControlProvider {
         if (b != null) {
             Arrays.fill(b, (byte) 0);
         }
-    }
-
-    static ConfigException wrongSecret(String owner, String secretId) {
-        return new ConfigException(owner + ": no key slot opens with secret '" + secretId + "'");
     }
 }

@@ -4,7 +4,6 @@ import java.security.InvalidKeyException;
 import java.util.Arrays;
 import javax.crypto.Mac;
 import javax.crypto.ShortBufferException;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * PBKDF2 (RFC 8018) over the JDK's HMAC on raw bytes. The JDK's own PBKDF2WithHmac* factories
@@ -22,8 +21,8 @@ final class Pbkdf2 {
         // HMAC pads short keys with zeroes to the block size, so an empty key equals one zero
         // byte; SecretKeySpec refuses empty keys.
         byte[] key = password.length == 0 ? new byte[1] : password;
-        try {
-            mac.init(new SecretKeySpec(key, hash.macName));
+        try (RawKey k = new RawKey(key, hash.macName)) {
+            mac.init(k);
             int hLen = hash.digestLength;
             byte[] out = new byte[length];
             byte[] u = new byte[hLen];
@@ -49,10 +48,21 @@ final class Pbkdf2 {
             }
             Arrays.fill(u, (byte) 0);
             Arrays.fill(t, (byte) 0);
+            // The HMAC keeps the key's inner and outer pads: overwrite them with a dummy key's.
+            try (RawKey dummy = new RawKey(new byte[1], hash.macName)) {
+                mac.init(dummy);
+            }
             return out;
         } catch (InvalidKeyException | ShortBufferException e) {
             throw new IllegalStateException("PBKDF2 with " + hash.macName + " failed", e);
         }
+    }
+
+    private static final java.util.Map<LuksHash, Double> RATES = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** Iterations per millisecond on this machine (measured once per hash, about 20-80 ms). */
+    static double iterationsPerMilli(LuksHash hash) {
+        return RATES.computeIfAbsent(hash, h -> (double) Math.max(1, iterationsFor(h, 1000, 1)) / 1000);
     }
 
     /**

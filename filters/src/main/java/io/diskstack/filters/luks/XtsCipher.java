@@ -3,7 +3,6 @@ package io.diskstack.filters.luks;
 import java.security.GeneralSecurityException;
 import java.util.Arrays;
 import javax.crypto.Cipher;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * XTS-AES (IEEE 1619) on the JDK's {@code AES/ECB/NoPadding}, which runs on AES-NI: JDK 17 has
@@ -23,20 +22,15 @@ final class XtsCipher extends SectorCipher {
     XtsCipher(CipherSpec spec, byte[] key, int sectorSize) {
         super(sectorSize);
         int half = key.length / 2;
-        byte[] k1 = Arrays.copyOfRange(key, 0, half);
-        byte[] k2 = Arrays.copyOfRange(key, half, key.length);
-        try {
+        try (RawKey k1 = new RawKey(key, 0, half, "AES"); RawKey k2 = new RawKey(key, half, half, "AES")) {
             dataEnc = Cipher.getInstance("AES/ECB/NoPadding");
-            dataEnc.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(k1, "AES"));
+            dataEnc.init(Cipher.ENCRYPT_MODE, k1);
             dataDec = Cipher.getInstance("AES/ECB/NoPadding");
-            dataDec.init(Cipher.DECRYPT_MODE, new SecretKeySpec(k1, "AES"));
+            dataDec.init(Cipher.DECRYPT_MODE, k1);
             tweakEnc = Cipher.getInstance("AES/ECB/NoPadding");
-            tweakEnc.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(k2, "AES"));
+            tweakEnc.init(Cipher.ENCRYPT_MODE, k2);
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("AES/ECB/NoPadding", e);
-        } finally {
-            Arrays.fill(k1, (byte) 0);
-            Arrays.fill(k2, (byte) 0);
         }
         int maxSectors = CHUNK / sectorSize;
         // The IV generator of XTS is keyed by the whole key (ESSIV hashes all of it).

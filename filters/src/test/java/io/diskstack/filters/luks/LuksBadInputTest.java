@@ -1,6 +1,7 @@
 package io.diskstack.filters.luks;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -101,6 +102,33 @@ class LuksBadInputTest {
         Path p = luks1();
         patch(p, 104, new byte[] {0, 1, 0, 0});
         assertMessage("v1.img", "'payload-offset'", "past the end");
+    }
+
+    @Test
+    void luks1PayloadOverlappingTheHeaderOrKeyMaterial() throws IOException {
+        Path p = luks1();
+        byte[] good = Files.readAllBytes(p);
+        patch(p, 104, new byte[] {0, 0, 0, 0});
+        assertMessage("v1.img", "v1.img", "'payload-offset'", "inside the header");
+        Files.write(p, good);
+        patch(p, 104, new byte[] {0, 0, 0, 16});
+        assertMessage("v1.img", "v1.img", "key slot 0", "payload");
+    }
+
+    @Test
+    void luks2SegmentOverlappingTheHeaderOrKeySlots() throws Exception {
+        Path p = luks2();
+        String good = json(p);
+        assertTrue(good.contains("\"offset\":\"16777216\""), good);
+        rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"0\""), true);
+        assertMessage("v2.img", "v2.img", "segment 'offset'", "inside the header");
+        rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"1048576\""), true);
+        assertMessage("v2.img", "segment 'offset'", "inside the header and key slot area");
+        rewriteJson(p, good.replace("\"offset\":\"32768\",\"size\":\"258048\"",
+                "\"offset\":\"32768\",\"size\":\"9223372036854775807\""), true);
+        assertMessage("v2.img", "'keyslots.0.area'", "outside the keyslots area");
+        rewriteJson(p, good.replace("\"offset\":\"32768\"", "\"offset\":\"9223372036854775807\""), true);
+        assertMessage("v2.img", "'keyslots.0.area'", "outside the keyslots area");
     }
 
     @Test
@@ -214,5 +242,97 @@ class LuksBadInputTest {
         } finally {
             g.close();
         }
+    }
+
+    // ---- hostile costs and key derivations that cannot run here ----
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    /** Rewrites the LUKS2 JSON of {@code p} through {@code edit} (both copies, checksums fixed). */
+    private static void editJson(Path p, java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> edit)
+            throws Exception {
+        var tree = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(json(p));
+        edit.accept(tree);
+        rewriteJson(p, JSON.writeValueAsString(tree), true);
+    }
+
+    private static com.fasterxml.jackson.databind.node.ObjectNode at(com.fasterxml.jackson.databind.JsonNode root,
+                                                                     String... path) {
+        com.fasterxml.jackson.databind.JsonNode n = root;
+        for (String k : path) {
+            n = n.get(k);
+        }
+        return (com.fasterxml.jackson.databind.node.ObjectNode) n;
+    }
+
+    private static void argon2(com.fasterxml.jackson.databind.node.ObjectNode kdf, long time, long memoryKiB, int cpus) {
+        kdf.removeAll();
+        kdf.put("type", "argon2id");
+        kdf.put("time", time);
+        kdf.put("memory", memoryKiB);
+        kdf.put("cpus", cpus);
+        kdf.put("salt", java.util.Base64.getEncoder().encodeToString(new byte[32]));
+    }
+
+    @Test
+    void luks2HostileDigestAndKdfCostsAreNamed() throws Exception {
+        Path p = luks2();
+        byte[] good = Files.readAllBytes(p);
+        editJson(p, t -> at(t, "digests", "0").put("iterations", 0));
+        assertMessage("v2.img", "v2.img", "'digests.0.iterations'", "out of range");
+        Files.write(p, good);
+        editJson(p, t -> at(t, "digests", "0").put("iterations", 1L << 40));
+        assertMessage("v2.img", "'digests.0.iterations'", "out of range");
+        Files.write(p, good);
+        editJson(p, t -> at(t, "digests", "0").put("digest", java.util.Base64.getEncoder().encodeToString(new byte[8])));
+        assertMessage("v2.img", "'digests.0.digest'", "8 bytes");
+        Files.write(p, good);
+        editJson(p, t -> at(t, "digests", "0").put("digest", java.util.Base64.getEncoder().encodeToString(new byte[65])));
+        assertMessage("v2.img", "'digests.0.digest'", "65 bytes");
+        Files.write(p, good);
+        editJson(p, t -> at(t, "keyslots", "0", "kdf").put("iterations", 1L << 33));
+        assertMessage("v2.img", "'keyslots.0.kdf.iterations'", "out of range");
+        Files.write(p, good);
+        editJson(p, t -> argon2(at(t, "keyslots", "0", "kdf"), 1, 8L << 20, 4));
+        assertMessage("v2.img", "'keyslots.0.kdf.memory'", "out of range");
+        Files.write(p, good);
+        editJson(p, t -> argon2(at(t, "keyslots", "0", "kdf"), 4, 1 << 20, 65));
+        assertMessage("v2.img", "'keyslots.0.kdf.cpus'", "out of range");
+        Files.write(p, good);
+        editJson(p, t -> argon2(at(t, "keyslots", "0", "kdf"), 1 << 20, 1 << 20, 4));
+        assertMessage("v2.img", "'keyslots.0.kdf.time'", "absurd");
+    }
+
+    /**
+     * A slot whose Argon2 needs more memory than this JVM has is skipped quickly with a clear
+     * reason (never an OutOfMemoryError), and the other slots still open the volume.
+     */
+    @Test
+    void argon2SlotsBeyondTheMemoryLimitAreSkipped() throws Exception {
+        Path p = luks2();
+        assertEquals(1, LuksKeySlots.addKey(p, new io.diskstack.core.objects.Secret("s0",
+                LuksTesting.PASS.getBytes(StandardCharsets.UTF_8)), new io.diskstack.core.objects.Secret("n",
+                "other passphrase".getBytes(StandardCharsets.UTF_8)), -1, 1));
+        // 4 GiB: the most a header may ask for, and more than this test JVM's heap.
+        editJson(p, t -> argon2(at(t, "keyslots", "0", "kdf"), 1, 4L << 20, 4));
+        long start = System.nanoTime();
+        String m = openFails("v2.img").getMessage();
+        assertTrue(System.nanoTime() - start < 5_000_000_000L, "fails fast");
+        assertTrue(m.startsWith("blockdev 'l0' (luks): no key slot opens with secret 's0' (not tried: key slot 0: "
+                + "argon2id needs 4096 MiB of memory, above the limit of "), m);
+        // The other slot opens it.
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.addSecret(g, "s1", "other passphrase");
+            g.open(TestGraphs.opts("driver", "file", "node-name", "f0", "filename", "v2.img"));
+            g.open(TestGraphs.opts("driver", "luks", "node-name", "l0", "file", "f0", "key-secret", "s1"));
+        } finally {
+            g.close();
+        }
+        // With only the unusable slot, the error says nothing was tried (not "wrong passphrase").
+        LuksKeySlots.killSlot(p, 1);
+        m = openFails("v2.img").getMessage();
+        assertTrue(m.startsWith("blockdev 'l0' (luks): no key slot could be tried with secret 's0': key slot 0: "
+                + "argon2id needs 4096 MiB"), m);
     }
 }

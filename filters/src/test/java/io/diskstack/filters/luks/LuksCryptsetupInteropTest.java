@@ -124,6 +124,28 @@ class LuksCryptsetupInteropTest {
         }
     }
 
+    /**
+     * cryptsetup's defaults (argon2id, aes-xts-plain64 512-bit) with the memory and time cut
+     * down so the test stays fast; the default 1 GiB memory cost is a matter of heap size (the
+     * launcher's), and the memory-limit path is checked in LuksBadInputTest.
+     */
+    @Test
+    void cryptsetupDefaultLuks2Opens() throws Exception {
+        Files.write(dir.resolve("d.img"), new byte[(int) (20 * MIB)]);
+        cs("luksFormat", "--type", "luks2", "--key-file", "key.txt", "--pbkdf-memory", "65536", "--iter-time", "100",
+                "d.img");
+        String dump = cs("luksDump", "d.img");
+        assertTrue(dump.contains("argon2id"), dump);
+        assertArrayEquals(cryptsetupVolumeKey("d.img"), ourVolumeKey("d.img"));
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            BlockBackend disk = g.addBackend("d", LuksTesting.openLuks(g, "d.img"), false);
+            assertEquals(4 * MIB, disk.size());
+        } finally {
+            g.close();
+        }
+    }
+
     @Test
     void cryptsetupMadeLuks1WrittenByQemuReadsBackThroughUs() throws Exception {
         ExternalTools.require("qemu-io");

@@ -91,4 +91,154 @@ class LuksKeyControlTest {
             g.close();
         }
     }
+
+    /**
+     * Two editors of one image (here two luks nodes over one file node, each with its own control
+     * files) must not act on stale headers: each removes a different slot, and the second must be
+     * refused as the last one instead of locking everyone out.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1", "luks2"})
+    void editsSeeTheHeaderOnDiskNotAStaleCopy(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            LuksTesting.addSecret(g, "s1", "second one");
+            Map<String, ControlFile> a = ((ControlProvider) g.node("l0")).controlFiles();
+            a.get("add-key").write("secret=s1 iter-time=1");
+            g.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
+            Map<String, ControlFile> b = ((ControlProvider) g.node("l1")).controlFiles();
+            a.get("remove-key").write("slot=0");
+            BlockIOException last = assertThrows(BlockIOException.class, () -> b.get("remove-key").write("slot=1"));
+            assertTrue(last.getMessage().contains("last active"), last.getMessage());
+            assertThrows(BlockIOException.class, () -> b.get("remove-key").write("slot=0"), "slot 0 is gone");
+            assertEquals("1 pbkdf2", b.get("keyslots").read().substring(0, 8));
+            // An add through the other node goes to a free slot as the disk has it, not as l1 first saw it.
+            LuksTesting.addSecret(g, "s2", "third one");
+            b.get("add-key").write("secret=s2 iter-time=1");
+            a.get("add-key").write("secret=s0 iter-time=1");
+            String slots = a.get("keyslots").read();
+            assertEquals(3, slots.lines().count(), slots);
+        } finally {
+            g.close();
+        }
+        assertEquals(4096, readWith("s1", "second one").length);
+        assertEquals(4096, readWith("s2", "third one").length);
+        assertEquals(4096, readWith("s0", LuksTesting.PASS).length);
+    }
+
+    /** A passphrase written to a control file by mistake never comes back in the error. */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1"})
+    void mistypedPassphrasesAreNeverEchoed(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        String pass = "Tr0ub4dor&3-typed-by-mistake";
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
+            for (String[] w : new String[][] {{"add-key", pass}, {"add-key", "secret=" + pass},
+                {"add-key", "secret=s0 " + pass + "=x"}, {"add-key", "secret=s0 slot=" + pass},
+                {"remove-key", pass}, {"remove-key", "secret=" + pass}, {"remove-key", "slot=" + pass}}) {
+                BlockIOException e = assertThrows(BlockIOException.class, () -> files.get(w[0]).write(w[1]));
+                assertEquals(Errno.EINVAL, e.errno());
+                assertTrue(!e.getMessage().contains(pass) && !e.getMessage().contains(pass.substring(0, 8)),
+                        w[0] + " echoed the passphrase: " + e.getMessage().replace(pass, "<pass>"));
+            }
+        } finally {
+            g.close();
+        }
+    }
+
+    /** Key files must be regular files up to 8 MiB: FIFOs, devices and huge files are refused at once. */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks2"})
+    void keyFilesMustBeSmallRegularFiles(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        Path fifo = dir.resolve("fifo");
+        Process mk = new ProcessBuilder("mkfifo", fifo.toString()).start();
+        assertEquals(0, mk.waitFor());
+        Path big = dir.resolve("big.key");
+        try (var ch = java.nio.channels.FileChannel.open(big, java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(new byte[] {1}), (8 << 20));
+        }
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
+            for (String[] c : new String[][] {{"/dev/zero", "not a regular file"}, {fifo.toString(), "not a regular file"},
+                {dir.toString(), "not a regular file"}, {big.toString(), "larger than 8 MiB"}}) {
+                for (String file : new String[] {"add-key", "remove-key"}) {
+                    // On a pool (daemon) thread: a FIFO opened by mistake would block it for good.
+                    var result = java.util.concurrent.CompletableFuture.supplyAsync(() -> assertThrows(
+                            BlockIOException.class, () -> files.get(file).write("file=" + c[0])));
+                    BlockIOException e = result.get(10, java.util.concurrent.TimeUnit.SECONDS);
+                    assertTrue(e.getMessage().contains(c[1]), e.getMessage());
+                }
+            }
+            assertEquals(1, files.get("keyslots").read().lines().count());
+        } finally {
+            g.close();
+        }
+    }
+
+    /** Two nodes over one image removing different slots at the same moment: one slot always stays. */
+    @ParameterizedTest
+    @ValueSource(strings = {"luks1", "luks2"})
+    void concurrentRemovalsThroughTwoNodesNeverRemoveTheLastSlot(String format) throws Exception {
+        LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+        try {
+            LuksTesting.openLuks(g, "k.img");
+            LuksTesting.addSecret(g, "s1", "second one");
+            g.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
+            Map<String, ControlFile> a = ((ControlProvider) g.node("l0")).controlFiles();
+            Map<String, ControlFile> b = ((ControlProvider) g.node("l1")).controlFiles();
+            for (int round = 0; round < 5; round++) {
+                // Slots 0 and 1 active (s0 and s1); each node removes one of them at once.
+                String both = a.get("keyslots").read();
+                if (!both.startsWith("0 ")) {
+                    a.get("add-key").write("secret=s0 slot=0 iter-time=1");
+                }
+                if (!a.get("keyslots").read().contains("\n1 ")) {
+                    a.get("add-key").write("secret=s1 slot=1 iter-time=1");
+                }
+                var start = new java.util.concurrent.CyclicBarrier(2);
+                var r0 = pool.submit(() -> {
+                    start.await();
+                    a.get("remove-key").write("slot=0");
+                    return true;
+                });
+                var r1 = pool.submit(() -> {
+                    start.await();
+                    b.get("remove-key").write("slot=1");
+                    return true;
+                });
+                int removed = 0;
+                for (var r : java.util.List.of(r0, r1)) {
+                    try {
+                        r.get();
+                        removed++;
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        assertTrue(e.getCause().getMessage().contains("last active"), e.getCause().getMessage());
+                    }
+                }
+                assertEquals(1, removed, "round " + round);
+            }
+        } finally {
+            pool.shutdownNow();
+            g.close();
+        }
+        // What is left on disk opens with the passphrase of the slot that stayed.
+        String left = null;
+        try {
+            left = readWith("s0", LuksTesting.PASS).length + " s0";
+        } catch (ConfigException e) {
+            left = readWith("s1", "second one").length + " s1";
+        }
+        assertTrue(left.startsWith("4096 "), left);
+    }
 }

@@ -1,0 +1,63 @@
+package io.diskstack.fuse;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** diskstack luks add-key/remove-key errors never show a passphrase typed in the wrong place. */
+class LuksCommandTest {
+    private static final String PASS = "Tr0ub4dor&3-typed-by-mistake";
+
+    @TempDir
+    Path dir;
+
+    private String[] diskstack(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        return new String[] {Integer.toString(code), out.toString(), err.toString()};
+    }
+
+    @Test
+    void mistypedPassphrasesAreNeverEchoed() throws Exception {
+        Path img = dir.resolve("k.luks");
+        Files.writeString(dir.resolve("key.txt"), "the real one");
+        String key = "secret,id=s0,file=" + dir.resolve("key.txt");
+        String[] created = diskstack("create", "-f", "luks", "--object", key, "-o", "key-secret=s0,iter-time=1",
+                img.toString(), "1M");
+        assertEquals("0", created[0], created[2]);
+        List<String[]> attempts = List.of(
+                // the passphrase where the secret id belongs
+                new String[] {"luks", "add-key", "--object", key, "--key-secret", PASS, "--new-key-secret", "s0",
+                    img.toString()},
+                new String[] {"luks", "add-key", "--object", key, "--key-secret", "s0", "--new-key-secret", PASS,
+                    img.toString()},
+                new String[] {"luks", "remove-key", "--object", key, "--key-secret", PASS, img.toString()},
+                // a stray argument, an unknown option, a value where a number belongs
+                new String[] {"luks", "add-key", "--object", key, "--key-secret", "s0", "--new-key-secret", "s0",
+                    img.toString(), PASS},
+                new String[] {"luks", "add-key", "--object", key, "--key-secret", "s0", "--new-key-secret", "s0",
+                    "--" + PASS, img.toString()},
+                new String[] {"luks", "add-key", "--object", key, "--key-secret", "s0", "--new-key-secret", "s0",
+                    "--slot", PASS, img.toString()},
+                new String[] {"luks", "remove-key", "--slot", PASS, img.toString()});
+        byte[] before = Files.readAllBytes(img);
+        for (String[] a : attempts) {
+            String[] r = diskstack(a);
+            String shown = String.join(" ", a).replace(PASS, "<pass>");
+            assertEquals("2", r[0], shown + ": " + r[2]);
+            assertTrue(r[2].startsWith("diskstack: luks "), shown + ": " + r[2]);
+            assertFalse(r[1].contains(PASS) || r[2].contains(PASS) || r[2].contains(PASS.substring(0, 8)),
+                    shown + " echoed the passphrase");
+        }
+        assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(img)));
+    }
+}
