@@ -4,7 +4,6 @@ import io.diskstack.core.ObjectDriver;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Base64;
@@ -39,9 +38,9 @@ public final class SecretDriver implements ObjectDriver {
         } else {
             Path path = baseDir.resolve(file);
             try {
-                raw = Files.readAllBytes(path);
+                raw = SecretFiles.read(path);
             } catch (IOException e) {
-                throw options.error("file", "'" + path + "' cannot be read: " + e.getClass().getSimpleName());
+                throw options.error("file", "'" + path + "' " + e.getMessage());
             }
         }
         try {

@@ -147,6 +147,24 @@ class ConfigReaderTest {
         assertEquals("someone else's", Files.readString(dir.resolve("a.img")));
     }
 
+    @Test
+    void aSecretFileMustBeASmallRegularFile() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor();
+        Path big = dir.resolve("big");
+        Files.write(big, new byte[(8 << 20) + 1]);
+        for (String[] c : new String[][] {{"/dev/zero", "is not a regular file"}, {fifo.toString(), "is not a regular file"},
+                {big.toString(), "is larger than 8 MiB"}, {dir.resolve("none").toString(), "cannot be read"}}) {
+            Path cfg = write("""
+                    {"objects": [{"qom-type": "secret", "id": "s0", "file": "%s"}],
+                     "blockdev": [{"driver": "memory", "node-name": "m0"}],
+                     "exports": [{"id": "disk0", "node-name": "m0"}]}
+                    """.formatted(c[0]));
+            assertError("object 's0' (secret): 'file' '" + c[0] + "' " + c[1],
+                    () -> Stack.open(ConfigReader.readFile(cfg), DriverRegistry.load()));
+        }
+    }
+
     private static void assertError(String expected, org.junit.jupiter.api.function.Executable call) {
         ConfigException e = assertThrows(ConfigException.class, call);
         assertTrue(e.getMessage().contains(expected), "message: " + e.getMessage());

@@ -7,12 +7,9 @@ import io.diskstack.core.Errno;
 import io.diskstack.core.ObjectRegistry;
 import io.diskstack.core.control.ControlFile;
 import io.diskstack.core.objects.Secret;
+import io.diskstack.core.objects.SecretFiles;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -24,9 +21,6 @@ import java.util.Map;
  * Passphrases are read from secret objects or files, never written to the control file itself.
  */
 final class LuksKeyControl {
-    /** The largest key file read: cryptsetup's default limit (8 MiB). */
-    static final int MAX_KEY_FILE = 8 << 20;
-
     private final LuksNode node;
     private final ObjectRegistry objects;
     private final ImageRef ref;
@@ -223,35 +217,14 @@ final class LuksKeyControl {
         return readKeyFile(p);
     }
 
-    /**
-     * A key file's bytes. Only a regular file of at most {@link #MAX_KEY_FILE} bytes (cryptsetup's
-     * limit): a FIFO would block the writer of the control file forever, /dev/zero would never end.
-     * Called before any lock is taken.
-     */
+    /** A key file's bytes, read before any lock is taken. */
     static byte[] readKeyFile(Path p) throws BlockIOException {
         try {
-            BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
-            if (!a.isRegularFile()) {
-                throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is not a regular file");
-            }
-            if (a.size() > MAX_KEY_FILE) {
-                throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is larger than " + (MAX_KEY_FILE >> 20)
-                        + " MiB");
-            }
-            try (InputStream in = Files.newInputStream(p)) {
-                byte[] b = in.readNBytes(MAX_KEY_FILE + 1);
-                if (b.length > MAX_KEY_FILE) {
-                    Arrays.fill(b, (byte) 0);
-                    throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' is larger than "
-                            + (MAX_KEY_FILE >> 20) + " MiB");
-                }
-                return b;
-            }
-        } catch (BlockIOException e) {
-            throw e;
+            return SecretFiles.read(p);
         } catch (IOException e) {
-            throw new BlockIOException(Errno.ENOENT, "cannot read key file '" + p + "': " + e.getClass().getSimpleName());
+            throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' " + e.getMessage());
         }
+    }
     }
 
     private static int intArg(Map<String, String> args, String key, int dflt) throws BlockIOException {
