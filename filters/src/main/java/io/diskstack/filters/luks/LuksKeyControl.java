@@ -225,7 +225,6 @@ final class LuksKeyControl {
             throw new BlockIOException(Errno.EINVAL, "key file '" + p + "' " + e.getMessage());
         }
     }
-    }
 
     private static int intArg(Map<String, String> args, String key, int dflt) throws BlockIOException {
         String v = args.remove(key);
