@@ -402,10 +402,11 @@ public final class BlockGraph implements AutoCloseable {
                 }
             }
         }
+        List<BlockBackend.Drain> drains = new ArrayList<>();
         for (BlockBackend b : hit) {
-            b.drain();
+            drains.add(b.drain());
         }
-        return () -> hit.forEach(BlockBackend::resume);
+        return () -> drains.forEach(BlockBackend.Drain::close);
     }
 
     /** A drained section: closing it resumes the backends. */
