@@ -9,6 +9,7 @@ import java.util.Deque;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The named handle an export uses (QEMU's BlockBackend): a root edge into the graph, bounds
@@ -19,8 +20,6 @@ public final class BlockBackend {
     private final BlockChild root;
     private final boolean writable;
     private final InFlight inFlight = new InFlight();
-    /** The nodes told of each drain in progress, so resume tells the same ones even if the graph changed. */
-    private final Deque<List<BlockNode>> drained = new ArrayDeque<>();
 
     BlockBackend(String name, BlockChild root, boolean writable) {
         this.name = name;
@@ -117,29 +116,40 @@ public final class BlockBackend {
     }
 
     /**
-     * Waits for requests in flight and holds new ones until {@link #resume()}. Nodes below are
-     * told first ({@link BlockNode#drainBegin()}), so one that holds requests back (throttle)
-     * lets them go instead of making the drain wait for its limits.
+     * Waits for requests in flight and holds new ones until the returned drain is closed. Nodes
+     * below are told first ({@link BlockNode#drainBegin()}), so one that holds requests back
+     * (throttle) lets them go instead of making the drain wait for its limits. Drains nest and
+     * may overlap from several threads: each one, when closed, ends exactly the nodes it told,
+     * even if the graph changed in between, and closing it again does nothing.
      */
-    public void drain() {
+    public Drain drain() {
         List<BlockNode> below = nodesBelow(root.node());
-        synchronized (drained) {
-            drained.push(below);
-        }
         for (BlockNode n : below) {
             n.drainBegin();
         }
         inFlight.drain();
+        return new Drain(below);
     }
 
-    public void resume() {
-        inFlight.resume();
-        List<BlockNode> below;
-        synchronized (drained) {
-            below = drained.pop();
+    /** One drain of a backend in progress; close it to resume. */
+    public final class Drain implements AutoCloseable {
+        private final List<BlockNode> told;
+        private final AtomicBoolean ended = new AtomicBoolean();
+
+        private Drain(List<BlockNode> told) {
+            this.told = told;
         }
-        for (BlockNode n : below) {
-            n.drainEnd();
+
+        /** Lets requests in again and tells the nodes this drain told; once. */
+        @Override
+        public void close() {
+            if (!ended.compareAndSet(false, true)) {
+                return;
+            }
+            inFlight.resume();
+            for (BlockNode n : told) {
+                n.drainEnd();
+            }
         }
     }
 

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -31,8 +32,13 @@ public final class BlockGraph implements AutoCloseable {
     private final DriverRegistry drivers;
     private final ObjectRegistry objects;
     private final Path baseDir;
-    private final Map<String, BlockNode> nodes = new LinkedHashMap<>();
-    private final Map<String, BlockBackend> backends = new LinkedHashMap<>();
+    /*
+     * Changed only under the graph's monitor, but read by the control files (node(), nodes(),
+     * backend(), backends()) under the maps' own locks only: those must answer while a long
+     * operation (close, which drains and flushes) holds the monitor.
+     */
+    private final Map<String, BlockNode> nodes = Collections.synchronizedMap(new LinkedHashMap<>());
+    private final Map<String, BlockBackend> backends = Collections.synchronizedMap(new LinkedHashMap<>());
     private final Set<BlockNode> implicitNodes = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Map<String, Object>> pending = new LinkedHashMap<>();
     private final LinkedHashSet<String> opening = new LinkedHashSet<>();
@@ -259,20 +265,28 @@ public final class BlockGraph implements AutoCloseable {
         return backend;
     }
 
-    public synchronized BlockBackend backend(String name) {
+    /** The backend of that name, or null. Does not wait for graph changes or close (F8). */
+    public BlockBackend backend(String name) {
         return backends.get(name);
     }
 
-    public synchronized List<BlockBackend> backends() {
-        return List.copyOf(backends.values());
+    /** The backends now. Does not wait for graph changes or close. */
+    public List<BlockBackend> backends() {
+        synchronized (backends) {
+            return List.copyOf(backends.values());
+        }
     }
 
-    public synchronized BlockNode node(String name) {
+    /** The node of that name, or null. Does not wait for graph changes or close. */
+    public BlockNode node(String name) {
         return nodes.get(name);
     }
 
-    public synchronized List<BlockNode> nodes() {
-        return List.copyOf(nodes.values());
+    /** The nodes now. Does not wait for graph changes or close. */
+    public List<BlockNode> nodes() {
+        synchronized (nodes) {
+            return List.copyOf(nodes.values());
+        }
     }
 
     // ---- topology changes ----
@@ -402,10 +416,11 @@ public final class BlockGraph implements AutoCloseable {
                 }
             }
         }
+        List<BlockBackend.Drain> drains = new ArrayList<>();
         for (BlockBackend b : hit) {
-            b.drain();
+            drains.add(b.drain());
         }
-        return () -> hit.forEach(BlockBackend::resume);
+        return () -> drains.forEach(BlockBackend.Drain::close);
     }
 
     /** A drained section: closing it resumes the backends. */

@@ -58,8 +58,19 @@ public final class BufferPool {
         return ZEROES.duplicate().limit(length);
     }
 
+    /**
+     * A direct buffer of capacity and limit exactly {@code size}, whose first byte is aligned to
+     * {@link #ALIGNMENT}. The allocation covers the size rounded up to the alignment plus one
+     * alignment of slack, so the aligned slice always holds the whole size wherever the allocator
+     * puts the block ({@code alignedSlice} also rounds the end down).
+     */
     static ByteBuffer allocateAligned(int size) {
-        return ByteBuffer.allocateDirect(size + ALIGNMENT).alignedSlice(ALIGNMENT).limit(size);
+        if (size < 0 || size > Integer.MAX_VALUE - 2 * ALIGNMENT) {
+            throw new IllegalArgumentException("cannot allocate an aligned buffer of " + size + " bytes");
+        }
+        int rounded = (size + ALIGNMENT - 1) & -ALIGNMENT;
+        ByteBuffer aligned = ByteBuffer.allocateDirect(rounded + ALIGNMENT).alignedSlice(ALIGNMENT);
+        return aligned.slice(0, size);
     }
 
     static final class SizeClass {

@@ -168,7 +168,21 @@ final class RequestPath {
         writeZeroesChecked(node, offset, length, flags);
     }
 
+    /**
+     * Zeroes a checked range: padding at unaligned ends written as data, the rest as write-zeroes.
+     * FUA on a node without FUA support becomes one flush of the node afterwards, as for writes
+     * (also when detect-zeroes turned a FUA write into this).
+     */
     private static void writeZeroesChecked(BlockNode node, long offset, long length, int flags) throws IOException {
+        if (RequestFlags.has(flags, RequestFlags.FUA) && !node.supportsFua()) {
+            writeZeroesAligned(node, offset, length, flags & ~RequestFlags.FUA);
+            flush(node);
+        } else {
+            writeZeroesAligned(node, offset, length, flags);
+        }
+    }
+
+    private static void writeZeroesAligned(BlockNode node, long offset, long length, int flags) throws IOException {
         if (node.settings().discard() == BlockNode.Discard.IGNORE) {
             flags &= ~RequestFlags.MAY_UNMAP;
         }

@@ -62,4 +62,32 @@ class DrainNotifiesNodesTest {
             assertEquals(List.of("begin top", "begin low", "end top", "end low"), EVENTS);
         }
     }
+
+    /**
+     * Two drains of one backend around a graph change: ending the first tells the nodes it
+     * told, not the ones the second drain told (which is still going on).
+     */
+    @Test
+    void overlappingDrainsEachEndTheirOwnNodes() throws Exception {
+        DriverRegistry drivers = DriverRegistry.load();
+        drivers.register(new Recording());
+        try (BlockGraph g = new BlockGraph(drivers, ObjectRegistry.load(), dir)) {
+            g.open(opts("driver", "memory", "node-name", "m0"));
+            g.open(opts("driver", "drain-recorder", "node-name", "top", "file", "m0"));
+            g.addBackend("d0", "top", true);
+            BlockGraph.Drained first = g.drain(List.of(g.node("top")));
+            g.insertAbove(g.node("top"), opts("driver", "drain-recorder", "node-name", "ins", "file", "top"));
+            EVENTS.clear();
+            BlockGraph.Drained second = g.drain(List.of(g.node("ins")));
+            assertEquals(List.of("begin ins", "begin top"), EVENTS);
+            EVENTS.clear();
+            first.close();
+            assertEquals(List.of("end top"), EVENTS, "the first drain ends only what it began");
+            EVENTS.clear();
+            second.close();
+            assertEquals(List.of("end ins", "end top"), EVENTS);
+            first.close();
+            assertEquals(List.of("end ins", "end top"), EVENTS, "closing a drain twice ends it once");
+        }
+    }
 }

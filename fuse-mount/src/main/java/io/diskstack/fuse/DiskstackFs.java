@@ -66,6 +66,7 @@ final class DiskstackFs extends FuseStubFS {
     private final long mountTime = System.currentTimeMillis() / 1000;
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Map<Long, byte[]> controlSnapshots = new ConcurrentHashMap<>();
+    private final Map<String, Long> laneHandles = new ConcurrentHashMap<>();
     private final ErrorLog errorLog = new ErrorLog();
     private volatile boolean fhOffsetChecked;
     private volatile boolean canSetFileInfoBits;
@@ -163,7 +164,9 @@ final class DiskstackFs extends FuseStubFS {
                 if (wantsWrite && !d.backend().isWritable()) {
                     return -ErrorCodes.EROFS();
                 }
-                setFileInfo(fi, directIo, 0);
+                // The handle names the disk's lane: FuseSession bounds the threads one disk holds.
+                setFileInfo(fi, directIo, laneHandles.computeIfAbsent(d.backend().name(),
+                        n -> FuseSession.LANE_HANDLE | nextHandle.getAndIncrement()));
             } else if (e instanceof Control c) {
                 if (wantsWrite && !c.file().isWritable()) {
                     return -ErrorCodes.EACCES();

@@ -1,8 +1,12 @@
 package io.diskstack.fuse;
 
+import com.kenai.jffi.MemoryIO;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 import jnr.ffi.LibraryLoader;
@@ -24,6 +28,15 @@ import ru.serce.jnrfuse.struct.FuseOperations;
  * threads that call {@code fuse_session_receive_buf}/{@code fuse_session_process_buf}
  * themselves: the callbacks run on a thread that is already attached. The pool grows like
  * libfuse's (a new thread when none is free) but never shrinks.
+ *
+ * <p>Disk I/O runs in lanes, one per disk (the file handle a disk's {@code open} returns, tagged
+ * with {@link #LANE_HANDLE}): a lane holds at most {@link #LANE_THREADS} threads, and all lanes
+ * together at most {@link #LANE_BUDGET}, so requests that wait long in a disk (behind a
+ * throttle limit, or a slow device) can never take every thread. A disk request that finds its
+ * lane full is copied and parked in the lane, and the thread goes back to reading requests; a
+ * lane thread takes the parked requests, in order, before it leaves the lane. A lane with no
+ * thread always gets one, so every disk keeps moving. The rest of the pool serves the control
+ * files, directory lookups and the other disks.
  */
 final class FuseSession {
     private static final Logger LOG = Logger.getLogger(FuseSession.class.getName());
@@ -34,6 +47,18 @@ final class FuseSession {
     private static final int MAX_THREADS = 256;
     /** struct fuse_buf (LP64): size_t size; enum flags; void *mem; int fd; off_t pos. */
     private static final int FUSE_BUF_SIZE = 40;
+    /** A file handle with this bit names a lane; {@link DiskstackFs} gives one to each disk. */
+    static final long LANE_HANDLE = 1L << 62;
+    /** Threads one lane may hold: as many as the kernel's background (async I/O) requests. */
+    static final int LANE_THREADS = 64;
+    /** Threads all lanes together may hold (beyond one per lane): the rest stay for everything else. */
+    static final int LANE_BUDGET = MAX_THREADS - 32;
+    /** struct fuse_in_header is 40 bytes; READ, WRITE, FSYNC and FALLOCATE start with the handle. */
+    private static final int IN_HEADER_SIZE = 40;
+    private static final int FUSE_READ = 15;
+    private static final int FUSE_WRITE = 16;
+    private static final int FUSE_FSYNC = 20;
+    private static final int FUSE_FALLOCATE = 43;
 
     /** The libfuse2 calls behind fuse_main, bound with jnr-ffi. */
     public interface LibFuse2 {
@@ -62,6 +87,10 @@ final class FuseSession {
 
     private final AtomicInteger idle = new AtomicInteger();
     private final List<Thread> threads = new ArrayList<>();
+    /** Guards the lanes and {@link #laneThreads}. */
+    private final Object laneLock = new Object();
+    private final Map<Long, Lane> lanes = new HashMap<>();
+    private int laneThreads;
     private Pointer session;
     private Pointer channel;
     private long bufferSize;
@@ -175,9 +204,93 @@ final class FuseSession {
                 replyChannel = initPatch.channelFor(buffer);
             }
             try {
-                LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
+                Lane lane = fuseBuf.getInt(8) == 0 ? laneOf(buffer, res) : null;
+                if (lane == null) {
+                    LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
+                } else if (enterOrPark(lane, buffer, res, replyChannel)) {
+                    try {
+                        LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
+                    } finally {
+                        runParked(lane, fuseBuf);
+                    }
+                }
             } finally {
                 idle.incrementAndGet();
+            }
+        }
+    }
+
+    // ---- lanes ----
+
+    /** A disk's lane: the threads in it and the requests parked for them. */
+    private static final class Lane {
+        int threads;
+        final ArrayDeque<Parked> parked = new ArrayDeque<>();
+    }
+
+    /** A request copied out of a thread's receive buffer, waiting for a thread of its lane. */
+    private record Parked(long address, long size, Pointer channel) {}
+
+    /** The lane of a disk request in the buffer, or null if it is not one. */
+    private Lane laneOf(Pointer buffer, long size) {
+        if (size < IN_HEADER_SIZE + 8) {
+            return null;
+        }
+        int opcode = buffer.getInt(4);
+        if (opcode != FUSE_READ && opcode != FUSE_WRITE && opcode != FUSE_FSYNC && opcode != FUSE_FALLOCATE) {
+            return null;
+        }
+        long handle = buffer.getLong(IN_HEADER_SIZE);
+        if ((handle & LANE_HANDLE) == 0) {
+            return null;
+        }
+        synchronized (laneLock) {
+            return lanes.computeIfAbsent(handle, h -> new Lane());
+        }
+    }
+
+    /**
+     * Takes a place in the lane for this thread (true), or parks a copy of the request in the
+     * lane for one of its threads (false) when the lane, or all lanes together, hold enough.
+     */
+    private boolean enterOrPark(Lane lane, Pointer buffer, long size, Pointer channel) {
+        synchronized (laneLock) {
+            if (lane.threads == 0 || (lane.threads < LANE_THREADS && laneThreads < LANE_BUDGET)) {
+                lane.threads++;
+                laneThreads++;
+                return true;
+            }
+            long copy = MemoryIO.getInstance().allocateMemory(size, false);
+            if (copy == 0) {
+                throw new OutOfMemoryError("cannot park a FUSE request of " + size + " bytes");
+            }
+            MemoryIO.getInstance().copyMemory(buffer.address(), copy, size);
+            lane.parked.addLast(new Parked(copy, size, channel));
+            return false;
+        }
+    }
+
+    /** Serves the lane's parked requests on this thread until none is left, then leaves the lane. */
+    private void runParked(Lane lane, Pointer fuseBuf) {
+        while (true) {
+            Parked next;
+            synchronized (laneLock) {
+                next = lane.parked.pollFirst();
+                if (next == null) {
+                    lane.threads--;
+                    laneThreads--;
+                    return;
+                }
+            }
+            try {
+                if (LIB.fuse_session_exited(session) == 0) {
+                    fuseBuf.putLong(0, next.size());
+                    fuseBuf.putInt(8, 0);
+                    fuseBuf.putAddress(16, next.address());
+                    LIB.fuse_session_process_buf(session, fuseBuf, next.channel());
+                }
+            } finally {
+                MemoryIO.getInstance().freeMemory(next.address());
             }
         }
     }

@@ -4,11 +4,12 @@ import io.diskstack.core.BlockIOException;
 import io.diskstack.core.BlockStatus;
 import io.diskstack.core.FilterNode;
 import io.diskstack.core.NodeOpenContext;
-import io.diskstack.filters.blkdebug.InjectionRule.Action;
 import io.diskstack.filters.blkdebug.InjectionRule.IoType;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 
 /** Fault injection for tests: errors, delays and corrupted reads, by rule. */
@@ -36,10 +37,10 @@ final class BlkdebugNode extends FilterNode {
     protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         int start = dst.position();
         long length = dst.remaining();
-        boolean corrupt = apply(IoType.READ, offset, length);
+        List<InjectionRule> corrupting = apply(IoType.READ, offset, length);
         super.read(offset, dst, flags);
-        if (corrupt) {
-            corrupt(dst, start, offset, length);
+        if (!corrupting.isEmpty()) {
+            corrupt(dst, start, offset, length, corrupting);
         }
     }
 
@@ -72,9 +73,12 @@ final class BlkdebugNode extends FilterNode {
         return super.blockStatus(offset, length);
     }
 
-    /** Runs the matching rules: delays, then errors; returns true if read data must be corrupted. */
-    private boolean apply(IoType type, long offset, long length) throws IOException {
-        boolean corrupt = false;
+    /**
+     * Runs each rule that fires on this request, in order: delays, errors (the first ends the
+     * request); returns the corrupting rules that fired, whose ranges the read data loses.
+     */
+    private List<InjectionRule> apply(IoType type, long offset, long length) throws IOException {
+        List<InjectionRule> corrupting = List.of();
         for (InjectionRule r : rules) {
             if (!r.fires(type, offset, length)) {
                 continue;
@@ -83,24 +87,38 @@ final class BlkdebugNode extends FilterNode {
                 case DELAY -> sleep(r.delayMillis);
                 case ERROR -> throw new BlockIOException(r.errno, "blkdebug '" + nodeName() + "': injected "
                         + r.errno + " on " + type.name().toLowerCase(java.util.Locale.ROOT) + " at " + offset);
-                case CORRUPT -> corrupt = true;
+                case CORRUPT -> {
+                    if (corrupting.isEmpty()) {
+                        corrupting = new ArrayList<>();
+                    }
+                    corrupting.add(r);
+                }
             }
         }
-        return corrupt;
+        return corrupting;
     }
 
-    /** Inverts the bytes of the request that fall inside any corrupting rule's range. */
-    private void corrupt(ByteBuffer dst, int start, long offset, long length) {
-        for (InjectionRule r : rules) {
-            if (r.action != Action.CORRUPT) {
-                continue;
-            }
+    /**
+     * Inverts the bytes of the request inside the ranges of the rules that fired, each byte once
+     * even where the ranges overlap.
+     */
+    private static void corrupt(ByteBuffer dst, int start, long offset, long length, List<InjectionRule> fired) {
+        List<long[]> ranges = new ArrayList<>();
+        for (InjectionRule r : fired) {
             long from = Math.max(offset, r.offset);
             long to = Math.min(offset + length, r.offset + Math.min(r.length, Long.MAX_VALUE - r.offset));
-            for (long p = from; p < to; p++) {
+            if (from < to) {
+                ranges.add(new long[] {from, to});
+            }
+        }
+        ranges.sort(Comparator.comparingLong(range -> range[0]));
+        long done = offset;
+        for (long[] range : ranges) {
+            for (long p = Math.max(range[0], done); p < range[1]; p++) {
                 int i = start + (int) (p - offset);
                 dst.put(i, (byte) ~dst.get(i));
             }
+            done = Math.max(done, range[1]);
         }
     }
 

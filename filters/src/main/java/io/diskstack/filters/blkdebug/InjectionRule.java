@@ -6,6 +6,7 @@ import java.util.EnumSet;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -26,7 +27,7 @@ final class InjectionRule {
     final Errno errno;
     final long delayMillis;
     private final AtomicLong matches = new AtomicLong();
-    private volatile boolean spent;
+    private final AtomicBoolean spent = new AtomicBoolean();
 
     private InjectionRule(Action action, Set<IoType> ioTypes, long offset, long length, long every, boolean once,
                           Errno errno, long delayMillis) {
@@ -87,9 +88,9 @@ final class InjectionRule {
         throw o.error("errno", "value '" + v + "' is not a known errno (such as 5 or EIO)");
     }
 
-    /** True if this request triggers the rule (and counts it). */
+    /** True if this request triggers the rule (and counts it); a once-rule for one request only, even under races. */
     boolean fires(IoType type, long reqOffset, long reqLength) {
-        if (spent || !ioTypes.contains(type)) {
+        if (spent.get() || !ioTypes.contains(type)) {
             return false;
         }
         boolean overlaps = type == IoType.FLUSH
@@ -100,9 +101,6 @@ final class InjectionRule {
         if (matches.incrementAndGet() % every != 0) {
             return false;
         }
-        if (once) {
-            spent = true;
-        }
-        return true;
+        return !once || spent.compareAndSet(false, true);
     }
 }

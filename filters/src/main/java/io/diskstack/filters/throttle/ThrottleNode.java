@@ -7,7 +7,12 @@ import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** A throttle filter: asks its group before each request, then forwards it. */
+/**
+ * A throttle filter: asks its group before each request, then forwards it. Write-zeroes and
+ * discard count as writes of their whole length, as in QEMU's throttle filter. As there, a
+ * request waits only while the buckets overflow, never for its own size, so a 1 GiB discard
+ * goes at once and the requests after it wait {@code (1 GiB - bucket) / bps} in all.
+ */
 final class ThrottleNode extends FilterNode {
     private final ThrottleGroup group;
     private final ThrottleGroup.Member member;
