@@ -120,6 +120,15 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             }
 
             @Override
+            public BlockIOException corrupted(String what) {
+                String msg = describe + ": corrupt image: " + what + "; "
+                        + (header.version >= 3 ? "the image is marked corrupt" : "further writes are refused");
+                LOG.warning(msg);
+                markCorrupt();
+                return new BlockIOException(Errno.EIO, msg);
+            }
+
+            @Override
             public String describe() {
                 return describe;
             }

@@ -41,6 +41,9 @@ final class Refcounts {
         /** A new refcount block at {@code offset}, or -1 after the refcount table moved. */
         void refcountMetadataChanged(long offset);
 
+        /** Marks the image corrupt (as QEMU would) and returns the EIO to throw, naming the image. */
+        BlockIOException corrupted(String what);
+
         String describe();
     }
 
@@ -149,12 +152,30 @@ final class Refcounts {
 
     // ---- allocation ----
 
+    /**
+     * How many clusters past everything in the file or allocated a search may find in use before
+     * it gives up: a crash leaves a few there (refcounts go out before the data), a hostile
+     * image (every refcount block full, table entries pointing at data) would keep the search
+     * going through the whole address space.
+     */
+    private long pastEndLimit() {
+        return Math.max(4096, (1L << 30) >>> layout.clusterBits);
+    }
+
+    private BlockIOException pastEndInUse(long from) {
+        return hooks.corrupted("the refcounts say more than " + pastEndLimit() + " clusters past the end of the "
+                + "image are in use (from host offset " + (from << layout.clusterBits)
+                + "): refusing to search on for a free cluster");
+    }
+
     /** Allocates {@code n} contiguous free clusters, sets their refcounts to 1 on disk, returns the offset. */
     long allocate(int n) throws IOException {
         long c = Math.max(freeHint, 1);
         long start = c;
         int run = 0;
         long lowestSkipped = -1;
+        long end = frontier;
+        long pastEnd = 0;
         while (run < n) {
             if (c >= (Layout.OFFSET_MASK >>> layout.clusterBits)) {
                 throw new BlockIOException(Errno.ENOSPC, hooks.describe() + ": the image is full");
@@ -176,6 +197,9 @@ final class Refcounts {
             } else {
                 if (run == 0 && lowestSkipped < 0 && guard.isQuarantined(c)) {
                     lowestSkipped = c;
+                }
+                if (c >= end && ++pastEnd > pastEndLimit()) {
+                    throw pastEndInUse(end);
                 }
                 run = 0;
             }
@@ -215,6 +239,8 @@ final class Refcounts {
         long c = Math.max(freeHint, 1);
         long start = -1;
         int n = 0;
+        long end = frontier;
+        long pastEnd = 0;
         while (true) {
             if (c >= (Layout.OFFSET_MASK >>> layout.clusterBits)) {
                 throw new BlockIOException(Errno.ENOSPC, hooks.describe() + ": the image is full");
@@ -238,6 +264,8 @@ final class Refcounts {
                 }
             } else if (n > 0) {
                 break;
+            } else if (c >= end && ++pastEnd > pastEndLimit()) {
+                throw pastEndInUse(end);
             }
             c++;
         }
@@ -270,6 +298,7 @@ final class Refcounts {
         int entries = layout.refblockEntries;
         long f;
         long m;
+        long from = frontier;
         while (true) {
             f = frontier;
             m = 0;
@@ -300,6 +329,9 @@ final class Refcounts {
             }
             if (busy < 0) {
                 break;
+            }
+            if (busy + 1 - from > pastEndLimit()) {
+                throw pastEndInUse(from);
             }
             frontier = busy + 1;
         }
