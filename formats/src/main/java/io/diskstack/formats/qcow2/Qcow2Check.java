@@ -356,42 +356,89 @@ public final class Qcow2Check {
         }
     }
 
+    /** QEMU's limits: 65535 bitmaps, a 64 MiB directory; tables are read in chunks up to a total. */
+    private static final long MAX_BITMAPS = 65535;
+    private static final long MAX_BITMAP_DIRECTORY = 64L << 20;
+    private static final long MAX_BITMAP_TABLES = 256L << 20;
+    private static final int BITMAP_CHUNK = 1 << 20;
+
+    /**
+     * References from the persistent bitmaps: the directory, each bitmap table and the data
+     * clusters it lists. Every size and offset is checked in long arithmetic against the file
+     * before it is used: a damaged extension is a reported error, never an exception.
+     */
     private void countBitmaps() throws IOException {
+        long fileSize = node.file.size();
         for (Qcow2Header.Extension ext : node.header.extensions) {
-            if (ext.type() != Qcow2Header.EXT_BITMAPS || ext.data().length < 24) {
+            if (ext.type() != Qcow2Header.EXT_BITMAPS) {
+                continue;
+            }
+            if (ext.data().length < 24) {
+                problem(true, "bitmaps extension has " + ext.data().length + " bytes (at least 24)");
                 continue;
             }
             ByteBuffer x = ByteBuffer.wrap(ext.data());
             long nb = Integer.toUnsignedLong(x.getInt(0));
             long dirSize = x.getLong(8);
             long dirOffset = x.getLong(16);
-            if (dirSize <= 0 || dirSize > (64L << 20) || dirOffset + dirSize > node.file.size()) {
-                problem(true, "bitmap directory at offset " + dirOffset + " does not fit the file");
-                return;
+            if (nb == 0 || nb > MAX_BITMAPS) {
+                problem(true, "bitmaps extension claims " + nb + " bitmaps (1 to " + MAX_BITMAPS + ")");
+                continue;
+            }
+            if (dirSize < 24 || dirSize > MAX_BITMAP_DIRECTORY || dirOffset <= 0
+                    || (dirOffset & (layout.clusterSize - 1)) != 0 || dirOffset > fileSize - dirSize) {
+                problem(true, "bitmap directory of " + Long.toUnsignedString(dirSize) + " bytes at offset "
+                        + Long.toUnsignedString(dirOffset) + " does not fit the file");
+                continue;
             }
             ref(dirOffset, dirSize, "bitmap directory");
             ByteBuffer dir = ByteBuffer.allocate((int) dirSize);
             node.file.read(dirOffset, dir);
-            int pos = 0;
-            for (long i = 0; i < nb && pos + 24 <= dirSize; i++) {
-                long tOff = dir.getLong(pos);
-                long tSize = Integer.toUnsignedLong(dir.getInt(pos + 8));
-                int nameSize = Short.toUnsignedInt(dir.getShort(pos + 18));
-                long extra = Integer.toUnsignedLong(dir.getInt(pos + 20));
-                if (tSize * 8 > (64L << 20) || tOff + tSize * 8 > node.file.size()) {
-                    problem(true, "bitmap table at offset " + tOff + " does not fit the file");
-                    return;
+            long pos = 0;
+            long tablesBytes = 0;
+            for (long i = 0; i < nb; i++) {
+                if (pos > dirSize - 24) {
+                    problem(true, "bitmap directory entry " + i + " runs past the directory's end");
+                    break;
                 }
-                ref(tOff, tSize * 8, "bitmap table");
-                ByteBuffer tb = ByteBuffer.allocate((int) (tSize * 8));
-                node.file.read(tOff, tb);
-                for (int k = 0; k < tSize; k++) {
-                    long d = tb.getLong(k * 8) & Layout.OFFSET_MASK;
-                    if (d != 0) {
-                        ref(d, layout.clusterSize, "bitmap data");
+                int p = (int) pos;
+                long tOff = dir.getLong(p);
+                long tSize = Integer.toUnsignedLong(dir.getInt(p + 8));
+                long nameSize = Short.toUnsignedLong(dir.getShort(p + 18));
+                long extra = Integer.toUnsignedLong(dir.getInt(p + 20));
+                long entryBytes = (24 + extra + nameSize + 7) & ~7L;
+                if (entryBytes > dirSize - pos) {
+                    problem(true, "bitmap directory entry " + i + " (" + extra + " bytes of extra data, a name of "
+                            + nameSize + ") runs past the directory's end");
+                    break;
+                }
+                pos += entryBytes;
+                long tBytes = tSize * 8;
+                tablesBytes += tBytes;
+                if (tSize == 0) {
+                    continue;
+                }
+                if (tOff <= 0 || (tOff & (layout.clusterSize - 1)) != 0 || tOff > fileSize - tBytes) {
+                    problem(true, "bitmap " + i + ": table of " + tSize + " entries at offset "
+                            + Long.toUnsignedString(tOff) + " does not fit the file");
+                    continue;
+                }
+                if (tablesBytes > MAX_BITMAP_TABLES) {
+                    problem(true, "bitmap tables add up to more than " + (MAX_BITMAP_TABLES >> 20) + " MiB");
+                    break;
+                }
+                ref(tOff, tBytes, "bitmap " + i + " table");
+                ByteBuffer tb = ByteBuffer.allocate((int) Math.min(tBytes, BITMAP_CHUNK));
+                for (long done = 0; done < tBytes; done += tb.capacity()) {
+                    tb.clear().limit((int) Math.min(tb.capacity(), tBytes - done));
+                    node.file.read(tOff + done, tb);
+                    for (int k = 0; k < tb.limit(); k += 8) {
+                        long d = tb.getLong(k) & Layout.OFFSET_MASK;
+                        if (d != 0) {
+                            ref(d, layout.clusterSize, "bitmap " + i + " data");
+                        }
                     }
                 }
-                pos += (int) ((24 + extra + nameSize + 7) & ~7L);
             }
         }
     }
