@@ -173,7 +173,7 @@ final class Refcounts {
         long c = Math.max(freeHint, 1);
         long start = c;
         int run = 0;
-        long lowestSkipped = -1;
+        long firstCandidate = -1;
         long end = frontier;
         long pastEnd = 0;
         while (run < n) {
@@ -189,15 +189,16 @@ final class Refcounts {
                 ensureBlock(t);
                 continue;
             }
-            if (get(c) == 0 && !guard.isQuarantined(c)) {
+            long rc = get(c);
+            if (rc == 0 && firstCandidate < 0) {
+                firstCandidate = c;
+            }
+            if (rc == 0 && !guard.isQuarantined(c)) {
                 if (run == 0) {
                     start = c;
                 }
                 run++;
             } else {
-                if (run == 0 && lowestSkipped < 0 && guard.isQuarantined(c)) {
-                    lowestSkipped = c;
-                }
                 if (c >= end && ++pastEnd > pastEndLimit()) {
                     throw pastEndInUse(end);
                 }
@@ -205,12 +206,7 @@ final class Refcounts {
             }
             c++;
         }
-        if (n == 1 || start == Math.max(freeHint, 1)) {
-            freeHint = start + n;
-        }
-        if (lowestSkipped >= 0 && lowestSkipped < freeHint) {
-            freeHint = lowestSkipped;
-        }
+        moveHint(firstCandidate, start, n);
         hooks.checkFree(start << layout.clusterBits, (long) n << layout.clusterBits);
         for (long i = start; i < start + n; i++) {
             pendingPunch.remove(i);
@@ -239,6 +235,7 @@ final class Refcounts {
         long c = Math.max(freeHint, 1);
         long start = -1;
         int n = 0;
+        long firstCandidate = -1;
         long end = frontier;
         long pastEnd = 0;
         while (true) {
@@ -253,8 +250,11 @@ final class Refcounts {
                 ensureBlock(t);
                 continue;
             }
-            boolean free = get(c) == 0 && !guard.isQuarantined(c);
-            if (free) {
+            long rc = get(c);
+            if (rc == 0 && firstCandidate < 0) {
+                firstCandidate = c;
+            }
+            if (rc == 0 && !guard.isQuarantined(c)) {
                 if (n == 0) {
                     start = c;
                 }
@@ -269,9 +269,7 @@ final class Refcounts {
             }
             c++;
         }
-        if (start == Math.max(freeHint, 1)) {
-            freeHint = start + n;
-        }
+        moveHint(firstCandidate, start, n);
         hooks.checkFree(start << layout.clusterBits, (long) n << layout.clusterBits);
         for (long i = start; i < start + n; i++) {
             pendingPunch.remove(i);
@@ -281,6 +279,18 @@ final class Refcounts {
         for (long i = start; i < start + n; i++) {
             reserved.add(new long[] {i, (i << layout.clusterBits) >= fileEnd ? 1 : 0});
         }
+    }
+
+    /**
+     * After a search from the hint took [start, start+n): every cluster between the hint and the
+     * first one with refcount 0 is in use, so the next search starts there (or past the run if
+     * that was the run), instead of rescanning the same used clusters on every allocation.
+     */
+    private void moveHint(long firstCandidate, long start, long n) {
+        if (firstCandidate < 0) {
+            return;
+        }
+        freeHint = firstCandidate == start ? start + n : firstCandidate;
     }
 
     /** Frees the clusters allocated ahead and not used (before close, check and snapshots). */
