@@ -56,6 +56,8 @@ final class Refcounts {
     long tableOffset;
     long tableClusters;
     private long freeHint;
+    /** Clusters looked at by free-cluster searches (tests check that they do not rescan). */
+    long scanned;
     /** One past the highest cluster ever allocated or present in the file. */
     private long frontier;
     private final TreeSet<Long> pendingPunch = new TreeSet<>();
@@ -190,6 +192,7 @@ final class Refcounts {
                 continue;
             }
             long rc = get(c);
+            scanned++;
             if (rc == 0 && firstCandidate < 0) {
                 firstCandidate = c;
             }
@@ -251,6 +254,7 @@ final class Refcounts {
                 continue;
             }
             long rc = get(c);
+            scanned++;
             if (rc == 0 && firstCandidate < 0) {
                 firstCandidate = c;
             }
