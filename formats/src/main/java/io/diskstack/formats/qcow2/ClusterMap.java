@@ -10,7 +10,8 @@ import java.nio.ByteBuffer;
  * The guest → host mapping: the active L1 table (kept in memory, written through entry by
  * entry) and the L2 tables (through the cache). Looks up extents, hands out L2 tables that are
  * safe to change (allocating or copying them first), and keeps the COPIED flags true.
- * Every method runs under the image's metadata lock.
+ * Every method runs under the image's metadata lock ({@link #writeDirtyL1} also under its read
+ * side and the flush lock, see {@code Qcow2Node#flush}).
  */
 final class ClusterMap {
     static final int UNALLOCATED = 0;

@@ -18,7 +18,8 @@ import java.util.TreeSet;
  * cluster referenced with a refcount too low. Freed clusters are punched out of the file only
  * after that, and never reused while a request that looked them up is in flight.
  *
- * <p>Every method runs under the image's metadata lock.
+ * <p>Every method runs under the image's metadata lock ({@link #writeBlocks} and {@link #punchFreed}
+ * also under its read side and the flush lock, see {@code Qcow2Node#flush}).
  */
 final class Refcounts {
     /** What the allocator needs from the image around it. */
