@@ -100,7 +100,13 @@ public final class Qcow2Check {
             opts.put("backing", "");
             opts.put("file.driver", "file");
             opts.put("file.filename", abs.toString());
-            BlockNode n = graph.open(opts);
+            BlockNode n;
+            Qcow2Driver.OPENING_FOR_REPAIR.set(writable);
+            try {
+                n = graph.open(opts);
+            } finally {
+                Qcow2Driver.OPENING_FOR_REPAIR.remove();
+            }
             return run((Qcow2Node) n, repair);
         }
     }
@@ -140,6 +146,11 @@ public final class Qcow2Check {
                         c.list(line);
                     }
                 }
+            }
+            if (fix && result.corruptions == 0 && node.header.isCorrupt()) {
+                // as qemu-img check: a repair that leaves no error clears the corrupt mark
+                node.header.incompatible &= ~Qcow2Header.INCOMPAT_CORRUPT;
+                node.writeIncompatible();
             }
             long used = 0;
             for (int v : result.expected) {

@@ -22,6 +22,12 @@ import java.util.List;
 public final class Qcow2Driver implements BlockDriver {
     static final long DEFAULT_L2_CACHE_MAX = 32L << 20;
 
+    /**
+     * Set by {@link Qcow2Check} around its own open for a repair: an image marked corrupt may then
+     * be opened writable (QEMU's BDRV_O_CHECK), so that a clean repair can clear the mark.
+     */
+    static final ThreadLocal<Boolean> OPENING_FOR_REPAIR = ThreadLocal.withInitial(() -> false);
+
     @Override
     public String name() {
         return "qcow2";
@@ -44,9 +50,9 @@ public final class Qcow2Driver implements BlockDriver {
         String describe = "'" + path + "'";
         try {
             Qcow2Header header = readHeader(file);
-            if (!ctx.readOnly() && header.isCorrupt()) {
+            if (!ctx.readOnly() && header.isCorrupt() && !OPENING_FOR_REPAIR.get()) {
                 throw new Qcow2Exception("is marked corrupt; it can only be opened read-only "
-                        + "(repair it with qemu-img check -r all)");
+                        + "(repair it with diskstack check -r all or qemu-img check -r all)");
             }
             Layout layout = header.layout();
             long[] l1 = ClusterMap.readL1(file, header.l1TableOffset, header.l1Size);

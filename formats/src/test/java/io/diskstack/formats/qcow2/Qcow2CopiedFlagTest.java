@@ -191,4 +191,44 @@ class Qcow2CopiedFlagTest {
         Qemu.io(img, "write -P 0x44 0 2M");
         Qemu.checkClean(img);
     }
+
+    private static long incompatible(Path img) throws IOException {
+        try (FileChannel ch = FileChannel.open(img)) {
+            return readLong(ch, 72);
+        }
+    }
+
+    @Test
+    void aCleanRepairClearsTheCorruptMark() throws IOException {
+        Path img = damaged((ch, at, e) -> {
+            ch.write(ByteBuffer.allocate(8).putLong(0, e & ~Layout.COPIED), at);
+            ch.write(ByteBuffer.allocate(8).putLong(0, readLong(ch, 72) | 2), 72);
+        });
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            io.diskstack.core.ConfigException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    io.diskstack.core.ConfigException.class, () -> g.open(Images.node("q0", img)));
+            assertTrue(e.getMessage().contains("marked corrupt"), e.getMessage());
+        }
+        assertEquals(1, Qcow2Check.check(img, Qcow2Check.Repair.NONE).corruptions());
+        assertEquals(2, incompatible(img) & 2, "a check without repair leaves the mark");
+        Qcow2Check.Report r = Qcow2Check.check(img, Qcow2Check.Repair.ALL);
+        assertTrue(r.isClean(), r.toString());
+        assertEquals(0, incompatible(img) & 2, "the corrupt mark is cleared");
+        Qemu.checkClean(img);
+        assertTrue(Qemu.run("qemu-img", "info", img.toString()).contains("corrupt: false"));
+        Qemu.io(img, "write -P 0x66 0 64k");
+        Qemu.checkClean(img);
+    }
+
+    @Test
+    void aRepairThatLeavesErrorsKeepsTheCorruptMark() throws IOException {
+        // an L2 entry past the end of the file: not something a repair can fix
+        Path img = damaged((ch, at, e) -> {
+            ch.write(ByteBuffer.allocate(8).putLong(0, Layout.COPIED | (1L << 40)), at);
+            ch.write(ByteBuffer.allocate(8).putLong(0, readLong(ch, 72) | 2), 72);
+        });
+        Qcow2Check.Report r = Qcow2Check.check(img, Qcow2Check.Repair.ALL);
+        assertTrue(r.corruptions() > 0, r.toString());
+        assertEquals(2, incompatible(img) & 2, "still marked corrupt");
+    }
 }
