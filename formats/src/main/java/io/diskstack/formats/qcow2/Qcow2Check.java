@@ -128,24 +128,22 @@ public final class Qcow2Check {
                 // as opening it for writing would (qemu-img check -r leaks does the same)
                 node.repairIfDirty();
             }
-            Qcow2Check c = new Qcow2Check(node, new ArrayList<>());
+            List<String> problems = new ArrayList<>();
+            Qcow2Check c = new Qcow2Check(node, problems);
             c.countReferences();
             c.compare(fix, fix && repair == Repair.ALL);
             // QEMU's rule: with -r leaks the flags are fixed only when the refcounts are now right
             boolean fixCopied = fix && (repair == Repair.ALL || c.corruptions == 0 && c.leaks == 0);
             c.checkCopied(fixCopied);
-            Qcow2Check result = c;
-            if (c.leaksFixed + c.corruptionsFixed > 0) {
+            long corruptionsFixed = c.corruptionsFixed;
+            long leaksFixed = c.leaksFixed;
+            Qcow2Check result;
+            if (corruptionsFixed + leaksFixed > 0) {
                 node.file.flush();
-                result = new Qcow2Check(node, new ArrayList<>());
-                result.countReferences();
-                result.compare(false, false);
-                result.checkCopied(false);
-                for (String line : result.problems) {
-                    if (!c.problems.contains(line)) {
-                        c.list(line);
-                    }
-                }
+                c = null; // its counts array can go before the second one is made
+                result = recheck(node, problems);
+            } else {
+                result = c;
             }
             if (fix && result.corruptions == 0 && node.header.isCorrupt()) {
                 // as qemu-img check: a repair that leaves no error clears the corrupt mark
@@ -158,12 +156,26 @@ public final class Qcow2Check {
                     used++;
                 }
             }
-            return new Report(node.describe, result.corruptions, result.leaks, c.corruptionsFixed, c.leaksFixed,
-                    List.copyOf(c.problems), used, node.layout.clustersFor(node.size));
+            return new Report(node.describe, result.corruptions, result.leaks, corruptionsFixed, leaksFixed,
+                    List.copyOf(problems), used, node.layout.clustersFor(node.size));
         } finally {
             node.lock.unlock();
             node.gate.writeLock().unlock();
         }
+    }
+
+    /** Checks again after a repair; adds the problems not listed yet. */
+    private static Qcow2Check recheck(Qcow2Node node, List<String> problems) throws IOException {
+        Qcow2Check result = new Qcow2Check(node, new ArrayList<>());
+        result.countReferences();
+        result.compare(false, false);
+        result.checkCopied(false);
+        for (String line : result.problems) {
+            if (problems.size() < MAX_LISTED && !problems.contains(line)) {
+                problems.add(line);
+            }
+        }
+        return result;
     }
 
     /**
