@@ -13,15 +13,17 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Checks a qcow2 image, like 'qemu-img check': every reference against the stored refcounts. "
-                + "With -r leaks, leaked clusters (left by a crash: harmless, but wasted space) are freed.",
-            "Exit codes as qemu-img check: 0 clean (or all leaks repaired), 2 corruption found (or bad usage), "
-                    + "3 leaks left, 1 the check itself failed."},
+                + "With -r leaks, leaked clusters (left by a crash: harmless, but wasted space) are freed "
+                + "(and wrong COPIED flags fixed if nothing else is wrong); -r all also raises refcounts "
+                + "that are too low and always fixes the COPIED flags.",
+            "Exit codes as qemu-img check, for the image as it is after any repair: 0 clean, 2 corruption "
+                    + "(or bad usage), 3 leaks, 1 the check itself failed."},
         footer = {"", "Example:", "  diskstack check -r leaks disk.qcow2"})
 final class CheckCommand implements Callable<Integer> {
     static final int EXIT_CORRUPT = 2;
     static final int EXIT_LEAKS = 3;
 
-    @Option(names = "-r", paramLabel = "leaks", description = "Repair: only 'leaks' is supported.")
+    @Option(names = "-r", paramLabel = "leaks|all", description = "Repair leaks, or all that can be repaired.")
     String repair;
 
     @Parameters(index = "0", paramLabel = "FILE", description = "The qcow2 image (not in use by a mount).")
@@ -33,33 +35,43 @@ final class CheckCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Logging.configure(0);
-        if (repair != null && !repair.equals("leaks")) {
-            throw new ConfigException("check: -r '" + repair + "' is not supported (only -r leaks)");
+        Qcow2Check.Repair mode;
+        if (repair == null) {
+            mode = Qcow2Check.Repair.NONE;
+        } else if (repair.equals("leaks")) {
+            mode = Qcow2Check.Repair.LEAKS;
+        } else if (repair.equals("all")) {
+            mode = Qcow2Check.Repair.ALL;
+        } else {
+            throw new ConfigException("check: -r '" + repair + "' is not supported (leaks or all)");
         }
         if (!Files.exists(file)) {
             throw new ConfigException("check: '" + file + "' does not exist");
         }
-        Qcow2Check.Report r = Qcow2Check.check(file, repair != null);
+        Qcow2Check.Report r = Qcow2Check.check(file, mode);
         PrintWriter out = spec.commandLine().getOut();
         for (String p : r.problems()) {
             out.println(p);
         }
-        if (r.problems().size() < r.corruptions() + r.leaks()) {
-            out.println("(" + (r.corruptions() + r.leaks() - r.problems().size()) + " more)");
+        long listed = r.corruptions() + r.leaks() + r.corruptionsFixed() + r.leaksFixed();
+        if (r.problems().size() < listed) {
+            out.println("(" + (listed - r.problems().size()) + " more)");
         }
-        if (r.leaksFixed() > 0) {
-            out.println("Repaired " + r.leaksFixed() + " leaked cluster" + (r.leaksFixed() == 1 ? "" : "s") + ".");
+        if (r.leaksFixed() + r.corruptionsFixed() > 0) {
+            out.println("The following inconsistencies were found and repaired:");
+            out.println("    " + r.leaksFixed() + " leaked clusters");
+            out.println("    " + r.corruptionsFixed() + " corruptions");
+            out.println("Double checking the fixed image now...");
         }
-        long leaksLeft = r.leaks() - r.leaksFixed();
-        if (r.corruptions() == 0 && leaksLeft == 0) {
+        if (r.isClean()) {
             out.println("No errors were found on the image.");
         }
         if (r.corruptions() > 0) {
             out.println(r.corruptions() + " errors were found on the image.");
             out.println("Data may be corrupted, or further writes to the image may corrupt it.");
         }
-        if (leaksLeft > 0) {
-            out.println(leaksLeft + " leaked clusters were found on the image.");
+        if (r.leaks() > 0) {
+            out.println(r.leaks() + " leaked clusters were found on the image.");
             out.println("This means waste of disk space, but no harm to data.");
         }
         out.println(r.allocatedClusters() + " host clusters in use; the virtual disk has " + r.guestClusters()
@@ -68,6 +80,6 @@ final class CheckCommand implements Callable<Integer> {
         if (r.corruptions() > 0) {
             return EXIT_CORRUPT;
         }
-        return leaksLeft > 0 ? EXIT_LEAKS : 0;
+        return r.leaks() > 0 ? EXIT_LEAKS : 0;
     }
 }

@@ -10,7 +10,8 @@ import java.nio.ByteBuffer;
  * The guest → host mapping: the active L1 table (kept in memory, written through entry by
  * entry) and the L2 tables (through the cache). Looks up extents, hands out L2 tables that are
  * safe to change (allocating or copying them first), and keeps the COPIED flags true.
- * Every method runs under the image's metadata lock.
+ * Every method runs under the image's metadata lock ({@link #writeDirtyL1} also under its read
+ * side and the flush lock, see {@code Qcow2Node#flush}).
  */
 final class ClusterMap {
     static final int UNALLOCATED = 0;
@@ -323,13 +324,15 @@ final class ClusterMap {
 
     /**
      * Sets or clears COPIED on the active L1 and its L2 tables to match the refcounts (which are
-     * on disk already). Each changed L2 table is written at once, so none stays pinned in memory.
+     * on disk already); clears it on unallocated entries. Each changed L2 table is written at once, so none stays pinned in memory.
      */
     void fixCopiedFlags() throws IOException {
         boolean l1Changed = false;
+        long fileSize = file.size();
         for (int i = 0; i < l1.length; i++) {
             long off = l1[i] & Layout.OFFSET_MASK;
-            if (off == 0) {
+            if (off == 0 || (off & (layout.clusterSize - 1)) != 0 || off >= fileSize) {
+                // no table there (a damaged entry stays as it is: check reports it)
                 continue;
             }
             boolean one = refcounts.get(off >>> layout.clusterBits) == 1;
@@ -343,10 +346,10 @@ final class ClusterMap {
             for (int k = 0; k < layout.l2Entries; k++) {
                 long e = entry(t, k);
                 long host = e & Layout.OFFSET_MASK;
-                if ((e & Layout.COMPRESSED) != 0 || host == 0) {
+                if ((e & Layout.COMPRESSED) != 0) {
                     continue;
                 }
-                boolean dataOne = refcounts.get(host >>> layout.clusterBits) == 1;
+                boolean dataOne = host != 0 && refcounts.get(host >>> layout.clusterBits) == 1;
                 long ne = dataOne ? e | Layout.COPIED : e & ~Layout.COPIED;
                 if (ne != e) {
                     t.data.putLong(k * layout.l2EntrySize, ne);

@@ -22,6 +22,12 @@ import java.util.List;
 public final class Qcow2Driver implements BlockDriver {
     static final long DEFAULT_L2_CACHE_MAX = 32L << 20;
 
+    /**
+     * Set by {@link Qcow2Check} around its own open for a repair: an image marked corrupt may then
+     * be opened writable (QEMU's BDRV_O_CHECK), so that a clean repair can clear the mark.
+     */
+    static final ThreadLocal<Boolean> OPENING_FOR_REPAIR = ThreadLocal.withInitial(() -> false);
+
     @Override
     public String name() {
         return "qcow2";
@@ -44,14 +50,17 @@ public final class Qcow2Driver implements BlockDriver {
         String describe = "'" + path + "'";
         try {
             Qcow2Header header = readHeader(file);
-            if (!ctx.readOnly() && header.isCorrupt()) {
+            if (!ctx.readOnly() && header.isCorrupt() && !OPENING_FOR_REPAIR.get()) {
                 throw new Qcow2Exception("is marked corrupt; it can only be opened read-only "
-                        + "(repair it with qemu-img check -r all)");
+                        + "(repair it with diskstack check -r all or qemu-img check -r all)");
             }
             Layout layout = header.layout();
             long[] l1 = ClusterMap.readL1(file, header.l1TableOffset, header.l1Size);
             long[] refTable = Refcounts.readTable(file, header.refcountTableOffset, header.refcountTableClusters,
                     layout.clusterSize);
+            if (!ctx.readOnly()) {
+                checkRefcountTable(refTable, header, layout, file.size());
+            }
             SnapshotTable.Parsed snaps = readSnapshots(file, header, layout);
             long[] caches = cacheSizes(o, cacheSize, l2Cache, refCache, header, layout);
             BlockChild backing = null;
@@ -68,6 +77,37 @@ public final class Qcow2Driver implements BlockDriver {
         } catch (RuntimeException e) {
             // a check we missed: still one line that names the image, never a stack trace
             throw new ConfigException(ctx.owner() + ": " + describe + " is damaged (" + e + ")", e);
+        }
+    }
+
+    /**
+     * The refcount blocks must lie inside the file and off the header, the refcount table and
+     * the L1 table: refcounts written there would destroy them. Checked before writing only (a
+     * read-only open never uses the refcounts).
+     */
+    private static void checkRefcountTable(long[] table, Qcow2Header h, Layout layout, long fileSize) {
+        long cs = layout.clusterSize;
+        long tableEnd = h.refcountTableOffset + h.refcountTableClusters * cs;
+        long l1End = h.l1TableOffset + h.l1Size * 8;
+        for (int i = 0; i < table.length; i++) {
+            long off = table[i] & Layout.OFFSET_MASK;
+            if (off == 0) {
+                continue;
+            }
+            String problem = null;
+            if ((table[i] & ~Layout.OFFSET_MASK) != 0 || off % cs != 0) {
+                problem = "is invalid";
+            } else if (off > fileSize - cs) {
+                problem = "is past the end of the file";
+            } else if (off < tableEnd && h.refcountTableOffset < off + cs) {
+                problem = "is inside the refcount table";
+            } else if (h.l1Size > 0 && off < l1End && h.l1TableOffset < off + cs) {
+                problem = "is inside the L1 table";
+            }
+            if (problem != null) {
+                throw new Qcow2Exception("has refcount table entry " + i + " (0x" + Long.toHexString(table[i])
+                        + ") that " + problem + "; repair it with qemu-img check -r all");
+            }
         }
     }
 

@@ -49,6 +49,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     private final ReentrantReadWriteLock meta = new ReentrantReadWriteLock();
     final Lock lock = meta.writeLock();
     private final Lock lookupLock = meta.readLock();
+    /** Serialises {@link #flush}, which writes back under {@link #lookupLock} only. */
+    private final Lock flushLock = new java.util.concurrent.locks.ReentrantLock();
     private final Condition allocDone = lock.newCondition();
     final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
     private final Set<Long> inFlight = new HashSet<>();
@@ -117,6 +119,15 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 } else {
                     overlaps.add(offset);
                 }
+            }
+
+            @Override
+            public BlockIOException corrupted(String what) {
+                String msg = describe + ": corrupt image: " + what + "; "
+                        + (header.version >= 3 ? "the image is marked corrupt" : "further writes are refused");
+                LOG.warning(msg);
+                markCorrupt();
+                return new BlockIOException(Errno.EIO, msg);
             }
 
             @Override
@@ -1060,7 +1071,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     /**
      * Data, new L2 tables and refcount increases, then L1 entries and L2 tables, then refcount
-     * decreases: each step durable before the next.
+     * decreases: each step durable before the next. Under the lock, or under its read side and
+     * the flush lock ({@link #flush}): nothing here may take the lock.
      */
     void flushMetadata() throws IOException {
         if (l2cache.hasDirty() || map.hasDirtyL1()) {
@@ -1082,16 +1094,26 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         file.flush();
     }
 
+    /**
+     * Writes the metadata back under the read side of the metadata lock: no change can happen
+     * meanwhile (the order stays as {@link #flushMetadata} makes it), but lookups, and so reads
+     * and in-place writes, go on during its syncs to disk. One flush at a time.
+     */
     @Override
     protected void flush() throws IOException {
         if (!written) {
             return;
         }
-        lock.lock();
+        flushLock.lock();
         try {
-            flushMetadata();
+            lookupLock.lock();
+            try {
+                flushMetadata();
+            } finally {
+                lookupLock.unlock();
+            }
         } finally {
-            lock.unlock();
+            flushLock.unlock();
         }
     }
 

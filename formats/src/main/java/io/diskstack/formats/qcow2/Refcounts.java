@@ -18,7 +18,8 @@ import java.util.TreeSet;
  * cluster referenced with a refcount too low. Freed clusters are punched out of the file only
  * after that, and never reused while a request that looked them up is in flight.
  *
- * <p>Every method runs under the image's metadata lock.
+ * <p>Every method runs under the image's metadata lock ({@link #writeBlocks} and {@link #punchFreed}
+ * also under its read side and the flush lock, see {@code Qcow2Node#flush}).
  */
 final class Refcounts {
     /** What the allocator needs from the image around it. */
@@ -41,6 +42,9 @@ final class Refcounts {
         /** A new refcount block at {@code offset}, or -1 after the refcount table moved. */
         void refcountMetadataChanged(long offset);
 
+        /** Marks the image corrupt (as QEMU would) and returns the EIO to throw, naming the image. */
+        BlockIOException corrupted(String what);
+
         String describe();
     }
 
@@ -53,6 +57,8 @@ final class Refcounts {
     long tableOffset;
     long tableClusters;
     private long freeHint;
+    /** Clusters looked at by free-cluster searches (tests check that they do not rescan). */
+    long scanned;
     /** One past the highest cluster ever allocated or present in the file. */
     private long frontier;
     private final TreeSet<Long> pendingPunch = new TreeSet<>();
@@ -149,12 +155,30 @@ final class Refcounts {
 
     // ---- allocation ----
 
+    /**
+     * How many clusters past everything in the file or allocated a search may find in use before
+     * it gives up: a crash leaves a few there (refcounts go out before the data), a hostile
+     * image (every refcount block full, table entries pointing at data) would keep the search
+     * going through the whole address space.
+     */
+    private long pastEndLimit() {
+        return Math.max(4096, (1L << 30) >>> layout.clusterBits);
+    }
+
+    private BlockIOException pastEndInUse(long from) {
+        return hooks.corrupted("the refcounts say more than " + pastEndLimit() + " clusters past the end of the "
+                + "image are in use (from host offset " + (from << layout.clusterBits)
+                + "): refusing to search on for a free cluster");
+    }
+
     /** Allocates {@code n} contiguous free clusters, sets their refcounts to 1 on disk, returns the offset. */
     long allocate(int n) throws IOException {
         long c = Math.max(freeHint, 1);
         long start = c;
         int run = 0;
-        long lowestSkipped = -1;
+        long firstCandidate = -1;
+        long end = frontier;
+        long pastEnd = 0;
         while (run < n) {
             if (c >= (Layout.OFFSET_MASK >>> layout.clusterBits)) {
                 throw new BlockIOException(Errno.ENOSPC, hooks.describe() + ": the image is full");
@@ -168,25 +192,25 @@ final class Refcounts {
                 ensureBlock(t);
                 continue;
             }
-            if (get(c) == 0 && !guard.isQuarantined(c)) {
+            long rc = get(c);
+            scanned++;
+            if (rc == 0 && firstCandidate < 0) {
+                firstCandidate = c;
+            }
+            if (rc == 0 && !guard.isQuarantined(c)) {
                 if (run == 0) {
                     start = c;
                 }
                 run++;
             } else {
-                if (run == 0 && lowestSkipped < 0 && guard.isQuarantined(c)) {
-                    lowestSkipped = c;
+                if (c >= end && ++pastEnd > pastEndLimit()) {
+                    throw pastEndInUse(end);
                 }
                 run = 0;
             }
             c++;
         }
-        if (n == 1 || start == Math.max(freeHint, 1)) {
-            freeHint = start + n;
-        }
-        if (lowestSkipped >= 0 && lowestSkipped < freeHint) {
-            freeHint = lowestSkipped;
-        }
+        moveHint(firstCandidate, start, n);
         hooks.checkFree(start << layout.clusterBits, (long) n << layout.clusterBits);
         for (long i = start; i < start + n; i++) {
             pendingPunch.remove(i);
@@ -215,6 +239,9 @@ final class Refcounts {
         long c = Math.max(freeHint, 1);
         long start = -1;
         int n = 0;
+        long firstCandidate = -1;
+        long end = frontier;
+        long pastEnd = 0;
         while (true) {
             if (c >= (Layout.OFFSET_MASK >>> layout.clusterBits)) {
                 throw new BlockIOException(Errno.ENOSPC, hooks.describe() + ": the image is full");
@@ -227,8 +254,12 @@ final class Refcounts {
                 ensureBlock(t);
                 continue;
             }
-            boolean free = get(c) == 0 && !guard.isQuarantined(c);
-            if (free) {
+            long rc = get(c);
+            scanned++;
+            if (rc == 0 && firstCandidate < 0) {
+                firstCandidate = c;
+            }
+            if (rc == 0 && !guard.isQuarantined(c)) {
                 if (n == 0) {
                     start = c;
                 }
@@ -238,12 +269,12 @@ final class Refcounts {
                 }
             } else if (n > 0) {
                 break;
+            } else if (c >= end && ++pastEnd > pastEndLimit()) {
+                throw pastEndInUse(end);
             }
             c++;
         }
-        if (start == Math.max(freeHint, 1)) {
-            freeHint = start + n;
-        }
+        moveHint(firstCandidate, start, n);
         hooks.checkFree(start << layout.clusterBits, (long) n << layout.clusterBits);
         for (long i = start; i < start + n; i++) {
             pendingPunch.remove(i);
@@ -253,6 +284,18 @@ final class Refcounts {
         for (long i = start; i < start + n; i++) {
             reserved.add(new long[] {i, (i << layout.clusterBits) >= fileEnd ? 1 : 0});
         }
+    }
+
+    /**
+     * After a search from the hint took [start, start+n): every cluster between the hint and the
+     * first one with refcount 0 is in use, so the next search starts there (or past the run if
+     * that was the run), instead of rescanning the same used clusters on every allocation.
+     */
+    private void moveHint(long firstCandidate, long start, long n) {
+        if (firstCandidate < 0) {
+            return;
+        }
+        freeHint = firstCandidate == start ? start + n : firstCandidate;
     }
 
     /** Frees the clusters allocated ahead and not used (before close, check and snapshots). */
@@ -270,6 +313,7 @@ final class Refcounts {
         int entries = layout.refblockEntries;
         long f;
         long m;
+        long from = frontier;
         while (true) {
             f = frontier;
             m = 0;
@@ -300,6 +344,9 @@ final class Refcounts {
             }
             if (busy < 0) {
                 break;
+            }
+            if (busy + 1 - from > pastEndLimit()) {
+                throw pastEndInUse(from);
             }
             frontier = busy + 1;
         }

@@ -88,14 +88,20 @@ final class SnapshotTable {
             e.name = new String(name, StandardCharsets.UTF_8);
             if (e.l1Size > 0 && (e.l1Offset <= 0 || e.l1Offset % clusterSize != 0)) {
                 throw new Qcow2Exception("has snapshot '" + e.name + "' with its L1 table at invalid offset "
-                        + e.l1Offset);
+                        + Long.toUnsignedString(e.l1Offset));
             }
-            if (e.l1Size * 8 > Qcow2Header.MAX_L1_BYTES || e.l1Offset + e.l1Size * 8 > fileSize) {
+            // compared without adding: an offset near 2^63 plus the size would wrap below the file size
+            if (e.l1Size * 8 > Qcow2Header.MAX_L1_BYTES || e.l1Offset > fileSize - e.l1Size * 8) {
                 throw new Qcow2Exception("has snapshot '" + e.name + "' with an L1 table of " + e.l1Size
-                        + " entries at offset " + e.l1Offset + " that does not fit the file");
+                        + " entries at offset " + Long.toUnsignedString(e.l1Offset) + " that does not fit the file");
             }
             if (e.diskSize < 0) {
-                throw new Qcow2Exception("has snapshot '" + e.name + "' with a negative disk size");
+                throw new Qcow2Exception("has snapshot '" + e.name + "' with a disk size of "
+                        + Long.toUnsignedString(e.diskSize) + " bytes");
+            }
+            if (e.vmStateSize < 0) {
+                throw new Qcow2Exception("has snapshot '" + e.name + "' with a VM state of "
+                        + Long.toUnsignedString(e.vmStateSize) + " bytes");
             }
             out.add(e);
             pos += (40 + (int) extraLen + idLen + nameLen + 7) & ~7;

@@ -6,9 +6,9 @@ import io.diskstack.core.BlockChild;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * One-cluster metadata tables (L2 tables or refcount blocks) by host offset. Clean tables live in
@@ -16,13 +16,16 @@ import java.util.Map;
  * map until the owner writes it back, so eviction never drops an update or writes one out of
  * order. The owner holds the image's metadata lock around every call: its read side for
  * {@link #get} (concurrent misses may load a table twice; both copies are equal and unchanged),
- * its write side for everything that changes a table or the pinned map.
+ * its write side for everything that changes a table or the pinned map, except that a flush
+ * writes pinned tables back ({@link #write}, {@link #writeBack}) under the read side, one
+ * flush at a time.
  */
 final class TableCache {
     private final BlockChild file;
     private final int clusterSize;
     private final Cache<Long, Table> clean;
-    private final Map<Long, Table> dirty = new LinkedHashMap<>();
+    /** Concurrent: lookups read it while a flush writes tables back under the read side. */
+    private final Map<Long, Table> dirty = new ConcurrentHashMap<>();
     private final long capacityTables;
     /** The most tables ever pinned at once (tests check that it stays within the capacity). */
     int peakDirty;
@@ -128,8 +131,10 @@ final class TableCache {
     void write(Table t) throws IOException {
         file.write(t.offset, t.data.duplicate().clear());
         t.pendingDecrement = false;
-        if (dirty.remove(t.offset) != null) {
+        if (dirty.get(t.offset) == t) {
+            // clean first: a concurrent lookup finds the table in one map or the other
             clean.put(t.offset, t);
+            dirty.remove(t.offset, t);
         }
     }
 

@@ -39,6 +39,16 @@ public final class OpLogDriver implements BlockDriver {
 
     static void forget(String name) {
         LOGS.remove(name);
+        HOLDS.remove(name);
+    }
+
+    /** Flushes through the log {@code name} signal {@code entered}, then wait for {@code release}. */
+    record Hold(java.util.concurrent.CountDownLatch entered, java.util.concurrent.CountDownLatch release) {}
+
+    private static final Map<String, Hold> HOLDS = new ConcurrentHashMap<>();
+
+    static void holdFlushes(String name, Hold hold) {
+        HOLDS.put(name, hold);
     }
 
     /** Applies one operation to a file, as the disk would have stored it. */
@@ -84,7 +94,8 @@ public final class OpLogDriver implements BlockDriver {
 
     @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
-        List<Op> log = log(ctx.options().requireString("log"));
+        String name = ctx.options().requireString("log");
+        List<Op> log = log(name);
         return new FilterNode(ctx) {
             @Override
             protected void write(long offset, ByteBuffer src, int flags) throws IOException {
@@ -108,6 +119,16 @@ public final class OpLogDriver implements BlockDriver {
 
             @Override
             protected void flush() throws IOException {
+                Hold hold = HOLDS.get(name);
+                if (hold != null) {
+                    hold.entered().countDown();
+                    try {
+                        // bounded: a test that never releases still ends
+                        hold.release().await(60, java.util.concurrent.TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
                 filtered().flush();
                 log.add(new Op(FLUSH, 0, 0, null));
             }

@@ -181,4 +181,68 @@ class Qcow2BadInputTest {
             assertTrue(e.getMessage().contains("corrupt image") && e.getMessage().contains("L1 entry 0"), e.getMessage());
         }
     }
+
+    /** A qemu-img image with one snapshot; returns the file offset of its snapshot table entry. */
+    private long snapshotted(Path img) throws IOException {
+        Files.deleteIfExists(img);
+        Qemu.img("create", "-f", "qcow2", img.toString(), "8M");
+        Qemu.io(img, "write -P 0x11 0 64k");
+        Qemu.img("snapshot", "-c", "s1", img.toString());
+        ByteBuffer b = ByteBuffer.allocate(8);
+        try (FileChannel ch = FileChannel.open(img)) {
+            ch.read(b, 64);
+        }
+        return b.getLong(0);
+    }
+
+    @Test
+    void snapshotTableFieldsThatWrapAround() throws IOException {
+        Qemu.require();
+        Path img = dir.resolve("s.qcow2");
+        // an L1 table 2^63 - 64 KiB into the file: offset + 1 MiB wraps negative, below the file size
+        long entry = snapshotted(img);
+        patch(img, entry, ByteBuffer.allocate(12).putLong(0, 0x7fff_ffff_ffff_0000L).putInt(8, 0x20000));
+        String e = openError(img);
+        assertTrue(e.contains("snapshot 's1' with an L1 table of 131072 entries at offset 9223372036854710272")
+                && e.contains("does not fit the file"), e);
+        // the same with the top bit set
+        entry = snapshotted(img);
+        patch(img, entry, ByteBuffer.allocate(8).putLong(0, 0xffff_ffff_ffff_0000L));
+        assertTrue(openError(img).contains("offset 18446744073709486080"), openError(img));
+        // a VM state size (extra data bytes 0-7) past 2^63
+        entry = snapshotted(img);
+        patch(img, entry + 40, ByteBuffer.allocate(8).putLong(0, -2));
+        assertTrue(openError(img).contains("VM state of 18446744073709551614 bytes"), openError(img));
+    }
+
+    @Test
+    void snapshotNameLengthsAreUnsigned() throws IOException {
+        Qemu.require();
+        Path img = dir.resolve("n.qcow2");
+        long entry = snapshotted(img);
+        // one snapshot, renamed to 40000 bytes: its length (bytes 14-15) is negative as a signed short
+        ByteBuffer t = ByteBuffer.allocate(40 + 16 + 1);
+        try (FileChannel ch = FileChannel.open(img)) {
+            ch.read(t, entry);
+        }
+        int extra = t.getInt(36);
+        int idLen = Short.toUnsignedInt(t.getShort(12));
+        byte[] name = new byte[40000];
+        java.util.Arrays.fill(name, (byte) 'n');
+        long tableAt = (Files.size(img) + 65535) / 65536 * 65536;
+        ByteBuffer table = ByteBuffer.allocate(40 + extra + idLen + name.length + 8);
+        try (FileChannel ch = FileChannel.open(img)) {
+            ch.read(table.limit(40 + extra + idLen), entry);
+        }
+        table.limit(table.capacity());
+        table.putShort(14, (short) name.length).put(40 + extra + idLen, name);
+        patch(img, tableAt, table.clear());
+        patch(img, 64, ByteBuffer.allocate(8).putLong(0, tableAt));
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(TestGraphs.opts("driver", "qcow2", "node-name", "q", "read-only", true,
+                    "file", Map.of("driver", "file", "filename", img.toString())));
+            InternalSnapshots.Snapshot s = ((InternalSnapshots) g.node("q")).listSnapshots().get(0);
+            assertTrue(s.name().length() == 40000 && s.id().equals("1"), s.toString().substring(0, 80));
+        }
+    }
 }

@@ -94,4 +94,70 @@ class Qcow2CheckTest {
         assertTrue(r.problems().get(0).startsWith("ERROR"), r.problems().toString());
         assertTrue(Qemu.check(img).contains("ERROR"), Qemu.check(img));
     }
+
+    /** The file offset of the bitmaps extension's data (v3 header). */
+    private static long bitmapsExtension(FileChannel ch) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(8);
+        ch.read(b, 100);
+        long pos = Integer.toUnsignedLong(b.getInt(0));
+        while (true) {
+            ch.read(b.clear(), pos);
+            int type = b.getInt(0);
+            int len = b.getInt(4);
+            if (type == 0) {
+                throw new AssertionError("no bitmaps extension");
+            }
+            if (type == Qcow2Header.EXT_BITMAPS) {
+                return pos + 8;
+            }
+            pos += 8 + ((len + 7) & ~7);
+        }
+    }
+
+    private interface Patch {
+        void apply(FileChannel ch, long ext, long dir) throws IOException;
+    }
+
+    private void assertBitmapDamageReported(Patch patch, String expected) throws IOException {
+        Path img = dir.resolve("b.qcow2");
+        java.nio.file.Files.deleteIfExists(img);
+        Qemu.img("create", "-f", "qcow2", img.toString(), "16M");
+        Qemu.img("bitmap", "--add", img.toString(), "b0");
+        Qemu.io(img, "write -P 0x11 0 128k");
+        assertTrue(Qcow2Check.check(img, false).isClean());
+        try (FileChannel ch = FileChannel.open(img, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            long ext = bitmapsExtension(ch);
+            ByteBuffer b = ByteBuffer.allocate(8);
+            ch.read(b, ext + 16);
+            patch.apply(ch, ext, b.getLong(0));
+        }
+        Qcow2Check.Report r = Qcow2Check.check(img, false);
+        assertTrue(r.corruptions() > 0, r.toString());
+        assertTrue(r.problems().stream().anyMatch(p -> p.contains(expected)), r.problems().toString());
+    }
+
+    private static void put(FileChannel ch, long at, ByteBuffer value) throws IOException {
+        ch.write(value.clear(), at);
+    }
+
+    @Test
+    void damagedBitmapExtensionsAreReportedNotThrown() throws IOException {
+        // extra data of almost 2 GiB: an int position would wrap negative
+        assertBitmapDamageReported((ch, ext, dir) -> {
+            put(ch, ext, ByteBuffer.allocate(4).putInt(0, 3));
+            put(ch, dir + 20, ByteBuffer.allocate(4).putInt(0, 0x7fff_fff0));
+        }, "runs past the directory's end");
+        // a directory offset with the top bit set: offset + size wraps below the file size
+        assertBitmapDamageReported((ch, ext, dir) ->
+                put(ch, ext + 16, ByteBuffer.allocate(8).putLong(0, 0xffff_ffff_ffff_0000L)),
+                "does not fit the file");
+        // a bitmap table offset that wraps the same way
+        assertBitmapDamageReported((ch, ext, dir) -> {
+            put(ch, dir, ByteBuffer.allocate(8).putLong(0, 0xffff_ffff_ffff_0000L));
+            put(ch, dir + 8, ByteBuffer.allocate(4).putInt(0, 0x1000_0000));
+        }, "does not fit the file");
+        // 4 billion bitmaps
+        assertBitmapDamageReported((ch, ext, dir) -> put(ch, ext, ByteBuffer.allocate(4).putInt(0, -1)),
+                "4294967295 bitmaps");
+    }
 }

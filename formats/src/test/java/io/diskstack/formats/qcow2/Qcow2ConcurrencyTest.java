@@ -192,4 +192,50 @@ class Qcow2ConcurrencyTest {
         }
         Qemu.checkClean(img);
     }
+
+    /**
+     * A flush writing metadata back holds off changes only: reads go on while it waits for the
+     * disk (here, a flush held in the layer below until the read is done).
+     */
+    @Test
+    void readsGoOnWhileAFlushWaitsForTheDisk() throws Exception {
+        Path img = dir.resolve("f.qcow2");
+        Images.create(img, 8 << 20);
+        String log = "flush-" + System.nanoTime();
+        OpLogDriver.Hold hold = new OpLogDriver.Hold(new java.util.concurrent.CountDownLatch(1),
+                new java.util.concurrent.CountDownLatch(1));
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(TestGraphs.opts("driver", "qcow2", "node-name", "q0", "file", java.util.Map.of("driver", "oplog",
+                    "log", log, "file", java.util.Map.of("driver", "file", "filename", img.toString()))));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            byte[] first = TestGraphs.randomBytes(1, 65536);
+            d.write(0, ByteBuffer.wrap(first), 0);
+            d.flush();
+            // a new cluster: its L2 entry is dirty, so the next flush syncs before writing it back
+            d.write(1 << 20, ByteBuffer.wrap(TestGraphs.randomBytes(2, 65536)), 0);
+            OpLogDriver.holdFlushes(log, hold);
+            Future<?> flush = pool.submit(() -> {
+                d.flush();
+                return null;
+            });
+            try {
+                assertEquals(true, hold.entered().await(30, TimeUnit.SECONDS), "the flush reached the disk");
+                Future<byte[]> read = pool.submit(() -> {
+                    ByteBuffer b = ByteBuffer.allocate(65536);
+                    d.read(0, b);
+                    return b.array();
+                });
+                assertArrayEquals(first, read.get(30, TimeUnit.SECONDS), "read while the flush waits");
+                assertEquals(false, flush.isDone());
+            } finally {
+                hold.release().countDown();
+            }
+            flush.get(30, TimeUnit.SECONDS);
+        } finally {
+            OpLogDriver.forget(log);
+            pool.shutdown();
+        }
+        Qemu.checkClean(img);
+    }
 }

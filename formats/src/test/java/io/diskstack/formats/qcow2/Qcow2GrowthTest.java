@@ -71,4 +71,27 @@ class Qcow2GrowthTest {
             assertTrue(e.getMessage().contains("read-only"), e.getMessage());
         }
     }
+
+    /**
+     * Allocating into discarded space behind a long used prefix: the free-cluster search walks
+     * the prefix once, not once per allocation.
+     */
+    @Test
+    void allocationsDoNotRescanUsedClusters() throws Exception {
+        Path img = dir.resolve("frag.qcow2");
+        Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=4096", img.toString(), "64M");
+        Qemu.io(img, "write -P 0x11 0 64M", "discard 16M 32M");
+        byte[] data = TestGraphs.randomBytes(4, 4096);
+        long prefix = (16 << 20) / 4096;
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            BlockBackend d = g.addBackend("d", "q0", true);
+            for (int i = 0; i < 1024; i++) {
+                d.write((16 << 20) + i * 8192L, ByteBuffer.wrap(data), 0);
+            }
+            long scanned = ((Qcow2Node) g.node("q0")).refcounts.scanned;
+            assertTrue(scanned < 2 * prefix, scanned + " clusters looked at for 1024 allocations");
+        }
+        Qemu.checkClean(img);
+    }
 }

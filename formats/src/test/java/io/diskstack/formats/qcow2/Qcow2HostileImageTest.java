@@ -138,4 +138,76 @@ class Qcow2HostileImageTest {
         assertArrayEquals(l1Before, read(img, l1, CS).array(), "the L1 table is intact");
         assertMarkedCorrupt(img);
     }
+
+    /** Runs {@code body} on another thread and fails if it has not finished within {@code seconds}. */
+    private static <T> T within(int seconds, java.util.concurrent.Callable<T> body) throws Exception {
+        java.util.concurrent.ExecutorService ex = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "hostile");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            // never interrupted on timeout: an interrupt would close the file channel under it
+            return ex.submit(body).get(seconds, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new AssertionError("still running after " + seconds + " s: the allocator spins");
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof Exception x) {
+                throw x;
+            }
+            throw new AssertionError(e.getCause());
+        } finally {
+            ex.shutdown();
+        }
+    }
+
+    @Test
+    void everyRefcountBlockFullFailsTheAllocationInsteadOfSpinning() throws Exception {
+        Path img = qemuImage();
+        long l1 = read(img, 40, 8).getLong();
+        long l2 = read(img, l1, 8).getLong() & Layout.OFFSET_MASK;
+        long data = read(img, l2, 8).getLong() & Layout.OFFSET_MASK;
+        // a refcount table of 4 MiB (half the most we accept) at the end of the file, every entry
+        // pointing at the data cluster full of 0x5a: every refcount is 0x5a5a, over 2^34 clusters
+        long refTable = (Files.size(img) + CS - 1) / CS * CS;
+        int clusters = 64;
+        int entries = clusters * CS / 8;
+        ByteBuffer t = ByteBuffer.allocate(entries * 8);
+        for (int i = 0; i < entries; i++) {
+            t.putLong(data);
+        }
+        patch(img, refTable, t.flip());
+        patch(img, 48, ByteBuffer.allocate(12).putLong(0, refTable).putInt(8, clusters));
+        byte[] before = Qemu.raw(img);
+        BlockIOException e = within(60, () -> failingWrite(img, 1 << 20, 4096));
+        assertTrue(e.getMessage().contains("past the end of the image are in use"), e.getMessage());
+        assertMarkedCorrupt(img);
+        assertArrayEquals(before, Qemu.raw(img), "the guest data is unchanged");
+    }
+
+    @Test
+    void aRefcountTableEntryPointingAtTheL1TableRefusesWritableOpens() throws IOException {
+        Path img = qemuImage();
+        long l1 = read(img, 40, 8).getLong();
+        long refTable = read(img, 48, 8).getLong();
+        patch(img, refTable + 8, ByteBuffer.allocate(8).putLong(0, l1));
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            io.diskstack.core.ConfigException e = assertThrows(io.diskstack.core.ConfigException.class,
+                    () -> g.open(Images.node("q0", img)));
+            assertTrue(e.getMessage().contains(img.toString())
+                    && e.getMessage().contains("refcount table entry 1") && e.getMessage().contains("L1 table"),
+                    e.getMessage());
+            assertFalse(e.getMessage().contains("\n"), e.getMessage());
+        }
+        // read-only, the refcounts are not used
+        byte[] ours = Qemu.readOurs(img);
+        assertEquals(0x5a, ours[0]);
+        // past the end of the file
+        patch(img, refTable + 8, ByteBuffer.allocate(8).putLong(0, 1L << 40));
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            io.diskstack.core.ConfigException e = assertThrows(io.diskstack.core.ConfigException.class,
+                    () -> g.open(Images.node("q0", img)));
+            assertTrue(e.getMessage().contains("past the end of the file"), e.getMessage());
+        }
+    }
 }
