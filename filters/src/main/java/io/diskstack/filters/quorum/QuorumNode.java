@@ -58,6 +58,14 @@ final class QuorumNode extends BlockNode {
     private final AtomicLongArray failedFlushes;
     /** Per child: lost writes plus failed flushes as of the start of its last successful flush. */
     private final AtomicLongArray lossesAtFlush;
+    /** Per child: acknowledged writes (they succeeded on enough others) that failed on it. */
+    private final AtomicLongArray ackedLost;
+    /**
+     * Per child: {@link #ackedLost} as of the start of the last flush that succeeded as a whole.
+     * Such a flush made every write acknowledged before it durable on {@code vote-threshold}
+     * children; a child that lost one since does not hold it, whatever its own flushes say.
+     */
+    private final AtomicLongArray ackedLostAtDurable;
     private final ChildFanOut fanOut;
     private final LogLimiter logLimiter;
 
@@ -76,6 +84,8 @@ final class QuorumNode extends BlockNode {
         this.stale = new AtomicIntegerArray(children.size());
         this.failedFlushes = new AtomicLongArray(children.size());
         this.lossesAtFlush = new AtomicLongArray(children.size());
+        this.ackedLost = new AtomicLongArray(children.size());
+        this.ackedLostAtDurable = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
         this.logLimiter = new LogLimiter(LOG_KINDS * children.size() + 1, TimeUnit.SECONDS.toNanos(1), System::nanoTime);
     }
@@ -275,14 +285,19 @@ final class QuorumNode extends BlockNode {
      * Flushes every child. The flush succeeds only if at least {@code vote-threshold} children
      * flushed and lost no write since their previous flush: a child that failed a write (or a
      * flush) may have answered the flush yet not hold the data, so it does not count towards
-     * durability. QEMU counts only the flushes; this is stricter, never weaker.
+     * durability. A child that lost a write that was acknowledged (it succeeded on enough others)
+     * does not count until a flush has succeeded as a whole after that: it does not hold the data,
+     * however many of its own flushes succeed. QEMU counts only the flushes; this is stricter,
+     * never weaker.
      */
     @Override
     protected void flush() throws IOException {
         int n = children.size();
         long[] lostBefore = new long[n];
+        long[] ackedLostBefore = new long[n];
         for (int i = 0; i < n; i++) {
             lostBefore[i] = lostWrites.get(i) + failedFlushes.get(i);
+            ackedLostBefore[i] = ackedLost.get(i);
         }
         Exception[] failures = fanOut.run(n, i -> children.get(i).flush());
         int durable = 0;
@@ -296,7 +311,7 @@ final class QuorumNode extends BlockNode {
                 continue;
             }
             long lostAtLastFlush = lossesAtFlush.getAndAccumulate(i, lostBefore[i], Math::max);
-            if (lostAtLastFlush >= lostBefore[i]) {
+            if (lostAtLastFlush >= lostBefore[i] && ackedLostAtDurable.get(i) >= ackedLostBefore[i]) {
                 durable++;
             } else if (firstLost < 0) {
                 firstLost = i;
@@ -309,6 +324,9 @@ final class QuorumNode extends BlockNode {
                     + " children flushed every write since their last flush, vote-threshold is " + threshold
                     + (firstLost < 0 ? "" : "; " + childName(firstLost) + " lost a write")
                     + (first == null ? "" : "; first error: " + first.getMessage()), first);
+        }
+        for (int i = 0; i < n; i++) {
+            ackedLostAtDurable.accumulateAndGet(i, ackedLostBefore[i], Math::max);
         }
     }
 
@@ -344,6 +362,7 @@ final class QuorumNode extends BlockNode {
             for (int i = 0; i < failures.length; i++) {
                 if (!ok[i]) {
                     stale.set(i, 1);
+                    ackedLost.incrementAndGet(i);
                 }
             }
         }

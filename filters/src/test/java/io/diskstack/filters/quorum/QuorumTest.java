@@ -234,10 +234,28 @@ class QuorumTest {
         assertEquals(Errno.EIO, e.errno());
         assertTrue(e.getMessage().startsWith("quorum 'q0': flush: 1 of 3 children flushed every write since "
                 + "their last flush, vote-threshold is 2; children.1 ('r1') lost a write"), e.getMessage());
-        // Since then children.0 and children.1 lost nothing; children.2 failed its last flush.
+        // children.1 still lacks the write; children.2 failed its last flush: only children.0 counts.
+        assertEquals(Errno.EIO, assertThrows(BlockIOException.class, q::flush).errno());
+        // children.2 has flushed since its failure: with children.0, the write is durable on two.
         q.flush();
+        // ... and children.1 counts again for what came after.
         q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(21, 4096)), 0);
         q.flush();
+    }
+
+    @Test
+    void aChildThatLostAnAcknowledgedWriteDoesNotMakeItDurable() throws Exception {
+        // The write is acknowledged by children.0 and children.2; children.1 never gets it.
+        // children.0 never completes a flush, children.2 fails its first one: no flush here ever
+        // makes the write durable on two children, so none may succeed.
+        BlockBackend q = quorum(childrenWithErrors(3, Map.of(
+                0, List.of(Map.of("iotype", "flush")),
+                1, List.of(Map.of("iotype", "write", "offset", 1L << 20, "length", 4096L, "once", true)),
+                2, List.of(Map.of("iotype", "flush", "once", true)))), 2);
+        q.write(1 << 20, ByteBuffer.wrap(TestGraphs.randomBytes(24, 4096)), 0);
+        for (int i = 0; i < 4; i++) {
+            assertEquals(Errno.EIO, assertThrows(BlockIOException.class, q::flush, "flush " + (i + 1)).errno());
+        }
     }
 
     @Test
