@@ -289,6 +289,9 @@ final class FuseSession {
                     fuseBuf.putAddress(16, next.address());
                     LIB.fuse_session_process_buf(session, fuseBuf, next.channel());
                 }
+            } catch (RuntimeException | Error e) {
+                // the lane must go on with the others (and give its place back), whatever one does
+                LOG.severe("a parked FUSE request failed: " + e);
             } finally {
                 MemoryIO.getInstance().freeMemory(next.address());
             }

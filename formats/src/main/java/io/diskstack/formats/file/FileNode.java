@@ -117,6 +117,13 @@ final class FileNode extends BlockNode {
 
     @Override
     protected void writeZeroes(long offset, long length, int flags) throws IOException {
+        zeroOut(offset, length, flags);
+        if (RequestFlags.has(flags, RequestFlags.FUA)) {
+            flush();
+        }
+    }
+
+    private void zeroOut(long offset, long length, int flags) throws IOException {
         long end = offset + length;
         long fileSize = size.get();
         if (RequestFlags.has(flags, RequestFlags.MAY_UNMAP) && punchHoleWorks) {
@@ -142,7 +149,7 @@ final class FileNode extends BlockNode {
         if (RequestFlags.has(flags, RequestFlags.NO_FALLBACK)) {
             throw new BlockIOException(Errno.ENOTSUP, path + ": no efficient write-zeroes here");
         }
-        super.writeZeroes(offset, length, flags);
+        super.writeZeroes(offset, length, flags & ~RequestFlags.FUA); // one sync, after
     }
 
     @Override
