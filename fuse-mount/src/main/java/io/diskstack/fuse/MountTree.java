@@ -23,6 +23,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * /DISK                            one flat file per export
  * /.control/graph                  the node graph as a tree
  * /.control/DISK/stats             request counters and every node's own counters
+ * /.control/DISK/snapshot-external write NAME: qcow2 overlays below the filters
  * /.control/nodes/NODE/…           files of nodes that provide them
  * /.control/FOLDER/…               files of objects that provide them (throttle-groups/tg0/…)
  * /.control/…/last-error           the message of the last failed write in that folder
@@ -45,6 +46,7 @@ final class MountTree {
     private final Stack stack;
     private final Map<String, Disk> disks = new LinkedHashMap<>();
     private final Map<String, String> lastErrors = new ConcurrentHashMap<>();
+    private final Map<String, ExternalSnapshotControl> externalSnapshots = new LinkedHashMap<>();
 
     /** Names in {@code .control} that an export's folder must not take. */
     private static final Set<String> RESERVED = Set.of("graph", "last-error", "nodes", "throttle-groups",
@@ -64,6 +66,7 @@ final class MountTree {
         this.stack = stack;
         for (BlockBackend b : stack.backends()) {
             disks.put("/" + b.name(), new Disk(b, new ExportStats()));
+            externalSnapshots.put(b.name(), new ExternalSnapshotControl(stack, b.name()));
         }
     }
 
@@ -103,6 +106,7 @@ final class MountTree {
             String folder = CONTROL + "/" + d.backend().name();
             files.put(folder + "/stats", ControlFile.readOnly(() -> statsOf(d)));
         }
+        externalSnapshots.forEach((name, file) -> files.put(CONTROL + "/" + name + "/snapshot-external", file));
         for (BlockNode n : graph.nodes()) {
             if (n instanceof ControlProvider p) {
                 addAll(files, CONTROL + "/nodes/" + n.nodeName(), p.controlFiles());

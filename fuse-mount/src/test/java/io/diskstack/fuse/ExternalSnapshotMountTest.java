@@ -1,0 +1,238 @@
+package io.diskstack.fuse;
+
+import static io.diskstack.core.testing.Shell.run;
+import static io.diskstack.core.testing.Shell.sh;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.diskstack.core.testing.Shell;
+import io.diskstack.fuse.testing.MountedDaemon;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code .control/DISK/snapshot-external}: qcow2 overlays below the filters, checked with
+ * qemu-img, recorded in the config so a remount opens them, and all or nothing.
+ */
+class ExternalSnapshotMountTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void tools() {
+        Shell.requireTool("qemu-img");
+    }
+
+    /** Writes {@code text} to a control file the way a shell user does; the result carries the errno text. */
+    private static Shell.Result echo(Path control, String text) {
+        return sh("echo '" + text + "' > " + control);
+    }
+
+    private static void dd(Path from, Path to, int seekMiB) {
+        sh("dd if=" + from + " of=" + to + " bs=1M seek=" + seekMiB + " conv=notrunc status=none").ok();
+    }
+
+    @Test
+    void rawDiskGetsAnOverlayTheConfigRecordsAndARemountOpens() throws Exception {
+        Path base = dir.resolve("disk0.img");
+        run("qemu-img", "create", "-q", "-f", "raw", base.toString(), "4M").ok();
+        run("qemu-img", "create", "-q", "-f", "raw", dir.resolve("disk1.img").toString(), "1M").ok();
+        Path a = dir.resolve("a.bin");
+        Path b = dir.resolve("b.bin");
+        sh("head -c 4M /dev/urandom > " + a + " && head -c 1M /dev/urandom > " + b).ok();
+        Path expected = dir.resolve("expected.bin");
+        Files.copy(a, expected);
+        dd(b, expected, 1);
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, """
+                {"blockdev": [{"driver": "file", "node-name": "f0", "filename": "disk0.img"},
+                              {"driver": "raw", "node-name": "r0", "file": "f0"},
+                              {"driver": "raw", "node-name": "r1", "file": {"driver": "file", "filename": "disk1.img"}}],
+                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true},
+                             {"id": "ro1", "node-name": "r1"}]}
+                """);
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            Path control = d.control("disk0/snapshot-external");
+            assertEquals("", Files.readString(control));
+            dd(a, d.disk("disk0"), 0);
+            echo(control, "s1").ok();
+            dd(b, d.disk("disk0"), 1);
+            String made = Files.readString(control);
+            assertTrue(made.startsWith("s1 r0-s1 " + dir.resolve("disk0-s1.qcow2")), made);
+            String graph = Files.readString(d.control("graph"));
+            assertTrue(graph.contains("── r0-s1  qcow2") && graph.contains("── backing: r0  raw"), graph);
+
+            Shell.Result bad = echo(control, "a/b");
+            assertTrue(bad.exitCode() != 0 && bad.stderr().contains("Invalid argument"), bad.stderr());
+            assertTrue(Files.readString(d.control("disk0/last-error")).contains("snapshot name 'a/b'"));
+            bad = echo(control, "");
+            assertTrue(bad.exitCode() != 0 && bad.stderr().contains("Invalid argument"), bad.stderr());
+            assertTrue(Files.readString(d.control("disk0/last-error")).contains("empty"));
+            bad = echo(d.control("ro1/snapshot-external"), "s1");
+            assertTrue(bad.exitCode() != 0 && bad.stderr().contains("Read-only file system"), bad.stderr());
+            assertTrue(Files.readString(d.control("ro1/last-error")).contains("read-only"));
+            assertEquals(0, d.unmount());
+        }
+        // the base holds what was there before the snapshot, and nothing after it
+        sh("cmp " + base + " " + a).ok();
+        Path overlay = dir.resolve("disk0-s1.qcow2");
+        JsonNode info = JSON.readTree(run("qemu-img", "info", "--output=json", overlay.toString()).ok().stdout());
+        assertEquals(base.toString(), info.get("full-backing-filename").asText());
+        assertEquals("raw", info.get("backing-filename-format").asText());
+        assertEquals(4L << 20, info.get("virtual-size").asLong());
+        Shell.Result check = run("qemu-img", "check", overlay.toString());
+        assertEquals(0, check.exitCode(), check.stdout() + check.stderr());
+        Path converted = dir.resolve("converted.raw");
+        run("qemu-img", "convert", "-O", "raw", overlay.toString(), converted.toString()).ok();
+        sh("cmp " + converted + " " + expected).ok();
+
+        JsonNode written = JSON.readTree(config.toFile());
+        assertEquals("r0-s1", written.get("exports").get(0).get("node-name").asText());
+        assertEquals("r1", written.get("exports").get(1).get("node-name").asText());
+        String devs = written.get("blockdev").toString();
+        assertTrue(devs.contains("{\"driver\":\"file\",\"node-name\":\"r0-s1-file\",\"filename\":\"disk0-s1.qcow2\"}")
+                && devs.contains("{\"driver\":\"qcow2\",\"node-name\":\"r0-s1\",\"file\":\"r0-s1-file\",\"backing\":\"r0\"}")
+                && devs.contains("\"node-name\":\"r0\",\"file\":\"f0\",\"read-only\":true"), devs);
+
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            sh("cmp " + d.disk("disk0") + " " + expected).ok();
+            String graph = Files.readString(d.control("graph"));
+            assertTrue(graph.contains("── r0-s1  qcow2") && graph.contains("── backing: r0  raw"), graph);
+            assertEquals("", Files.readString(d.control("disk0/snapshot-external")));
+            assertEquals(0, d.unmount());
+        }
+        sh("cmp " + base + " " + a).ok();
+    }
+
+    private Path seedStack() throws Exception {
+        StringBuilder children = new StringBuilder();
+        for (int i = 0; i < 3; i++) {
+            run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("c" + i + ".qcow2").toString(), "4M").ok();
+            children.append("{\"driver\": \"qcow2\", \"node-name\": \"img").append(i)
+                    .append("\", \"file\": {\"driver\": \"file\", \"filename\": \"c").append(i).append(".qcow2\"}},\n");
+        }
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, """
+                {"objects": [{"qom-type": "throttle-group", "id": "tg0", "limits": {"iops-total": 100000}}],
+                 "blockdev": [%s
+                   {"driver": "quorum", "node-name": "q0", "vote-threshold": 2, "children": ["img0", "img1", "img2"]},
+                   {"driver": "throttle", "node-name": "t0", "throttle-group": "tg0", "file": "q0"}],
+                 "exports": [{"id": "disk0", "node-name": "t0", "writable": true}]}
+                """.formatted(children));
+        return config;
+    }
+
+    @Test
+    void seedStackGetsOneOverlayPerQuorumChildBelowTheFilters() throws Exception {
+        Path config = seedStack();
+        Path a = dir.resolve("a.bin");
+        Path b = dir.resolve("b.bin");
+        sh("head -c 2M /dev/urandom > " + a + " && head -c 1M /dev/urandom > " + b).ok();
+        Path expected = dir.resolve("expected.bin");
+        sh("head -c 4M /dev/zero > " + expected).ok();
+        dd(a, expected, 0);
+        Path before = dir.resolve("before.bin");
+        Files.copy(expected, before);
+        dd(b, expected, 1);
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            dd(a, d.disk("disk0"), 0);
+            echo(d.control("disk0/snapshot-external"), "s1").ok();
+            dd(b, d.disk("disk0"), 1);
+            String graph = Files.readString(d.control("graph"));
+            for (int i = 0; i < 3; i++) {
+                assertTrue(graph.contains("── children." + i + ": img" + i + "-s1  qcow2")
+                        && graph.contains("── backing: img" + i + "  qcow2"), graph);
+            }
+            assertTrue(graph.startsWith("disk0  export  writable  4 MiB\n└── t0  throttle"), graph);
+            assertTrue(graph.contains("    └── file: q0  quorum"), graph);
+            assertFalse(graph.contains("not exported"), graph);
+            sh("cmp " + d.disk("disk0") + " " + expected).ok();
+            assertEquals(3, Files.readString(d.control("disk0/snapshot-external")).lines().count());
+            assertEquals(0, d.unmount());
+        }
+        for (int i = 0; i < 3; i++) {
+            Path baseImage = dir.resolve("c" + i + ".qcow2");
+            Path overlay = dir.resolve("c" + i + "-s1.qcow2");
+            run("qemu-img", "check", "-q", baseImage.toString()).ok();
+            run("qemu-img", "check", "-q", overlay.toString()).ok();
+            run("qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw", baseImage.toString(), before.toString()).ok();
+            run("qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw", overlay.toString(), expected.toString()).ok();
+            JsonNode info = JSON.readTree(run("qemu-img", "info", "--output=json", overlay.toString()).ok().stdout());
+            assertEquals(baseImage.toString(), info.get("full-backing-filename").asText());
+            assertEquals("qcow2", info.get("backing-filename-format").asText());
+        }
+        JsonNode written = JSON.readTree(config.toFile());
+        assertEquals("[\"img0-s1\",\"img1-s1\",\"img2-s1\"]", written.get("blockdev").get(9).get("children").toString(),
+                written.toString());
+        assertEquals("t0", written.get("exports").get(0).get("node-name").asText());
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            sh("cmp " + d.disk("disk0") + " " + expected).ok();
+            assertEquals(0, d.unmount());
+        }
+    }
+
+    @Test
+    void aFailureOnTheSecondChildLeavesNoFileAndChangesNothing() throws Exception {
+        Path config = seedStack();
+        Path taken = dir.resolve("c1-s1.qcow2");
+        Files.writeString(taken, "not mine");
+        byte[] configBefore = Files.readAllBytes(config);
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            String graph = Files.readString(d.control("graph"));
+            Shell.Result r = echo(d.control("disk0/snapshot-external"), "s1");
+            assertNotEquals(0, r.exitCode());
+            assertTrue(r.stderr().contains("File exists"), r.stderr());
+            String error = Files.readString(d.control("disk0/last-error"));
+            assertTrue(error.startsWith("snapshot-external: overlay '" + taken + "' for node 'img1' already exists"),
+                    error);
+            assertEquals(graph, Files.readString(d.control("graph")));
+            assertEquals("", Files.readString(d.control("disk0/snapshot-external")));
+            assertFalse(Files.exists(dir.resolve("c0-s1.qcow2")));
+            assertFalse(Files.exists(dir.resolve("c2-s1.qcow2")));
+            assertEquals("not mine", Files.readString(taken));
+            assertArrayEquals(configBefore, Files.readAllBytes(config));
+            // the disk still works, writing to the bases
+            sh("head -c 1M /dev/urandom > " + dir.resolve("x.bin")).ok();
+            dd(dir.resolve("x.bin"), d.disk("disk0"), 0);
+            assertEquals(0, d.unmount());
+        }
+        assertEquals(List.of("c0.qcow2", "c1-s1.qcow2", "c1.qcow2", "c2.qcow2", "config.json", "mnt", "x.bin"),
+                sh("ls -A " + dir).ok().stdout().lines().toList());
+        Path x4 = dir.resolve("x4.bin");
+        sh("cp " + dir.resolve("x.bin") + " " + x4 + " && truncate -s 4M " + x4).ok();
+        for (int i = 0; i < 3; i++) {
+            run("qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw", dir.resolve("c" + i + ".qcow2").toString(),
+                    x4.toString()).ok();
+        }
+    }
+
+    @Test
+    void aMountFromTheCommandLineRefusesWithOneLine() throws Exception {
+        Path img = dir.resolve("disk0.img");
+        run("qemu-img", "create", "-q", "-f", "raw", img.toString(), "1M").ok();
+        Path mnt = dir.resolve("mnt");
+        try (MountedDaemon d = MountedDaemon.start(List.of("mount", "-v",
+                "--blockdev", "driver=file,node-name=f0,filename=" + img,
+                "--blockdev", "driver=raw,node-name=r0,file=f0",
+                "--export", "id=disk0,node-name=r0,writable=on", mnt.toString()), Map.of(), mnt)) {
+            Shell.Result r = echo(d.control("disk0/snapshot-external"), "s1");
+            assertTrue(r.exitCode() != 0 && r.stderr().contains("Invalid argument"), r.stderr());
+            assertEquals("snapshot-external: mounted without a config file: nothing to record the overlays in\n",
+                    Files.readString(d.control("disk0/last-error")));
+            assertEquals(0, d.unmount());
+        }
+        assertEquals(List.of("disk0.img", "mnt"), sh("ls -A " + dir).ok().stdout().lines().toList());
+    }
+}
