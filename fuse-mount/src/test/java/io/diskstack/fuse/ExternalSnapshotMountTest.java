@@ -219,6 +219,52 @@ class ExternalSnapshotMountTest {
     }
 
     @Test
+    void aNestedNodeMovesToItsOwnEntryAndSnapshotsChainWhileWritesRun() throws Exception {
+        Path base = dir.resolve("a.qcow2");
+        run("qemu-img", "create", "-q", "-f", "qcow2", base.toString(), "8M").ok();
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, """
+                {"objects": [{"qom-type": "throttle-group", "id": "tg0", "limits": {"iops-total": 100000}}],
+                 "blockdev": [{"driver": "throttle", "node-name": "t0", "throttle-group": "tg0",
+                               "file": {"driver": "qcow2", "node-name": "q0",
+                                        "file": {"driver": "file", "filename": "a.qcow2"}}}],
+                 "exports": [{"id": "disk0", "node-name": "t0", "writable": true}]}
+                """);
+        Path pattern = dir.resolve("p.bin");
+        sh("head -c 8M /dev/urandom > " + pattern).ok();
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            // the same bytes over and over while two snapshots are taken: every write lands whole
+            Process writer = new ProcessBuilder("bash", "-c", "for i in 1 2 3 4 5 6; do dd if=" + pattern + " of="
+                    + d.disk("disk0") + " bs=64k oflag=direct conv=notrunc status=none || exit 1; done").start();
+            echo(d.control("disk0/snapshot-external"), "s1").ok();
+            echo(d.control("disk0/snapshot-external"), "s2").ok();
+            assertEquals(0, writer.waitFor());
+            sh("cmp " + d.disk("disk0") + " " + pattern).ok();
+            String graph = Files.readString(d.control("graph"));
+            assertTrue(graph.contains("└── file: q0-s1-s2  qcow2") && graph.contains("── backing: q0-s1  qcow2")
+                    && graph.contains("── backing: q0  qcow2"), graph);
+            assertEquals(0, d.unmount());
+        }
+        Path top = dir.resolve("a-s1-s2.qcow2");
+        JsonNode info = JSON.readTree(run("qemu-img", "info", "--output=json", "--backing-chain", top.toString())
+                .ok().stdout());
+        assertEquals(3, info.size());
+        assertEquals(dir.resolve("a-s1.qcow2").toString(), info.get(0).get("full-backing-filename").asText());
+        assertEquals(base.toString(), info.get(1).get("full-backing-filename").asText());
+        for (String image : List.of("a.qcow2", "a-s1.qcow2", "a-s1-s2.qcow2")) {
+            run("qemu-img", "check", "-q", dir.resolve(image).toString()).ok();
+        }
+        run("qemu-img", "compare", "-q", "-f", "qcow2", "-F", "raw", top.toString(), pattern.toString()).ok();
+        JsonNode written = JSON.readTree(config.toFile());
+        assertEquals("q0-s1-s2", written.get("blockdev").get(0).get("file").asText(), written.toString());
+        assertEquals("q0", written.get("blockdev").get(1).get("node-name").asText(), written.toString());
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            sh("cmp " + d.disk("disk0") + " " + pattern).ok();
+            assertEquals(0, d.unmount());
+        }
+    }
+
+    @Test
     void aMountFromTheCommandLineRefusesWithOneLine() throws Exception {
         Path img = dir.resolve("disk0.img");
         run("qemu-img", "create", "-q", "-f", "raw", img.toString(), "1M").ok();
