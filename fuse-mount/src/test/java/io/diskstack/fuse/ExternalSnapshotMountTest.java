@@ -265,6 +265,50 @@ class ExternalSnapshotMountTest {
     }
 
     @Test
+    void luksStaysOnTopAndTheOverlayHoldsOnlyCiphertext() throws Exception {
+        Files.writeString(dir.resolve("key.txt"), "pw");
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, """
+                {"objects": [{"qom-type": "secret", "id": "s0", "file": "key.txt"}],
+                 "create": [{"filename": "e.luks", "format": "luks", "size": "4M", "key-secret": "s0", "iter-time": 10}],
+                 "blockdev": [{"driver": "file", "node-name": "f0", "filename": "e.luks"},
+                              {"driver": "luks", "node-name": "l0", "file": "f0", "key-secret": "s0"}],
+                 "exports": [{"id": "disk0", "node-name": "l0", "writable": true}]}
+                """);
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            sh("printf 'secret before' | dd of=" + d.disk("disk0") + " bs=1 seek=4000 conv=notrunc status=none").ok();
+            echo(d.control("disk0/snapshot-external"), "s1").ok();
+            sh("printf 'secret after!' | dd of=" + d.disk("disk0") + " bs=1 seek=9000 conv=notrunc status=none").ok();
+            String graph = Files.readString(d.control("graph"));
+            assertTrue(graph.contains("└── l0  luks") && graph.contains("── file: f0-s1  qcow2")
+                    && graph.contains("── backing: f0  file"), graph);
+            assertEquals(0, d.unmount());
+        }
+        Path overlay = dir.resolve("e-s1.qcow2");
+        JsonNode info = JSON.readTree(run("qemu-img", "info", "--output=json", overlay.toString()).ok().stdout());
+        assertEquals("raw", info.get("backing-filename-format").asText());
+        run("qemu-img", "check", "-q", overlay.toString()).ok();
+        assertNotEquals(0, sh("grep -c 'secret after' " + overlay).exitCode());
+        String secret = "secret,id=s0,file=" + dir.resolve("key.txt");
+        Path out = dir.resolve("out.raw");
+        run("qemu-img", "convert", "--object", secret, "--image-opts",
+                "driver=luks,key-secret=s0,file.driver=qcow2,file.file.filename=" + overlay, "-O", "raw", out.toString())
+                .ok();
+        assertEquals("secret before", sh("dd if=" + out + " bs=1 skip=4000 count=13 status=none").ok().stdout());
+        assertEquals("secret after!", sh("dd if=" + out + " bs=1 skip=9000 count=13 status=none").ok().stdout());
+        Path baseOut = dir.resolve("base.raw");
+        run("qemu-img", "convert", "--object", secret, "--image-opts",
+                "driver=luks,key-secret=s0,file.filename=" + dir.resolve("e.luks"), "-O", "raw", baseOut.toString()).ok();
+        assertEquals("secret before", sh("dd if=" + baseOut + " bs=1 skip=4000 count=13 status=none").ok().stdout());
+        assertNotEquals(0, sh("grep -c 'secret after' " + baseOut).exitCode());
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            assertEquals("secret after!", sh("dd if=" + d.disk("disk0") + " bs=1 skip=9000 count=13 status=none").ok()
+                    .stdout());
+            assertEquals(0, d.unmount());
+        }
+    }
+
+    @Test
     void aMountFromTheCommandLineRefusesWithOneLine() throws Exception {
         Path img = dir.resolve("disk0.img");
         run("qemu-img", "create", "-q", "-f", "raw", img.toString(), "1M").ok();
