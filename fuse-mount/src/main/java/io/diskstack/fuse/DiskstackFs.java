@@ -10,6 +10,7 @@ import io.diskstack.fuse.MountTree.Control;
 import io.diskstack.fuse.MountTree.Disk;
 import io.diskstack.fuse.MountTree.Entry;
 import io.diskstack.fuse.MountTree.Folder;
+import io.diskstack.fuse.MountTree.SnapshotFile;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -66,6 +67,7 @@ final class DiskstackFs extends FuseStubFS {
     private final long mountTime = System.currentTimeMillis() / 1000;
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Map<Long, byte[]> controlSnapshots = new ConcurrentHashMap<>();
+    private final Map<Long, DiskSnapshots.SnapshotFile> openSnapshots = new ConcurrentHashMap<>();
     private final Map<String, Long> laneHandles = new ConcurrentHashMap<>();
     private final ErrorLog errorLog = new ErrorLog();
     private volatile boolean fhOffsetChecked;
@@ -126,6 +128,11 @@ final class DiskstackFs extends FuseStubFS {
                 stat.st_mode.set(FileStat.S_IFREG | (c.file().isWritable() ? 0600 : 0400));
                 stat.st_nlink.set(1);
                 stat.st_size.set(0);
+            } else if (e instanceof SnapshotFile f) {
+                stat.st_mode.set(FileStat.S_IFREG | 0400);
+                stat.st_nlink.set(1);
+                stat.st_size.set(f.size());
+                stat.st_blocks.set((f.size() + 511) / 512);
             }
             return 0;
         } catch (Throwable t) {
@@ -167,6 +174,8 @@ final class DiskstackFs extends FuseStubFS {
                 // The handle names the disk's lane: FuseSession bounds the threads one disk holds.
                 setFileInfo(fi, directIo, laneHandles.computeIfAbsent(d.backend().name(),
                         n -> FuseSession.LANE_HANDLE | nextHandle.getAndIncrement()));
+                // Counted for snapshot-revert, which refuses to change an open disk; waits while one runs.
+                tree.openDisks().opened(d.backend().name());
             } else if (e instanceof Control c) {
                 if (wantsWrite && !c.file().isWritable()) {
                     return -ErrorCodes.EACCES();
@@ -175,6 +184,14 @@ final class DiskstackFs extends FuseStubFS {
                 if (!wantsWrite) {
                     controlSnapshots.put(handle, c.file().read().getBytes(StandardCharsets.UTF_8));
                 }
+                setFileInfo(fi, true, handle);
+            } else if (e instanceof SnapshotFile f) {
+                if (wantsWrite) {
+                    return -ErrorCodes.EROFS();
+                }
+                long handle = nextHandle.getAndIncrement();
+                openSnapshots.put(handle, f.snapshots().open(f.name()));
+                // direct_io: no page cache that could outlive a deleted snapshot of the same name
                 setFileInfo(fi, true, handle);
             }
             return 0;
@@ -211,6 +228,19 @@ final class DiskstackFs extends FuseStubFS {
                 }
                 int n = (int) Math.min(size, content.length - offset);
                 buf.put(0, content, (int) offset, n);
+                return n;
+            }
+            if (e instanceof SnapshotFile) {
+                DiskSnapshots.SnapshotFile open = openSnapshots.get(fileHandle(fi));
+                if (open == null) {
+                    return -ErrorCodes.EBADF();
+                }
+                long snapSize = open.size();
+                if (offset >= snapSize || size <= 0) {
+                    return 0;
+                }
+                int n = (int) Math.min(size, snapSize - offset);
+                open.read(offset, view(buf, n));
                 return n;
             }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
@@ -257,6 +287,9 @@ final class DiskstackFs extends FuseStubFS {
                 }
                 return (int) size;
             }
+            if (e instanceof SnapshotFile) {
+                return -ErrorCodes.EROFS();
+            }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
         } catch (Throwable t) {
             countError(e);
@@ -290,8 +323,16 @@ final class DiskstackFs extends FuseStubFS {
     public int release(String path, FuseFileInfo fi) {
         try {
             long handle = fileHandle(fi);
-            if (handle != 0) {
+            if ((handle & FuseSession.LANE_HANDLE) != 0) {
+                if (tree.lookup(path) instanceof Disk d) {
+                    tree.openDisks().released(d.backend().name());
+                }
+            } else if (handle != 0) {
                 controlSnapshots.remove(handle);
+                DiskSnapshots.SnapshotFile open = openSnapshots.remove(handle);
+                if (open != null) {
+                    open.close();
+                }
             }
             return 0;
         } catch (Throwable t) {
@@ -313,6 +354,9 @@ final class DiskstackFs extends FuseStubFS {
             }
             if (e instanceof Control) {
                 return 0;
+            }
+            if (e instanceof SnapshotFile) {
+                return -ErrorCodes.EROFS();
             }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
         } catch (Throwable t) {

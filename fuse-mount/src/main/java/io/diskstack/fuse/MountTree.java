@@ -23,19 +23,22 @@ import java.util.concurrent.ConcurrentHashMap;
  * /DISK                            one flat file per export
  * /.control/graph                  the node graph as a tree
  * /.control/DISK/stats             request counters and every node's own counters
+ * /.control/DISK/snapshot-*        internal snapshots: take, list, delete, revert
  * /.control/DISK/snapshot-external write NAME: qcow2 overlays below the filters
+ * /.snapshots/DISK/NAME            each internal snapshot's content, read-only
  * /.control/nodes/NODE/…           files of nodes that provide them
  * /.control/FOLDER/…               files of objects that provide them (throttle-groups/tg0/…)
  * /.control/…/last-error           the message of the last failed write in that folder
  * </pre>
- * The {@code .control} part is rebuilt on each lookup: it is small, and nodes and objects may
- * come and go.
+ * The {@code .control} and {@code .snapshots} parts are rebuilt on each lookup: they are small,
+ * and nodes, objects and snapshots may come and go.
  */
 final class MountTree {
     static final String CONTROL = "/.control";
+    static final String SNAPSHOTS = "/.snapshots";
 
     /** A path's kind: a folder, a disk, or a control file. */
-    sealed interface Entry permits Folder, Disk, Control {}
+    sealed interface Entry permits Folder, Disk, Control, SnapshotFile {}
 
     record Folder(Set<String> children) implements Entry {}
 
@@ -43,8 +46,13 @@ final class MountTree {
 
     record Control(String folder, ControlFile file) implements Entry {}
 
+    /** {@code .snapshots/DISK/NAME}: a snapshot's content, {@code size} bytes. */
+    record SnapshotFile(DiskSnapshots snapshots, String name, long size) implements Entry {}
+
     private final Stack stack;
     private final Map<String, Disk> disks = new LinkedHashMap<>();
+    private final Map<String, DiskSnapshots> snapshots = new LinkedHashMap<>();
+    private final OpenDisks openDisks = new OpenDisks();
     private final Map<String, String> lastErrors = new ConcurrentHashMap<>();
     private final Map<String, ExternalSnapshotControl> externalSnapshots = new LinkedHashMap<>();
 
@@ -66,8 +74,14 @@ final class MountTree {
         this.stack = stack;
         for (BlockBackend b : stack.backends()) {
             disks.put("/" + b.name(), new Disk(b, new ExportStats()));
+            snapshots.put(b.name(), new DiskSnapshots(stack.graph(), b, openDisks));
             externalSnapshots.put(b.name(), new ExternalSnapshotControl(stack, b.name()));
         }
+    }
+
+    /** The open handles of each disk, which {@link DiskstackFs} counts. */
+    OpenDisks openDisks() {
+        return openDisks;
     }
 
     List<Disk> disks() {
@@ -86,12 +100,36 @@ final class MountTree {
                 names.add(p.substring(1));
             }
             names.add(".control");
+            names.add(".snapshots");
             return new Folder(names);
+        }
+        if (path.equals(SNAPSHOTS) || path.startsWith(SNAPSHOTS + "/")) {
+            return snapshotEntry(path);
         }
         if (path.equals(CONTROL) || path.startsWith(CONTROL + "/")) {
             return controlTree().get(path);
         }
         return null;
+    }
+
+    /** {@code .snapshots}, a disk's folder in it, or one snapshot's file; null if none. */
+    private Entry snapshotEntry(String path) {
+        if (path.equals(SNAPSHOTS)) {
+            return new Folder(new TreeSet<>(snapshots.keySet()));
+        }
+        String rest = path.substring(SNAPSHOTS.length() + 1);
+        int slash = rest.indexOf('/');
+        DiskSnapshots disk = snapshots.get(slash < 0 ? rest : rest.substring(0, slash));
+        if (disk == null) {
+            return null;
+        }
+        Map<String, Long> files = disk.files();
+        if (slash < 0) {
+            return new Folder(new TreeSet<>(files.keySet()));
+        }
+        String name = rest.substring(slash + 1);
+        Long size = files.get(name);
+        return size == null ? null : new SnapshotFile(disk, name, size);
     }
 
     void recordError(String folder, String message) {
@@ -105,6 +143,7 @@ final class MountTree {
         for (Disk d : disks.values()) {
             String folder = CONTROL + "/" + d.backend().name();
             files.put(folder + "/stats", ControlFile.readOnly(() -> statsOf(d)));
+            addAll(files, folder, snapshots.get(d.backend().name()).controlFiles());
         }
         externalSnapshots.forEach((name, file) -> files.put(CONTROL + "/" + name + "/snapshot-external", file));
         for (BlockNode n : graph.nodes()) {

@@ -55,8 +55,8 @@ class RawMountTest {
         assertEquals(64L << 20, Files.size(disk()));
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(disk())));
         assertEquals("r--------", PosixFilePermissions.toString(Files.getPosixFilePermissions(daemon.disk("ro"))));
-        String ls = run("ls", "-a", daemon.mountpoint().toString()).ok().stdout();
-        assertEquals(".\n..\n.control\ndisk0\nro\n", ls);
+        String ls = run("env", "LC_ALL=C", "ls", "-a", daemon.mountpoint().toString()).ok().stdout();
+        assertEquals(".\n..\n.control\n.snapshots\ndisk0\nro\n", ls);
     }
 
     @Test
