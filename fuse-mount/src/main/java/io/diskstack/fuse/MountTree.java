@@ -24,6 +24,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * /.control/graph                  the node graph as a tree
  * /.control/DISK/stats             request counters and every node's own counters
  * /.control/DISK/snapshot-*        internal snapshots: take, list, delete, revert
+ * /.control/DISK/snapshot-external write NAME: qcow2 overlays below the filters
  * /.snapshots/DISK/NAME            each internal snapshot's content, read-only
  * /.control/nodes/NODE/…           files of nodes that provide them
  * /.control/FOLDER/…               files of objects that provide them (throttle-groups/tg0/…)
@@ -53,6 +54,7 @@ final class MountTree {
     private final Map<String, DiskSnapshots> snapshots = new LinkedHashMap<>();
     private final OpenDisks openDisks = new OpenDisks();
     private final Map<String, String> lastErrors = new ConcurrentHashMap<>();
+    private final Map<String, ExternalSnapshotControl> externalSnapshots = new LinkedHashMap<>();
 
     /** Names in {@code .control} that an export's folder must not take. */
     private static final Set<String> RESERVED = Set.of("graph", "last-error", "nodes", "throttle-groups",
@@ -73,6 +75,7 @@ final class MountTree {
         for (BlockBackend b : stack.backends()) {
             disks.put("/" + b.name(), new Disk(b, new ExportStats()));
             snapshots.put(b.name(), new DiskSnapshots(stack.graph(), b, openDisks));
+            externalSnapshots.put(b.name(), new ExternalSnapshotControl(stack, b.name()));
         }
     }
 
@@ -142,6 +145,7 @@ final class MountTree {
             files.put(folder + "/stats", ControlFile.readOnly(() -> statsOf(d)));
             addAll(files, folder, snapshots.get(d.backend().name()).controlFiles());
         }
+        externalSnapshots.forEach((name, file) -> files.put(CONTROL + "/" + name + "/snapshot-external", file));
         for (BlockNode n : graph.nodes()) {
             if (n instanceof ControlProvider p) {
                 addAll(files, CONTROL + "/nodes/" + n.nodeName(), p.controlFiles());
