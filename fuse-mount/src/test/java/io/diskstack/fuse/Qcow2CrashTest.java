@@ -74,7 +74,7 @@ class Qcow2CrashTest {
         for (int kill = 0; kill < KILLS; kill++) {
             MountedDaemon d = MountedDaemon.mount(dir.resolve("config.json"), dir.resolve("mnt"));
             Process fio = new ProcessBuilder("fio", "--name=load", "--filename=" + d.disk("disk0"), "--rw=randwrite",
-                    "--bs=4k", "--direct=1", "--offset=32M", "--size=32M", "--ioengine=psync", "--numjobs=2",
+                    "--bs=4k", "--direct=1", "--offset=32M", "--size=32M", "--ioengine=psync", "--numjobs=2", "--thread",
                     "--time_based", "--runtime=20", "--fsync=32", "--output=/dev/null")
                     .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             List<Integer> confirmed = new ArrayList<>();
@@ -105,6 +105,7 @@ class Qcow2CrashTest {
             Thread.sleep(300 + rnd.nextInt(1200));
             d.kill9();
             writer.join(30_000);
+            fio.descendants().forEach(ProcessHandle::destroyForcibly); // none with --thread, but never leave any
             fio.destroyForcibly();
             fio.waitFor();
             // fio may have recreated its file in the bare folder once the dead mount was cleared

@@ -273,10 +273,15 @@ public final class ConfigRewrite {
             Files.deleteIfExists(tmp);
             throw e;
         }
+        syncFolder(dir);
+    }
+
+    /** Makes the folder's entries (a new file, a rename) durable, where the file system can. */
+    static void syncFolder(Path dir) {
         try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
             d.force(true);
         } catch (IOException e) {
-            // some file systems cannot sync a folder; the rename is done either way
+            // some file systems cannot sync a folder; the entries are written either way
         }
     }
 

@@ -64,6 +64,10 @@ public final class StackSnapshots {
                 ExternalSnapshots.Prepared prepared = ExternalSnapshots.prepare(graph, bases, name);
                 try {
                     prepared.flushBases();
+                    for (ExternalSnapshots.Overlay o : prepared.overlays()) {
+                        // the config about to name the overlay must never outlive its file's entry
+                        ConfigRewrite.syncFolder(o.path().getParent());
+                    }
                     List<ConfigRewrite.Overlay> record = new ArrayList<>();
                     for (int i = 0; i < bases.size(); i++) {
                         ExternalSnapshots.Overlay o = prepared.overlays().get(i);
