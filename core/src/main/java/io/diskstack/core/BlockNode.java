@@ -169,6 +169,13 @@ public abstract class BlockNode {
     }
 
     /**
+     * Gives up the write permission others can see (QEMU's image locks) once the graph will
+     * not write through this node again: a base that an external snapshot turned into a
+     * backing file, which backups may now read with qemu-img. The default holds nothing.
+     */
+    protected void releaseWritePermission() throws IOException {}
+
+    /**
      * True if overlapping requests must not run at once on this node: each write (write,
      * write-zeroes, discard) waits for every earlier overlapping request, and each read waits for
      * earlier overlapping writes (reads do not wait for each other). The core orders them, in

@@ -209,6 +209,11 @@ public final class ExternalSnapshots {
                     done.add(o);
                 }
                 committed = true;
+                for (Overlay o : overlays) {
+                    Set<BlockNode> readOnly = Collections.newSetFromMap(new IdentityHashMap<>());
+                    readOnly.add(o.overlay());
+                    releaseWrites(o.base(), readOnly);
+                }
             } catch (RuntimeException | Error e) {
                 for (int i = done.size() - 1; i >= 0; i--) {
                     Overlay o = done.get(i);
@@ -249,6 +254,28 @@ public final class ExternalSnapshots {
             }
             files.clear();
             overlays.clear();
+        }
+    }
+
+    /**
+     * Drops the write locks of a base and of the nodes below it that only it uses, as QEMU
+     * does when a node becomes a backing file: a backup may read the base with qemu-img now.
+     */
+    private static void releaseWrites(BlockNode node, Set<BlockNode> readOnly) {
+        for (BlockChild p : node.parents()) {
+            if (p.parent() == null || !readOnly.contains(p.parent())) {
+                return; // still reachable from something that may write
+            }
+        }
+        readOnly.add(node);
+        try {
+            node.releaseWritePermission();
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "external snapshot: node '" + node.nodeName() + "' keeps its write lock: "
+                    + e.getMessage());
+        }
+        for (BlockChild c : node.children()) {
+            releaseWrites(c.node(), readOnly);
         }
     }
 

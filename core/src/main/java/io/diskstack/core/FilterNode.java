@@ -87,6 +87,10 @@ public abstract class FilterNode extends BlockNode {
         return false;
     }
 
+    /** Nothing of its own to give up: the walk that calls this goes on to the child. */
+    @Override
+    protected void releaseWritePermission() {}
+
     /** No: the one child orders its own requests if it needs to. */
     @Override
     protected boolean serialisesOverlappingRequests() {

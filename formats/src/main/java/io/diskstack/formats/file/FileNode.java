@@ -248,6 +248,11 @@ final class FileNode extends BlockNode {
     }
 
     @Override
+    protected void releaseWritePermission() {
+        ImageLock.releaseWrite(nativeFile);
+    }
+
+    @Override
     protected void close() throws IOException {
         try {
             channel.close();

@@ -70,6 +70,12 @@ final class ImageLock {
         }
     }
 
+    /** Drops the write and resize permissions: the node became a read-only backing file. */
+    static void releaseWrite(NativeFile file) {
+        file.lockByte(NativeFile.F_UNLCK, PERM_BASE + Integer.numberOfTrailingZeros(WRITE));
+        file.lockByte(NativeFile.F_UNLCK, PERM_BASE + Integer.numberOfTrailingZeros(RESIZE));
+    }
+
     private static ConfigException conflict(NodeOptions options, Path path, String what) {
         return options.error("filename", "'" + path + "' is in use: another process (or node) " + what
                 + " (QEMU's image locking; locking=off skips this check)");
