@@ -4,9 +4,9 @@ import com.kenai.jffi.MemoryIO;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 import jnr.ffi.LibraryLoader;
@@ -87,9 +87,9 @@ final class FuseSession {
 
     private final AtomicInteger idle = new AtomicInteger();
     private final List<Thread> threads = new ArrayList<>();
-    /** Guards the lanes and {@link #laneThreads}. */
+    /** Guards each lane's threads and parked requests, and {@link #laneThreads}. */
     private final Object laneLock = new Object();
-    private final Map<Long, Lane> lanes = new HashMap<>();
+    private final Map<Long, Lane> lanes = new ConcurrentHashMap<>();
     private int laneThreads;
     private Pointer session;
     private Pointer channel;
@@ -244,9 +244,7 @@ final class FuseSession {
         if ((handle & LANE_HANDLE) == 0) {
             return null;
         }
-        synchronized (laneLock) {
-            return lanes.computeIfAbsent(handle, h -> new Lane());
-        }
+        return lanes.computeIfAbsent(handle, h -> new Lane());
     }
 
     /**

@@ -1,12 +1,12 @@
 package io.diskstack.fuse;
 
+import static io.diskstack.fuse.InProcessCli.diskstack;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.core.testing.Shell;
-import java.io.PrintWriter;
-import java.io.StringWriter;
+import io.diskstack.fuse.InProcessCli.Outcome;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -20,15 +20,6 @@ import org.junit.jupiter.api.io.TempDir;
 class CommandLineTest {
     @TempDir
     Path dir;
-
-    record Outcome(int code, String out, String err) {}
-
-    private Outcome diskstack(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        return new Outcome(code, out.toString(), err.toString());
-    }
 
     private Path config(String json) throws Exception {
         Path p = dir.resolve("c.json");

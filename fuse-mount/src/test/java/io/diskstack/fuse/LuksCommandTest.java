@@ -1,11 +1,11 @@
 package io.diskstack.fuse;
 
+import static io.diskstack.fuse.InProcessCli.diskstack;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
+import io.diskstack.fuse.InProcessCli.Outcome;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -19,21 +19,14 @@ class LuksCommandTest {
     @TempDir
     Path dir;
 
-    private String[] diskstack(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
-        return new String[] {Integer.toString(code), out.toString(), err.toString()};
-    }
-
     @Test
     void mistypedPassphrasesAreNeverEchoed() throws Exception {
         Path img = dir.resolve("k.luks");
         Files.writeString(dir.resolve("key.txt"), "the real one");
         String key = "secret,id=s0,file=" + dir.resolve("key.txt");
-        String[] created = diskstack("create", "-f", "luks", "--object", key, "-o", "key-secret=s0,iter-time=1",
+        Outcome created = diskstack("create", "-f", "luks", "--object", key, "-o", "key-secret=s0,iter-time=1",
                 img.toString(), "1M");
-        assertEquals("0", created[0], created[2]);
+        assertEquals(0, created.code(), created.err());
         List<String[]> attempts = List.of(
                 // the passphrase where the secret id belongs
                 new String[] {"luks", "add-key", "--object", key, "--key-secret", PASS, "--new-key-secret", "s0",
@@ -51,11 +44,11 @@ class LuksCommandTest {
                 new String[] {"luks", "remove-key", "--slot", PASS, img.toString()});
         byte[] before = Files.readAllBytes(img);
         for (String[] a : attempts) {
-            String[] r = diskstack(a);
+            Outcome r = diskstack(a);
             String shown = String.join(" ", a).replace(PASS, "<pass>");
-            assertEquals("2", r[0], shown + ": " + r[2]);
-            assertTrue(r[2].startsWith("diskstack: luks "), shown + ": " + r[2]);
-            assertFalse(r[1].contains(PASS) || r[2].contains(PASS) || r[2].contains(PASS.substring(0, 8)),
+            assertEquals(2, r.code(), shown + ": " + r.err());
+            assertTrue(r.err().startsWith("diskstack: luks "), shown + ": " + r.err());
+            assertFalse(r.out().contains(PASS) || r.err().contains(PASS) || r.err().contains(PASS.substring(0, 8)),
                     shown + " echoed the passphrase");
         }
         assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(img)));

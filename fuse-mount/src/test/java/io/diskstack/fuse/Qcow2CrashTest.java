@@ -8,8 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.diskstack.fuse.testing.MountedDaemon;
 import io.diskstack.core.testing.Shell;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -117,10 +115,8 @@ class Qcow2CrashTest {
             assertTrue(check.exitCode() == 0 || check.exitCode() == 3,
                     "kill " + kill + ": qemu-img check found corruption: " + check.stdout() + check.stderr());
             if (check.exitCode() == 3) {
-                StringWriter out = new StringWriter();
-                int code = Main.run(new PrintWriter(out, true), new PrintWriter(new StringWriter(), true),
-                        "check", "-r", "leaks", img.toString());
-                assertEquals(0, code, out.toString());
+                InProcessCli.Outcome repair = InProcessCli.diskstack("check", "-r", "leaks", img.toString());
+                assertEquals(0, repair.code(), repair.out());
                 Shell.Result again = run("qemu-img", "check", img.toString());
                 assertEquals(0, again.exitCode(), "after diskstack check -r leaks: " + again.stdout());
             }
