@@ -29,4 +29,19 @@ public interface BlockDriver {
     default void create(ImageCreateContext ctx) throws IOException {
         throw new ConfigException("driver '" + name() + "' cannot create images");
     }
+
+    /** True for a format whose images can sit over any other image as an external snapshot's overlay (qcow2). */
+    default boolean makesOverlays() {
+        return false;
+    }
+
+    /**
+     * Creates an overlay image over a backing image and returns the options that open it: a
+     * node named {@link OverlayRequest#nodeName()} over a file node named
+     * {@link OverlayRequest#fileNodeName()} (nested, with its node-name), backed by node
+     * {@link OverlayRequest#backingNodeName()}. Only drivers that {@link #makesOverlays()}.
+     */
+    default java.util.Map<String, Object> createOverlay(OverlayRequest request) throws IOException {
+        throw new ConfigException("driver '" + name() + "' cannot make overlays");
+    }
 }

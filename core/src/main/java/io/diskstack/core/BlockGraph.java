@@ -1,5 +1,6 @@
 package io.diskstack.core;
 
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -138,7 +139,7 @@ public final class BlockGraph implements AutoCloseable {
         options.requireString("driver");
         BlockNode.NodeSettings settings = readSettings(options, inherited);
 
-        NodeOpenContext ctx = new NodeOpenContext(this, name, driver, options, settings);
+        NodeOpenContext ctx = new NodeOpenContext(this, name, driver, options, settings, flat);
         opening.add(name);
         BlockNode node = null;
         try {
@@ -359,6 +360,34 @@ public final class BlockGraph implements AutoCloseable {
             inserted.parents.add(edge);
         }
         return inserted;
+    }
+
+    /**
+     * Freezes a node that became a backing file (an external snapshot's base): it is read-only
+     * from now on, and it and the nodes below it that only read-only nodes use give up their
+     * write locks, as QEMU does, so a backup may read the base with qemu-img.
+     */
+    public synchronized void freeze(BlockNode base) {
+        release(base);
+    }
+
+    private static void release(BlockNode node) {
+        try {
+            node.releaseWritePermission();
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "node '" + node.nodeName() + "' keeps its write lock: " + e.getMessage());
+        }
+        node.markReadOnly();
+        for (BlockChild c : node.children) {
+            if (c.node.parents.stream().noneMatch(BlockGraph::mayWrite)) {
+                release(c.node);
+            }
+        }
+    }
+
+    /** An edge that may carry writes: from an export, or from a writable parent that is not its backing. */
+    private static boolean mayWrite(BlockChild edge) {
+        return edge.parent == null || !edge.parent.isReadOnly() && !edge.roles().contains(ChildRole.COW);
     }
 
     /** Closes and removes a node nobody uses, and the implicit children only it used. */

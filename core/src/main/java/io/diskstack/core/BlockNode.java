@@ -28,7 +28,9 @@ import java.util.stream.Collectors;
 public abstract class BlockNode {
     private final String nodeName;
     private final BlockDriver driver;
-    private final NodeSettings settings;
+    private volatile NodeSettings settings;
+    /** The flat options the node was opened with, to reopen it (views, reopen); never shown. */
+    final java.util.Map<String, Object> openOptions;
     final RequestTracker tracker = new RequestTracker();
     final List<BlockChild> children = new CopyOnWriteArrayList<>();
     final List<BlockChild> parents = new CopyOnWriteArrayList<>();
@@ -38,6 +40,7 @@ public abstract class BlockNode {
         this.nodeName = ctx.nodeName();
         this.driver = ctx.driver();
         this.settings = ctx.settings();
+        this.openOptions = ctx.flatOptions();
     }
 
     public final String nodeName() {
@@ -56,11 +59,17 @@ public abstract class BlockNode {
         return settings;
     }
 
+    /** Makes the node read-only from now on (a base an external snapshot froze). Graph only. */
+    final void markReadOnly() {
+        NodeSettings s = settings;
+        settings = new NodeSettings(true, s.discard(), s.detectZeroes(), s.noFlush());
+    }
+
     /**
      * True if the node was opened with {@code cache.no-flush}: a protocol driver then skips the
      * sync to disk on flush and FUA (the data still goes to the host's page cache).
      */
-    protected final boolean skipsDiskSync() {
+    public final boolean skipsDiskSync() {
         return settings.noFlush();
     }
 
@@ -92,6 +101,92 @@ public abstract class BlockNode {
     /** The edges that point at this node: from parents, and from backends as their root. */
     public final List<BlockChild> parents() {
         return List.copyOf(parents);
+    }
+
+    // ---- the node's shape: how walks pass it (QEMU's filter, cow and primary children) ----
+
+    /** How snapshots, views and jobs treat a node, so that core walks the graph without knowing drivers. */
+    public enum Passage {
+        /**
+         * An image: a format or protocol node. An external snapshot puts its overlay above it, a
+         * job copies from or into it; an internal snapshot is taken here if the node keeps
+         * snapshots ({@link io.diskstack.core.snapshot.InternalSnapshots}), else in its primary
+         * child when that is its only child with data (QEMU's snapshot fallback).
+         */
+        IMAGE,
+        /**
+         * Stays above the images and hands every walk to its one {@link ChildRole#DATA} child:
+         * plain filters (throttle, copy-on-read) and nodes that transform their child's bytes (luks).
+         */
+        PASS,
+        /**
+         * Stays above the images and hands every walk to all its data and metadata children, which
+         * are then handled together, at one instant, under one drain: quorum, dedup.
+         */
+        FAN_OUT
+    }
+
+    /** How walks pass this node. By default a filter-kind driver's nodes pass, all others are images. */
+    public Passage passage() {
+        return driver.kind() == DriverKind.FILTER ? Passage.PASS : Passage.IMAGE;
+    }
+
+    /**
+     * The child of a plain filter (QEMU's bdrv_filter_child): the one edge with the
+     * {@link ChildRole#FILTERED} role, whose node shows the same bytes at the same offsets; null
+     * if this node is not a plain filter.
+     */
+    public final BlockChild filteredChild() {
+        BlockChild found = null;
+        for (BlockChild c : children) {
+            if (c.roles().contains(ChildRole.FILTERED)) {
+                if (found != null) {
+                    return null;
+                }
+                found = c;
+            }
+        }
+        return found;
+    }
+
+    /** The backing (copy-on-write) child, or null (QEMU's bdrv_cow_child). */
+    public final BlockChild cowChild() {
+        return childWithRole(ChildRole.COW);
+    }
+
+    /** The child the node's file name comes from, or null (QEMU's bdrv_primary_child). */
+    public final BlockChild primaryChild() {
+        return childWithRole(ChildRole.PRIMARY);
+    }
+
+    /** The children that hold this node's data or metadata (not its backing), in order. */
+    public final List<BlockChild> dataChildren() {
+        List<BlockChild> out = new java.util.ArrayList<>();
+        for (BlockChild c : children) {
+            if (c.roles().contains(ChildRole.DATA) || c.roles().contains(ChildRole.METADATA)) {
+                out.add(c);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * How an overlay names this node's image: the file a qcow2 header records as its backing
+     * file, its format, and the folder overlays go to; null if an overlay cannot name it. By
+     * default a {@linkplain Passage#IMAGE image} node of a format names its primary child's file
+     * in its own format; protocols say for themselves.
+     */
+    public BackingImage backingImage() {
+        if (passage() != Passage.IMAGE || driver.kind() != DriverKind.FORMAT) {
+            return null;
+        }
+        BlockChild primary = primaryChild();
+        String file = primary == null ? null : primary.node().filename();
+        if (file == null) {
+            return null;
+        }
+        java.nio.file.Path path = java.nio.file.Path.of(file).toAbsolutePath().normalize();
+        return new BackingImage(path.toString(), driver.name(), path.getParent());
     }
 
     // ---- what the driver implements ----
@@ -169,9 +264,11 @@ public abstract class BlockNode {
     }
 
     /**
-     * Gives up the write permission others can see (QEMU's image locks) once the graph will
-     * not write through this node again: a base that an external snapshot turned into a
-     * backing file, which backups may now read with qemu-img. The default holds nothing.
+     * The graph will not write through this node again (a base that an external snapshot turned
+     * into a backing file, which backups may now read with qemu-img): write back what the node
+     * caches, leave its image clean, and give up the write permission others can see (QEMU's
+     * image locks). The node is read-only after this; its children are told afterwards. The
+     * default holds nothing.
      */
     protected void releaseWritePermission() throws IOException {}
 

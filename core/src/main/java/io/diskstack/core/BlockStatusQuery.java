@@ -23,13 +23,13 @@ public final class BlockStatusQuery {
         BlockNode node = top;
         long n = length;
         while (true) {
-            node = skipFilters(node);
+            node = GraphWalk.skipFilters(node);
             BlockStatus status = RequestPath.blockStatus(node, offset, n);
             n = Math.min(n, status.length());
             if (status.isAllocated()) {
                 return status.withLength(n).withNode(node);
             }
-            BlockChild backing = node.childWithRole(ChildRole.COW);
+            BlockChild backing = node.cowChild();
             if (backing == null || node == bottom) {
                 return BlockStatus.of(n, BlockStatus.ZERO);
             }
@@ -48,17 +48,5 @@ public final class BlockStatusQuery {
         BlockStatus status = above(top, bottom, offset, length);
         prefix[0] = status.length();
         return status.node() != null;
-    }
-
-    /** The first node at or below {@code node} that is not a filter. */
-    public static BlockNode skipFilters(BlockNode node) {
-        while (node.driver().kind() == DriverKind.FILTER) {
-            BlockChild filtered = node.childWithRole(ChildRole.FILTERED);
-            if (filtered == null || node.children.size() != 1) {
-                return node;
-            }
-            node = filtered.node();
-        }
-        return node;
     }
 }

@@ -1,5 +1,7 @@
 package io.diskstack.core;
 
+import io.diskstack.core.buffer.BufferPool;
+import io.diskstack.core.buffer.PooledBuffer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 

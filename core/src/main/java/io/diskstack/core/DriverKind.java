@@ -7,8 +7,9 @@ public enum DriverKind {
     /** Interprets its children's bytes as an image format: raw, qcow2. */
     FORMAT,
     /**
-     * Has one filtered child and does not change where data lives: throttle, luks, copy-on-read,
-     * blkdebug. Quorum and dedup declare FILTER too: they stay above the snapshot point.
+     * Stays above the images: throttle, copy-on-read, blkdebug (plain filters: their one child is
+     * FILTERED), luks (transforms its child's bytes), quorum (several children). How walks pass
+     * a node is its {@linkplain BlockNode#passage() passage} and the roles of its edges, not this.
      */
     FILTER
 }

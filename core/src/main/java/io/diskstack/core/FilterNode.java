@@ -31,6 +31,18 @@ public abstract class FilterNode extends BlockNode {
         return filtered.size();
     }
 
+    /** Walks pass a filter to its child. */
+    @Override
+    public Passage passage() {
+        return Passage.PASS;
+    }
+
+    /** The image a filter shows is its child's. */
+    @Override
+    public BackingImage backingImage() {
+        return filtered.node().backingImage();
+    }
+
     @Override
     public int requestAlignment() {
         return 1;

@@ -1,5 +1,6 @@
 package io.diskstack.core;
 
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.NodeOptions;
 import java.nio.file.Path;
 

@@ -1,5 +1,6 @@
 package io.diskstack.core;
 
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -19,11 +20,13 @@ public final class NodeOpenContext {
     private final BlockDriver driver;
     private final NodeOptions options;
     private final BlockNode.NodeSettings settings;
+    private final Map<String, Object> flatOptions;
     final List<BlockChild> openedEdges = new ArrayList<>();
 
     NodeOpenContext(BlockGraph graph, String nodeName, BlockDriver driver, NodeOptions options,
-                    BlockNode.NodeSettings settings) {
+                    BlockNode.NodeSettings settings, Map<String, Object> flatOptions) {
         this.graph = graph;
+        this.flatOptions = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(flatOptions));
         this.nodeName = nodeName;
         this.driver = driver;
         this.options = options;
@@ -49,6 +52,10 @@ public final class NodeOpenContext {
 
     BlockNode.NodeSettings settings() {
         return settings;
+    }
+
+    Map<String, Object> flatOptions() {
+        return flatOptions;
     }
 
     /** How messages name this node: {@code blockdev 'q0' (qcow2)}. */

@@ -1,5 +1,7 @@
 package io.diskstack.core;
 
+import io.diskstack.core.buffer.BufferPool;
+import io.diskstack.core.buffer.PooledBuffer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -21,19 +23,13 @@ final class RequestPath {
         }
         checkOpen(node);
         checkRange(node, offset, length, "read");
-        if (RequestFlags.has(flags, RequestFlags.COPY_ON_READ) && !node.isReadOnly() && !isPassThroughFilter(node)) {
+        if (RequestFlags.has(flags, RequestFlags.COPY_ON_READ) && !node.isReadOnly() && node.filteredChild() == null) {
             // Copy-on-read happens at the node that holds the data, under that node's request
             // tracker; pass-through filters (throttle, blkdebug) hand the flag on with the read.
             CopyOnRead.read(node, offset, dst);
             return;
         }
         readUnchecked(node, offset, dst, flags);
-    }
-
-    /** A filter whose only child is filtered: the same data at the same offsets. */
-    static boolean isPassThroughFilter(BlockNode node) {
-        return node.driver().kind() == DriverKind.FILTER && node.children.size() == 1
-                && node.children.get(0).roles().contains(ChildRole.FILTERED);
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.diskstack.core;
 
+import io.diskstack.core.buffer.BufferPool;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 

@@ -3,6 +3,7 @@ package io.diskstack.core;
 import static io.diskstack.core.testing.TestGraphs.opts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.diskstack.core.objects.ObjectRegistry;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;

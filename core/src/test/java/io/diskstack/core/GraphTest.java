@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.control.GraphView;
 import io.diskstack.core.testing.MemoryDriver;
 import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;

@@ -4,6 +4,7 @@ import static io.diskstack.core.testing.TestGraphs.opts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.objects.ObjectRegistry;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -6,7 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.diskstack.core.InternalSnapshots.Snapshot;
+import io.diskstack.core.objects.ObjectRegistry;
+import io.diskstack.core.snapshot.InternalSnapshots.Snapshot;
+import io.diskstack.core.snapshot.InternalSnapshots;
+import io.diskstack.core.snapshot.SnapshotTargets;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -126,6 +129,11 @@ class SnapshotTargetsTest {
                 @Override
                 public long size() {
                     return children.get(0).size();
+                }
+
+                @Override
+                public Passage passage() {
+                    return Passage.FAN_OUT;
                 }
 
                 @Override

@@ -1,9 +1,9 @@
 package io.diskstack.fuse;
 
-import io.diskstack.core.ExternalSnapshots;
 import io.diskstack.core.config.Stack;
-import io.diskstack.core.config.StackSnapshots;
 import io.diskstack.core.control.ControlFile;
+import io.diskstack.core.snapshot.ExternalSnapshots;
+import io.diskstack.core.snapshot.StackSnapshots;
 import java.io.IOException;
 import java.util.concurrent.CopyOnWriteArrayList;
 
@@ -34,7 +34,8 @@ final class ExternalSnapshotControl implements ControlFile {
 
     @Override
     public void write(String text) throws IOException {
-        for (ExternalSnapshots.Overlay o : StackSnapshots.external(stack, export, text)) {
+        for (ExternalSnapshots.Overlay o : StackSnapshots.external(stack, export,
+                StackSnapshots.ExternalCommand.parse(text, stack.graph().baseDir()))) {
             made.add(text + " " + o.overlay().nodeName() + " " + o.path());
         }
     }

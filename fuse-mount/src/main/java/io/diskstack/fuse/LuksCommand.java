@@ -1,8 +1,8 @@
 package io.diskstack.fuse;
 
 import io.diskstack.core.ConfigException;
-import io.diskstack.core.ObjectRegistry;
 import io.diskstack.core.config.ConfigReader;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.objects.Secret;
 import io.diskstack.filters.luks.LuksKeySlots;
 import java.nio.file.Files;
@@ -10,12 +10,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 /**
  * {@code diskstack luks add-key|remove-key|keyslots IMAGE}: cryptsetup's luksAddKey,

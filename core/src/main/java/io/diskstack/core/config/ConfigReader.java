@@ -31,7 +31,7 @@ import java.util.Set;
  * </pre>
  */
 public final class ConfigReader {
-    private static final Set<String> TOP_LEVEL = Set.of("objects", "blockdev", "exports", "create");
+    private static final Set<String> TOP_LEVEL = Set.of("objects", "blockdev", "exports", "create", ConfigEdit.SNAPSHOTS);
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
@@ -58,7 +58,7 @@ public final class ConfigReader {
         for (String key : top.keySet()) {
             if (!TOP_LEVEL.contains(key)) {
                 throw new ConfigException(where + ": unknown key '" + key
-                        + "' (expected objects, blockdev, exports, create)");
+                        + "' (expected objects, blockdev, exports, create, " + ConfigEdit.SNAPSHOTS + ")");
             }
         }
         Path base = file.toAbsolutePath().getParent();
@@ -72,7 +72,30 @@ public final class ConfigReader {
         for (Map<String, Object> c : flatList(where, top, "create")) {
             images.add(image(c));
         }
-        return new StackConfig(file.toAbsolutePath(), base, objects, blockdevs, exports, images);
+        return new StackConfig(file.toAbsolutePath(), base, objects, blockdevs, exports, images,
+                snapshotRecords(where, top.get(ConfigEdit.SNAPSHOTS)));
+    }
+
+    /** The {@code external-snapshots} list: name, export and overlay node-names of each. */
+    static List<ExternalSnapshotRecord> snapshotRecords(String where, Object value) {
+        if (value == null) {
+            return List.of();
+        }
+        String key = ConfigEdit.SNAPSHOTS;
+        if (!(value instanceof List<?> list)) {
+            throw new ConfigException(where + ": '" + key + "' must be a list");
+        }
+        List<ExternalSnapshotRecord> out = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            String at = where + ": " + key + "[" + i + "]";
+            if (!(list.get(i) instanceof Map<?, ?> m) || !(m.get("name") instanceof String name)
+                    || !(m.get("export") instanceof String export) || !(m.get("overlays") instanceof List<?> overlays)
+                    || overlays.stream().anyMatch(o -> !(o instanceof String)) || m.size() != 3) {
+                throw new ConfigException(at + " must be {\"name\": …, \"export\": …, \"overlays\": [node-names]}");
+            }
+            out.add(new ExternalSnapshotRecord(name, export, overlays.stream().map(String.class::cast).toList()));
+        }
+        return out;
     }
 
     /**
@@ -93,7 +116,7 @@ public final class ConfigReader {
         for (int i = 0; i < exports.size(); i++) {
             exps.add(export(parseArgument("--export", i, exports.get(i), "type")));
         }
-        return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of());
+        return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of(), List.of());
     }
 
     @SuppressWarnings("unchecked")

@@ -6,7 +6,7 @@ import io.diskstack.core.BlockGraph;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.ImageCreateContext;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.file.FileAlreadyExistsException;
@@ -24,11 +24,13 @@ public final class Stack implements AutoCloseable {
     private final StackConfig config;
     private final ObjectRegistry objects;
     private final BlockGraph graph;
+    private volatile List<ExternalSnapshotRecord> externalSnapshots;
 
     private Stack(StackConfig config, ObjectRegistry objects, BlockGraph graph) {
         this.config = config;
         this.objects = objects;
         this.graph = graph;
+        this.externalSnapshots = config.externalSnapshots();
     }
 
     public static Stack open(StackConfig config, DriverRegistry drivers) throws IOException {
@@ -64,6 +66,7 @@ public final class Stack implements AutoCloseable {
             for (ExportConfig e : config.exports()) {
                 graph.addBackend(e.id(), e.nodeName(), e.writable());
             }
+            checkSnapshotRecords(config, graph);
             return new Stack(config, objects, graph);
         } catch (IOException | RuntimeException | Error e) {
             if (graph != null) {
@@ -75,6 +78,30 @@ public final class Stack implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    private static void checkSnapshotRecords(StackConfig config, BlockGraph graph) {
+        for (ExternalSnapshotRecord r : config.externalSnapshots()) {
+            String at = "config: external snapshot '" + r.name() + "'";
+            if (graph.backend(r.export()) == null) {
+                throw new ConfigException(at + ": no export '" + r.export() + "'");
+            }
+            for (String overlay : r.overlays()) {
+                if (graph.node(overlay) == null) {
+                    throw new ConfigException(at + ": overlay '" + overlay + "' is not a node of the graph");
+                }
+            }
+        }
+    }
+
+    /** The external snapshots taken so far (recorded in the config), oldest first. */
+    public List<ExternalSnapshotRecord> externalSnapshots() {
+        return externalSnapshots;
+    }
+
+    /** Replaces the record of external snapshots, once the config says the same. */
+    public void externalSnapshots(List<ExternalSnapshotRecord> now) {
+        externalSnapshots = List.copyOf(now);
     }
 
     public StackConfig config() {

@@ -10,11 +10,13 @@ import java.util.Map;
  *
  * @param source  the config file, or null if it came from the command line
  * @param baseDir relative file names resolve against this
+ * @param externalSnapshots the external snapshots taken so far, as the config recorded them
  */
 public record StackConfig(Path source, Path baseDir, List<Map<String, Object>> objects,
                           List<Map<String, Object>> blockdevs, List<ExportConfig> exports,
-                          List<ImageSpec> images) {
+                          List<ImageSpec> images, List<ExternalSnapshotRecord> externalSnapshots) {
     public StackConfig {
+        externalSnapshots = List.copyOf(externalSnapshots);
         objects = List.copyOf(objects);
         blockdevs = List.copyOf(blockdevs);
         exports = List.copyOf(exports);

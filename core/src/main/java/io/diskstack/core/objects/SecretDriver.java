@@ -1,6 +1,5 @@
 package io.diskstack.core.objects;
 
-import io.diskstack.core.ObjectDriver;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

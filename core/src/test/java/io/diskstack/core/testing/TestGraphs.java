@@ -2,7 +2,7 @@ package io.diskstack.core.testing;
 
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.DriverRegistry;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.OptionTree;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;

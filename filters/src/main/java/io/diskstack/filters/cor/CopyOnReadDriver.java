@@ -3,9 +3,9 @@ package io.diskstack.filters.cor;
 import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockDriver;
 import io.diskstack.core.BlockNode;
-import io.diskstack.core.BlockStatusQuery;
 import io.diskstack.core.ChildRole;
 import io.diskstack.core.DriverKind;
+import io.diskstack.core.GraphWalk;
 import io.diskstack.core.NodeOpenContext;
 import java.io.IOException;
 
@@ -31,29 +31,14 @@ public final class CopyOnReadDriver implements BlockDriver {
         BlockChild file = ctx.openChild("file", ChildRole.filtered());
         BlockNode bottom = ctx.optNodeReference("bottom");
         if (bottom != null) {
-            if (bottom.driver().kind() == DriverKind.FILTER) {
+            if (GraphWalk.skipFilters(bottom) != bottom) {
                 throw ctx.options().error("bottom", "node '" + bottom.nodeName() + "' is a filter");
             }
-            if (!inBackingChain(file.node(), bottom)) {
+            if (!GraphWalk.isBelowInChain(file.node(), bottom)) {
                 throw ctx.options().error("bottom", "node '" + bottom.nodeName()
                         + "' is not in the backing chain of '" + file.node().nodeName() + "'");
             }
         }
         return new CopyOnReadNode(ctx, file, bottom);
-    }
-
-    /** True if {@code bottom} is below the top image of {@code top} on its backing chain. */
-    private static boolean inBackingChain(BlockNode top, BlockNode bottom) {
-        BlockNode n = BlockStatusQuery.skipFilters(top);
-        while (true) {
-            BlockChild backing = n.childWithRole(ChildRole.COW);
-            if (backing == null) {
-                return false;
-            }
-            n = BlockStatusQuery.skipFilters(backing.node());
-            if (n == bottom) {
-                return true;
-            }
-        }
     }
 }

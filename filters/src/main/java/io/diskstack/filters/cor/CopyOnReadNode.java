@@ -4,8 +4,8 @@ import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.BlockStatus;
 import io.diskstack.core.BlockStatusQuery;
-import io.diskstack.core.ChildRole;
 import io.diskstack.core.FilterNode;
+import io.diskstack.core.GraphWalk;
 import io.diskstack.core.NodeOpenContext;
 import io.diskstack.core.RequestFlags;
 import java.io.IOException;
@@ -39,7 +39,7 @@ final class CopyOnReadNode extends FilterNode {
             BlockStatus own = filtered().blockStatus(pos, n);
             n = Math.min(n, own.length());
             if (!own.isAllocated()) {
-                BlockChild backing = BlockStatusQuery.skipFilters(filtered().node()).childWithRole(ChildRole.COW);
+                BlockChild backing = GraphWalk.skipFilters(filtered().node()).cowChild();
                 if (backing != null && pos < backing.size()) {
                     BlockStatus below = BlockStatusQuery.above(backing.node(), bottom, pos,
                             Math.min(n, backing.size() - pos));

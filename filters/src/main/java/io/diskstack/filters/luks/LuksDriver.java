@@ -20,9 +20,9 @@ import java.util.EnumSet;
  * {@code header} names a node holding a detached header (QEMU 9's option of that name; the
  * payload then starts at the header's payload offset in {@code file}, usually 0).
  *
- * <p>It is a filter for snapshot purposes (it stays on top), but its child is not FILTERED:
- * the child's bytes sit at other offsets and are ciphertext, so graph walks that treat a
- * FILTERED child as the same data (block status through filters) must stop here.
+ * <p>Its nodes stay above the images (snapshots and jobs pass them to their {@code file} child),
+ * but that child is not FILTERED: its bytes are ciphertext at other offsets, so walks that treat
+ * a FILTERED child as the same data (block status, copy-on-read) stop here.
  */
 public final class LuksDriver implements BlockDriver {
     @Override

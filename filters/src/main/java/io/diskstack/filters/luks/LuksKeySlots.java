@@ -4,7 +4,7 @@ import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverRegistry;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.objects.Secret;
 import java.io.IOException;
 import java.nio.channels.FileChannel;

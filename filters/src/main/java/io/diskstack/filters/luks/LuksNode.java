@@ -2,14 +2,13 @@ package io.diskstack.filters.luks;
 
 import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockIOException;
-import io.diskstack.core.BlockStatus;
-import io.diskstack.core.BufferPool;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
-import io.diskstack.core.FilterNode;
 import io.diskstack.core.NodeOpenContext;
-import io.diskstack.core.PooledBuffer;
 import io.diskstack.core.RequestFlags;
+import io.diskstack.core.TransformNode;
+import io.diskstack.core.buffer.BufferPool;
+import io.diskstack.core.buffer.PooledBuffer;
 import io.diskstack.core.control.ControlFile;
 import io.diskstack.core.control.ControlProvider;
 import java.io.IOException;
@@ -20,9 +19,12 @@ import java.util.Map;
 /**
  * An open LUKS volume: shows the decrypted payload and encrypts every write into pooled
  * buffers (the caller's buffer is never touched). Requests arrive aligned to the encryption
- * sector; the core does read-modify-write for the rest.
+ * sector; the core does read-modify-write for the rest. Discards are not passed down: a
+ * discarded range would read back as decrypted noise, neither the old data nor zeroes (dm-crypt
+ * forwards them only with allow-discards, for that reason); and everything reads as data, since
+ * the child's holes and zeroes mean nothing here.
  */
-final class LuksNode extends FilterNode implements ControlProvider {
+final class LuksNode extends TransformNode implements ControlProvider {
     /** Writes are encrypted and sent down in pieces of at most this size. */
     private static final int WRITE_CHUNK = 1 << 20;
 
@@ -61,13 +63,19 @@ final class LuksNode extends FilterNode implements ControlProvider {
         if (fixedSize >= 0) {
             return fixedSize;
         }
-        long n = filtered().size() - payload;
+        long n = child().size() - payload;
         return n <= 0 ? 0 : n & -(long) sectorSize;
     }
 
     @Override
     public int requestAlignment() {
         return sectorSize;
+    }
+
+    /** FUA travels down with each encrypted write. */
+    @Override
+    public boolean supportsFua() {
+        return true;
     }
 
     @Override
@@ -80,17 +88,11 @@ final class LuksNode extends FilterNode implements ControlProvider {
         return description;
     }
 
-    /** The payload has the size the header and the file give it; it never grows. */
-    @Override
-    public boolean isGrowable() {
-        return false;
-    }
-
     @Override
     protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
         int start = dst.position();
         int len = dst.remaining();
-        filtered().read(payload + offset, dst);
+        child().read(payload + offset, dst);
         ciphers.decrypt(dst, start, dst, start, len, ivTweak + offset / 512);
     }
 
@@ -104,7 +106,7 @@ final class LuksNode extends FilterNode implements ControlProvider {
                 int n = Math.min(WRITE_CHUNK, len - done);
                 ciphers.encrypt(src, pos + done, buf, 0, n, ivTweak + (offset + done) / 512);
                 buf.clear().limit(n);
-                filtered().write(payload + offset + done, buf, flags);
+                child().write(payload + offset + done, buf, flags);
                 done += n;
             }
         }
@@ -125,20 +127,6 @@ final class LuksNode extends FilterNode implements ControlProvider {
         }
     }
 
-    /**
-     * Not passed down: a discarded range would read back as decrypted noise, neither the old
-     * data nor zeroes (dm-crypt forwards it only with allow-discards, for that reason).
-     */
-    @Override
-    protected void discard(long offset, long length) {
-    }
-
-    /** Everything reads as (decrypted) data; the child's holes and zeroes mean nothing here. */
-    @Override
-    protected BlockStatus blockStatus(long offset, long length) {
-        return BlockStatus.of(length, BlockStatus.DATA | BlockStatus.ALLOCATED);
-    }
-
     @Override
     protected void truncate(long size) throws IOException {
         if (fixedSize >= 0) {
@@ -148,7 +136,7 @@ final class LuksNode extends FilterNode implements ControlProvider {
             throw new BlockIOException(Errno.EINVAL, nodeName() + ": size " + size
                     + " is not a multiple of the " + sectorSize + "-byte sector");
         }
-        filtered().truncate(payload + size);
+        child().truncate(payload + size);
     }
 
     @Override

@@ -5,10 +5,10 @@ import io.diskstack.core.BlockIOException;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.BlockStatus;
 import io.diskstack.core.BlockStatusQuery;
-import io.diskstack.core.BufferPool;
 import io.diskstack.core.Errno;
 import io.diskstack.core.NodeOpenContext;
-import io.diskstack.core.PooledBuffer;
+import io.diskstack.core.buffer.BufferPool;
+import io.diskstack.core.buffer.PooledBuffer;
 import io.diskstack.filters.quorum.QuorumDriver.ReadPattern;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -19,8 +19,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
-import java.util.logging.Level;
 import java.util.function.Supplier;
+import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
@@ -93,6 +93,12 @@ final class QuorumNode extends BlockNode {
     @Override
     public long size() {
         return size;
+    }
+
+    /** Every child holds the same data: snapshots and jobs act on all of them at once. */
+    @Override
+    public Passage passage() {
+        return Passage.FAN_OUT;
     }
 
     @Override

@@ -1,6 +1,6 @@
 package io.diskstack.filters.throttle;
 
-import io.diskstack.core.ObjectDriver;
+import io.diskstack.core.objects.ObjectDriver;
 import io.diskstack.core.options.NodeOptions;
 import java.nio.file.Path;
 

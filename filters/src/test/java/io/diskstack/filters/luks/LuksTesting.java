@@ -6,7 +6,7 @@ import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.ImageCreateContext;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.objects.Secret;
 import io.diskstack.core.options.NodeOptions;
 import io.diskstack.core.options.OptionTree;

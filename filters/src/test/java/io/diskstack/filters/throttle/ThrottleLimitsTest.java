@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.diskstack.core.ConfigException;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.KeyVal;
 import java.nio.file.Path;
 import java.util.Map;

@@ -1,12 +1,13 @@
 package io.diskstack.formats.file;
 
+import io.diskstack.core.BackingImage;
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.BlockStatus;
-import io.diskstack.core.BufferPool;
 import io.diskstack.core.Errno;
 import io.diskstack.core.NodeOpenContext;
 import io.diskstack.core.RequestFlags;
+import io.diskstack.core.buffer.BufferPool;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -64,6 +65,13 @@ final class FileNode extends BlockNode {
     @Override
     public String filename() {
         return path.toString();
+    }
+
+    /** A host file is a raw image to an overlay. */
+    @Override
+    public BackingImage backingImage() {
+        Path p = path.toAbsolutePath().normalize();
+        return new BackingImage(p.toString(), "raw", p.getParent());
     }
 
     @Override

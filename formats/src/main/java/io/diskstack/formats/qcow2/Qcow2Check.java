@@ -6,7 +6,7 @@ import io.diskstack.core.BlockNode;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.Errno;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;

@@ -8,10 +8,13 @@ import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverKind;
 import io.diskstack.core.ImageCreateContext;
 import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.OverlayRequest;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The {@code qcow2} format driver. Options: {@code file} (required), {@code backing} (a
@@ -36,6 +39,35 @@ public final class Qcow2Driver implements BlockDriver {
     @Override
     public DriverKind kind() {
         return DriverKind.FORMAT;
+    }
+
+    @Override
+    public boolean makesOverlays() {
+        return true;
+    }
+
+    /** {@code qemu-img create -f qcow2 -b BACKING -F FORMAT}, opened over a {@code file} node. */
+    @Override
+    public Map<String, Object> createOverlay(OverlayRequest r) throws IOException {
+        Map<String, Object> createOpts = new LinkedHashMap<>();
+        createOpts.put("backing_file", r.backingFile());
+        createOpts.put("backing_fmt", r.backingFormat());
+        NodeOptions options = new NodeOptions("create '" + r.file() + "' (qcow2)", createOpts);
+        create(new ImageCreateContext(r.file(), r.size(), options, r.objects(), r.drivers()));
+        options.assertAllConsumed();
+        Map<String, Object> file = new LinkedHashMap<>();
+        file.put("driver", "file");
+        file.put("node-name", r.fileNodeName());
+        file.put("filename", r.fileInConfig());
+        if (r.skipsDiskSync()) {
+            file.put("cache.no-flush", Boolean.TRUE);
+        }
+        Map<String, Object> overlay = new LinkedHashMap<>();
+        overlay.put("driver", "qcow2");
+        overlay.put("node-name", r.nodeName());
+        overlay.put("file", file);
+        overlay.put("backing", r.backingNodeName());
+        return overlay;
     }
 
     @Override

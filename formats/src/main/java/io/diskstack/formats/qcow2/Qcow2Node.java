@@ -6,13 +6,13 @@ import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.BlockStatus;
-import io.diskstack.core.BufferPool;
 import io.diskstack.core.Errno;
-import io.diskstack.core.InternalSnapshots;
 import io.diskstack.core.NodeOpenContext;
-import io.diskstack.core.PooledBuffer;
 import io.diskstack.core.RequestFlags;
+import io.diskstack.core.buffer.BufferPool;
+import io.diskstack.core.buffer.PooledBuffer;
 import io.diskstack.core.options.Sizes;
+import io.diskstack.core.snapshot.InternalSnapshots;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -1119,7 +1119,19 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     @Override
     protected void close() throws IOException {
-        if (isReadOnly() || !written) {
+        if (!isReadOnly()) {
+            writeBackAndMarkClean();
+        }
+    }
+
+    /** The graph will not write this image again (it became a backing file): leave it clean now. */
+    @Override
+    protected void releaseWritePermission() throws IOException {
+        writeBackAndMarkClean();
+    }
+
+    private void writeBackAndMarkClean() throws IOException {
+        if (!written) {
             return;
         }
         gate.writeLock().lock();

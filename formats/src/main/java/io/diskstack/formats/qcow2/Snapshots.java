@@ -3,7 +3,7 @@ package io.diskstack.formats.qcow2;
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
-import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.snapshot.InternalSnapshots;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.time.Instant;

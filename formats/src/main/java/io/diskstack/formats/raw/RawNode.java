@@ -1,5 +1,6 @@
 package io.diskstack.formats.raw;
 
+import io.diskstack.core.BackingImage;
 import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.BlockStatus;
@@ -33,6 +34,12 @@ final class RawNode extends BlockNode {
     @Override
     public boolean supportsFua() {
         return true;
+    }
+
+    /** A window of its file ({@code offset}/{@code size}) is nothing a backing file name can say. */
+    @Override
+    public BackingImage backingImage() {
+        return offset == 0 && size == file.size() ? super.backingImage() : null;
     }
 
     @Override

@@ -2,7 +2,7 @@ package io.diskstack.formats.qcow2;
 
 import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.ImageCreateContext;
-import io.diskstack.core.ObjectRegistry;
+import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.file.Path;

@@ -9,7 +9,7 @@ import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.ConfigException;
-import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.snapshot.InternalSnapshots;
 import io.diskstack.core.testing.TestGraphs;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
-import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.snapshot.InternalSnapshots;
 import io.diskstack.core.testing.TestGraphs;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -160,7 +160,7 @@ class Qcow2ConcurrencyTest {
         try (BlockGraph g = TestGraphs.newGraph(dir)) {
             g.open(Images.node("q0", img));
             BlockBackend d = g.addBackend("d", "q0", true);
-            io.diskstack.core.InternalSnapshots snaps = (io.diskstack.core.InternalSnapshots) g.node("q0");
+            io.diskstack.core.snapshot.InternalSnapshots snaps = (io.diskstack.core.snapshot.InternalSnapshots) g.node("q0");
             runAll(writers + 1, id -> {
                 if (id == writers) {
                     for (int i = 0; i < 12; i++) {

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.ConfigException;
-import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.snapshot.InternalSnapshots;
 import io.diskstack.core.testing.TestGraphs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -91,7 +91,7 @@ class Qcow2FuzzTest {
 
     /** True if the image opened; false if it was rejected with a proper message. */
     private boolean exercise(Path target, boolean writable) throws Exception {
-        try (BlockGraph g = new BlockGraph(DRIVERS, io.diskstack.core.ObjectRegistry.load(), target.getParent())) {
+        try (BlockGraph g = new BlockGraph(DRIVERS, io.diskstack.core.objects.ObjectRegistry.load(), target.getParent())) {
             Map<String, Object> o = Images.node("q0", target);
             o.put("read-only", !writable);
             o.put("backing", "");

@@ -7,16 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.BlockIOException;
-import io.diskstack.core.InternalSnapshots;
+import io.diskstack.core.snapshot.InternalSnapshots;
 import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 /** Images that outgrow their refcount table and blocks (small clusters, wide refcounts). */
 class Qcow2GrowthTest {

@@ -1,4 +1,4 @@
-package io.diskstack.core;
+package io.diskstack.core.buffer;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
@@ -11,7 +11,7 @@ import java.util.ArrayDeque;
 public final class BufferPool {
     /** Alignment of every pooled buffer: enough for O_DIRECT on any file system here. */
     public static final int ALIGNMENT = 4096;
-    static final int ZERO_BUFFER_SIZE = 1 << 20;
+    public static final int ZERO_BUFFER_SIZE = 1 << 20;
 
     private static final int MIN_SHIFT = 12;
     private static final int MAX_SHIFT = 22;

@@ -1,4 +1,4 @@
-package io.diskstack.core;
+package io.diskstack.core.objects;
 
 import io.diskstack.core.options.NodeOptions;
 import java.nio.file.Path;

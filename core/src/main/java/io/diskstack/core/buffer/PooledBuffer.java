@@ -1,4 +1,4 @@
-package io.diskstack.core;
+package io.diskstack.core.buffer;
 
 import java.nio.ByteBuffer;
 

@@ -1,5 +1,7 @@
-package io.diskstack.core;
+package io.diskstack.core.objects;
 
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.ConfigException;
 import io.diskstack.core.options.NodeOptions;
 import java.nio.file.Path;
 import java.util.ArrayList;

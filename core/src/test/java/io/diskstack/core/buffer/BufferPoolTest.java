@@ -1,8 +1,10 @@
-package io.diskstack.core;
+package io.diskstack.core.buffer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.buffer.BufferPool;
+import io.diskstack.core.buffer.PooledBuffer;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;

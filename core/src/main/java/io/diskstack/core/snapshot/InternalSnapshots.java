@@ -1,5 +1,6 @@
-package io.diskstack.core;
+package io.diskstack.core.snapshot;
 
+import io.diskstack.core.ConfigException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.time.Instant;

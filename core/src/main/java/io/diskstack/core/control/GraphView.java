@@ -1,5 +1,10 @@
-package io.diskstack.core;
+package io.diskstack.core.control;
 
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockChild;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.DriverKind;
 import io.diskstack.core.options.Sizes;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;

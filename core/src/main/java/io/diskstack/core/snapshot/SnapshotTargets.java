@@ -1,6 +1,14 @@
-package io.diskstack.core;
+package io.diskstack.core.snapshot;
 
-import io.diskstack.core.InternalSnapshots.Snapshot;
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockChild;
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.BlockNode;
+import io.diskstack.core.ConfigException;
+import io.diskstack.core.Errno;
+import io.diskstack.core.GraphWalk;
+import io.diskstack.core.snapshot.InternalSnapshots.Snapshot;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -12,11 +20,10 @@ import java.util.stream.Collectors;
  * Internal snapshots of what a backend shows (QEMU's {@code snapshot-internal}): the walk from
  * its root to the nodes that keep them, and the commands over all those nodes at once.
  *
- * <p>The walk: a node that implements {@link InternalSnapshots} takes the snapshot; a node whose
- * data is in one child (a filter, or a format over its file, as in QEMU's snapshot fallback) passes
- * the walk to that child; a filter over several data children (quorum) passes it to every child,
- * and each must find a target. A node that keeps data or metadata in more than one child any
- * other way (luks with a detached header) stops the walk.
+ * <p>The walk is {@link GraphWalk#landings}: a node that implements {@link InternalSnapshots}
+ * takes the snapshot; filters and luks pass it to their data child, an image without snapshots
+ * to its primary child (QEMU's fallback), quorum and dedup to every child, each of which must
+ * find a target.
  *
  * <p>The commands are all or nothing, and run with every backend over a target drained (no
  * request in flight) and under the graph's monitor (no topology change, no other command):
@@ -56,74 +63,18 @@ public final class SnapshotTargets {
      */
     public static List<Target> below(BlockNode top) {
         List<Target> out = new ArrayList<>();
-        String stop = walk(top, out);
-        if (stop != null) {
-            throw new ConfigException("no node below '" + top.nodeName() + "' supports internal snapshots ("
-                    + stop + ")");
+        for (BlockNode n : GraphWalk.landings(top, node -> node instanceof InternalSnapshots,
+                "supports internal snapshots")) {
+            out.add(new Target(n, (InternalSnapshots) n));
         }
         return out;
     }
 
-    /** Adds the targets at or below the node; returns where the walk stopped without one, or null. */
-    private static String walk(BlockNode node, List<Target> out) {
-        if (node instanceof InternalSnapshots s) {
-            if (out.stream().noneMatch(t -> t.node() == node)) {
-                out.add(new Target(node, s));
-            }
-            return null;
-        }
-        List<BlockChild> holding = new ArrayList<>();
-        for (BlockChild c : node.children()) {
-            if (c.roles().contains(ChildRole.DATA) || c.roles().contains(ChildRole.METADATA)
-                    || c.roles().contains(ChildRole.FILTERED)) {
-                holding.add(c);
-            }
-        }
-        String at = "'" + node.nodeName() + "' (" + node.driver().name() + ")";
-        if (holding.isEmpty()) {
-            return "the walk ends at " + at;
-        }
-        if (holding.size() == 1) {
-            BlockChild only = holding.get(0);
-            if (only.roles().contains(ChildRole.PRIMARY) || only.roles().contains(ChildRole.FILTERED)) {
-                return walk(only.node(), out);
-            }
-            return "the walk ends at " + at;
-        }
-        boolean fanOut = node.driver().kind() == DriverKind.FILTER
-                && holding.stream().noneMatch(c -> c.roles().contains(ChildRole.METADATA));
-        if (!fanOut) {
-            return "the walk ends at " + at + ", which keeps its data in more than one child";
-        }
-        for (BlockChild c : holding) {
-            String stop = walk(c.node(), out);
-            if (stop != null) {
-                return stop + ", below child '" + c.name() + "' of '" + node.nodeName()
-                        + "': every child needs one";
-            }
-        }
-        return null;
-    }
-
-    /**
-     * Refuses names that cannot be a file name in {@code MNT/.snapshots/DISK/}: empty, with '/'
-     * or control characters, "." or "..", longer than 255 bytes.
-     */
+    /** Refuses a name that breaks {@link SnapshotNames}' rule. */
     public static void checkName(String name) {
-        String problem = null;
-        if (name == null || name.isEmpty()) {
-            throw new ConfigException("a snapshot needs a name");
-        } else if (name.indexOf('/') >= 0) {
-            problem = "must not contain '/'";
-        } else if (name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
-            problem = "must not contain control characters";
-        } else if (name.equals(".") || name.equals("..")) {
-            problem = "is not a usable file name";
-        } else if (name.getBytes(StandardCharsets.UTF_8).length > 255) {
-            problem = "is longer than 255 bytes";
-        }
+        String problem = SnapshotNames.problem(name);
         if (problem != null) {
-            throw new ConfigException("snapshot name '" + printable(name) + "' " + problem);
+            throw new ConfigException(problem);
         }
     }
 
@@ -295,16 +246,7 @@ public final class SnapshotTargets {
         return targets.stream().map(t -> "'" + t.node().nodeName() + "'").collect(Collectors.joining(", "));
     }
 
-    /** The name with control characters escaped, for one-line messages. */
     private static String printable(String name) {
-        StringBuilder out = new StringBuilder();
-        name.chars().forEach(c -> {
-            if (c < 0x20 || c == 0x7f) {
-                out.append(String.format("\\x%02x", c));
-            } else {
-                out.append((char) c);
-            }
-        });
-        return out.toString();
+        return SnapshotNames.printable(name);
     }
 }
