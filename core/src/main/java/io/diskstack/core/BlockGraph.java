@@ -163,7 +163,55 @@ public final class BlockGraph implements AutoCloseable {
             node.children.add(edge);
             edge.node.parents.add(edge);
         }
+        try {
+            checkPermissions(Set.of());
+        } catch (ConfigException e) {
+            removeUnused(node);
+            throw e;
+        }
         return node;
+    }
+
+    /**
+     * Computes what every edge takes and shares and refuses a conflict (two writers of one image,
+     * a write through a read-only node), naming both users; the nodes in {@code assumeReadOnly}
+     * count as read-only (a change about to freeze them).
+     *
+     * @throws ConfigException with errno EBUSY
+     */
+    public synchronized void checkPermissions(Set<BlockNode> assumeReadOnly) {
+        PermissionCheck.check(nodes(), assumeReadOnly);
+    }
+
+    /**
+     * Takes permissions on a node for something outside the graph's edges (a job: a commit writes
+     * its base, a mirror its target), checked against the node's other users. Close the hold to
+     * give them back.
+     *
+     * @param holder who holds them, for messages: {@code job 'commit-disk0'}
+     */
+    public synchronized Hold hold(BlockNode node, Permissions permissions, String holder) {
+        checkMember(node);
+        BlockChild edge = new BlockChild(null, "hold", java.util.EnumSet.noneOf(ChildRole.class), node, holder,
+                permissions);
+        node.parents.add(edge);
+        try {
+            checkPermissions(Set.of());
+        } catch (ConfigException e) {
+            node.parents.remove(edge);
+            throw e;
+        }
+        return () -> {
+            synchronized (BlockGraph.this) {
+                edge.node.parents.remove(edge);
+            }
+        };
+    }
+
+    /** Permissions held on a node outside the edges; close to give them back. */
+    public interface Hold extends AutoCloseable {
+        @Override
+        void close();
     }
 
     /** The generic options; a nested child inherits read-only and cache.no-flush, as in QEMU. */
@@ -259,8 +307,18 @@ public final class BlockGraph implements AutoCloseable {
             throw new ConfigException("export '" + name + "': node '" + nodeName
                     + "' is read-only, so the export cannot be writable");
         }
-        BlockChild root = new BlockChild(null, "root", ChildRole.filtered(), node);
+        BlockChild root = new BlockChild(null, "root", ChildRole.filtered(), node, "export '" + name + "'",
+                writable ? Permissions.of(java.util.EnumSet.of(Permission.CONSISTENT_READ, Permission.WRITE,
+                        Permission.WRITE_UNCHANGED), java.util.EnumSet.allOf(Permission.class))
+                        : Permissions.of(java.util.EnumSet.of(Permission.CONSISTENT_READ),
+                        java.util.EnumSet.allOf(Permission.class)));
         node.parents.add(root);
+        try {
+            checkPermissions(Set.of());
+        } catch (ConfigException e) {
+            node.parents.remove(root);
+            throw e;
+        }
         BlockBackend backend = new BlockBackend(name, root, writable);
         backends.put(name, backend);
         return backend;
@@ -317,6 +375,16 @@ public final class BlockGraph implements AutoCloseable {
                 edge.node = replacement;
                 replacement.parents.add(edge);
             }
+            try {
+                checkPermissions(Set.of());
+            } catch (ConfigException e) {
+                for (BlockChild edge : moving) {
+                    replacement.parents.remove(edge);
+                    edge.node = old;
+                    old.parents.add(edge);
+                }
+                throw e;
+            }
         }
     }
 
@@ -358,36 +426,56 @@ public final class BlockGraph implements AutoCloseable {
             oldChild.parents.remove(edge);
             edge.node = inserted;
             inserted.parents.add(edge);
+            try {
+                checkPermissions(Set.of());
+            } catch (ConfigException e) {
+                inserted.parents.remove(edge);
+                edge.node = oldChild;
+                oldChild.parents.add(edge);
+                removeUnused(inserted);
+                throw e;
+            }
         }
         return inserted;
     }
 
     /**
-     * Freezes a node that became a backing file (an external snapshot's base): it is read-only
-     * from now on, and it and the nodes below it that only read-only nodes use give up their
-     * write locks, as QEMU does, so a backup may read the base with qemu-img.
+     * Freezes nodes that became backing files (an external snapshot's bases): they are read-only
+     * from now on, and they and the nodes below them that only read-only users reach give up
+     * their write locks, as QEMU does, so a backup may read a base with qemu-img. Refused, with
+     * nothing changed, if someone else still writes one of them (the permission check).
      */
-    public synchronized void freeze(BlockNode base) {
-        release(base);
+    public synchronized void freeze(List<BlockNode> bases) {
+        List<BlockNode> frozen = frozenWith(bases);
+        Set<BlockNode> assumeReadOnly = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        assumeReadOnly.addAll(frozen);
+        checkPermissions(assumeReadOnly);
+        for (BlockNode n : frozen) {
+            try {
+                n.releaseWritePermission();
+            } catch (IOException | RuntimeException e) {
+                LOG.log(Level.WARNING, "node '" + n.nodeName() + "' keeps its write lock: " + e.getMessage());
+            }
+            n.markReadOnly();
+        }
     }
 
-    private static void release(BlockNode node) {
-        try {
-            node.releaseWritePermission();
-        } catch (IOException | RuntimeException e) {
-            LOG.log(Level.WARNING, "node '" + node.nodeName() + "' keeps its write lock: " + e.getMessage());
-        }
-        node.markReadOnly();
-        for (BlockChild c : node.children) {
-            if (c.node.parents.stream().noneMatch(BlockGraph::mayWrite)) {
-                release(c.node);
+    /** The bases, and below them each node that only read-only users would reach; parents first. */
+    private static List<BlockNode> frozenWith(List<BlockNode> bases) {
+        List<BlockNode> out = new ArrayList<>(bases);
+        Set<BlockNode> in = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        in.addAll(bases);
+        for (int i = 0; i < out.size(); i++) {
+            for (BlockChild c : out.get(i).children) {
+                BlockNode child = c.node;
+                if (!in.contains(child) && child.parents.stream().allMatch(e -> e.parent != null
+                        && (in.contains(e.parent) || e.parent.isReadOnly() || e.roles().contains(ChildRole.COW)))) {
+                    in.add(child);
+                    out.add(child);
+                }
             }
         }
-    }
-
-    /** An edge that may carry writes: from an export, or from a writable parent that is not its backing. */
-    private static boolean mayWrite(BlockChild edge) {
-        return edge.parent == null || !edge.parent.isReadOnly() && !edge.roles().contains(ChildRole.COW);
+        return out;
     }
 
     /** Closes and removes a node nobody uses, and the implicit children only it used. */

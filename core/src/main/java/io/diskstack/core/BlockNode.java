@@ -189,6 +189,25 @@ public abstract class BlockNode {
         return new BackingImage(path.toString(), driver.name(), path.getParent());
     }
 
+    /**
+     * What this node takes on one of its children and lets the child's other users do, given
+     * what its own users take and share together (QEMU's bdrv_child_perm). The default follows
+     * the edge's roles: a filtered child gets what the node's users take and share; a backing
+     * child is only read (others may write it if the node's users accept changing data, as in
+     * QEMU); any other child (a format's file, a quorum's children) is the node's alone to write:
+     * it shares no write, so no second writer can corrupt it. A read-only node takes no write
+     * whatever this says.
+     */
+    protected Permissions childPermissions(BlockChild child, Permissions users) {
+        if (child.roles().contains(ChildRole.FILTERED)) {
+            return users;
+        }
+        if (child.roles().contains(ChildRole.COW) && !child.roles().contains(ChildRole.DATA)) {
+            return Permissions.reader(users);
+        }
+        return Permissions.soleWriter(!isReadOnly());
+    }
+
     // ---- what the driver implements ----
 
     /** Virtual size in bytes. Called on every request: keep it a field read. */

@@ -6,11 +6,24 @@ package io.diskstack.core;
  * line turns it into exit code 2.
  */
 public class ConfigException extends RuntimeException {
+    private final Errno errno;
+
     public ConfigException(String message) {
-        super(message);
+        this(message, Errno.EINVAL);
     }
 
     public ConfigException(String message, Throwable cause) {
         super(message, cause);
+        this.errno = Errno.EINVAL;
+    }
+
+    /** With the errno a control file's writer sees: EINVAL for bad input, EBUSY for a conflict. */
+    public ConfigException(String message, Errno errno) {
+        super(message);
+        this.errno = errno;
+    }
+
+    public Errno errno() {
+        return errno;
     }
 }

@@ -37,6 +37,12 @@ public abstract class FilterNode extends BlockNode {
         return Passage.PASS;
     }
 
+    /** A filter takes on its child what its own users take, and shares what they share. */
+    @Override
+    protected Permissions childPermissions(BlockChild child, Permissions users) {
+        return users;
+    }
+
     /** The image a filter shows is its child's. */
     @Override
     public BackingImage backingImage() {

@@ -467,8 +467,8 @@ final class DiskstackFs extends FuseStubFS {
     /** The one error boundary: log (rate-limited) and return the failure's errno, negated. */
     private int fail(String op, String path, Throwable t) {
         Errno errno;
-        if (t instanceof ConfigException) {
-            errno = Errno.EINVAL;
+        if (t instanceof ConfigException c) {
+            errno = c.errno();
         } else if (t instanceof IOException) {
             errno = BlockIOException.errnoOf(t);
         } else {

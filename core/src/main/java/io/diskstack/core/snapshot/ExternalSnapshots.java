@@ -238,8 +238,9 @@ public final class ExternalSnapshots {
         }
 
         /**
-         * Puts each overlay in its base's place, in every edge (parents and backends), all or
-         * none, and freezes the bases. Hold a drain of the affected backends around it.
+         * Puts each overlay in its base's place, in every edge (parents and backends), and freezes
+         * the bases, all or none (refused if someone else still writes a base). Hold a drain of
+         * the affected backends around it.
          */
         public void commit() {
             List<Overlay> done = new ArrayList<>();
@@ -248,6 +249,7 @@ public final class ExternalSnapshots {
                     graph.replace(o.base(), o.overlay());
                     done.add(o);
                 }
+                graph.freeze(overlays.stream().map(Overlay::base).toList());
                 committed = true;
             } catch (RuntimeException | Error e) {
                 for (int i = done.size() - 1; i >= 0; i--) {
@@ -259,9 +261,6 @@ public final class ExternalSnapshots {
                     }
                 }
                 throw e;
-            }
-            for (Overlay o : overlays) {
-                graph.freeze(o.base());
             }
         }
 

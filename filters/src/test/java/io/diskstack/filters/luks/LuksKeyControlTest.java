@@ -2,6 +2,7 @@ package io.diskstack.filters.luks;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,7 +94,7 @@ class LuksKeyControlTest {
     }
 
     /**
-     * Two editors of one image (here two luks nodes over one file node, each with its own control
+     * Two editors of one image (two mounts, the second with locking=off, each with its own control
      * files) must not act on stale headers: each removes a different slot, and the second must be
      * refused as the last one instead of locking everyone out.
      */
@@ -102,25 +103,26 @@ class LuksKeyControlTest {
     void editsSeeTheHeaderOnDiskNotAStaleCopy(String format) throws Exception {
         LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
         BlockGraph g = TestGraphs.newGraph(dir);
+        BlockGraph g2 = TestGraphs.newGraph(dir);
         try {
             LuksTesting.openLuks(g, "k.img");
             LuksTesting.addSecret(g, "s1", "second one");
             Map<String, ControlFile> a = ((ControlProvider) g.node("l0")).controlFiles();
             a.get("add-key").write("secret=s1 iter-time=1");
-            g.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
-            Map<String, ControlFile> b = ((ControlProvider) g.node("l1")).controlFiles();
+            Map<String, ControlFile> b = secondEditor(g2, "k.img");
             a.get("remove-key").write("slot=0");
             BlockIOException last = assertThrows(BlockIOException.class, () -> b.get("remove-key").write("slot=1"));
             assertTrue(last.getMessage().contains("last active"), last.getMessage());
             assertThrows(BlockIOException.class, () -> b.get("remove-key").write("slot=0"), "slot 0 is gone");
             assertEquals("1 pbkdf2", b.get("keyslots").read().substring(0, 8));
             // An add through the other node goes to a free slot as the disk has it, not as l1 first saw it.
-            LuksTesting.addSecret(g, "s2", "third one");
+            LuksTesting.addSecret(g2, "s2", "third one");
             b.get("add-key").write("secret=s2 iter-time=1");
             a.get("add-key").write("secret=s0 iter-time=1");
             String slots = a.get("keyslots").read();
             assertEquals(3, slots.lines().count(), slots);
         } finally {
+            g2.close();
             g.close();
         }
         assertEquals(4096, readWith("s1", "second one").length);
@@ -135,6 +137,7 @@ class LuksKeyControlTest {
         LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
         String pass = "Tr0ub4dor&3-typed-by-mistake";
         BlockGraph g = TestGraphs.newGraph(dir);
+        BlockGraph g2 = TestGraphs.newGraph(dir);
         try {
             LuksTesting.openLuks(g, "k.img");
             Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
@@ -147,6 +150,7 @@ class LuksKeyControlTest {
                         w[0] + " echoed the passphrase: " + e.getMessage().replace(pass, "<pass>"));
             }
         } finally {
+            g2.close();
             g.close();
         }
     }
@@ -165,6 +169,7 @@ class LuksKeyControlTest {
             ch.write(ByteBuffer.wrap(new byte[] {1}), (8 << 20));
         }
         BlockGraph g = TestGraphs.newGraph(dir);
+        BlockGraph g2 = TestGraphs.newGraph(dir);
         try {
             LuksTesting.openLuks(g, "k.img");
             Map<String, ControlFile> files = ((ControlProvider) g.node("l0")).controlFiles();
@@ -180,65 +185,43 @@ class LuksKeyControlTest {
             }
             assertEquals(1, files.get("keyslots").read().lines().count());
         } finally {
+            g2.close();
             g.close();
         }
     }
 
-    /** Two nodes over one image removing different slots at the same moment: one slot always stays. */
+    /**
+     * Two luks nodes over one file in one graph would be two writers of one header: refused at
+     * open, naming both. So is a read-only second one, which would read a header the first may
+     * change under it (QEMU refuses both too).
+     */
     @ParameterizedTest
     @ValueSource(strings = {"luks1", "luks2"})
-    void concurrentRemovalsThroughTwoNodesNeverRemoveTheLastSlot(String format) throws Exception {
+    void aSecondWriterOfTheHeaderIsRefused(String format) throws Exception {
         LuksTesting.create(dir.resolve("k.img"), 1 << 20, "format", format);
         BlockGraph g = TestGraphs.newGraph(dir);
-        var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
         try {
             LuksTesting.openLuks(g, "k.img");
-            LuksTesting.addSecret(g, "s1", "second one");
-            g.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
-            Map<String, ControlFile> a = ((ControlProvider) g.node("l0")).controlFiles();
-            Map<String, ControlFile> b = ((ControlProvider) g.node("l1")).controlFiles();
-            for (int round = 0; round < 5; round++) {
-                // Slots 0 and 1 active (s0 and s1); each node removes one of them at once.
-                String both = a.get("keyslots").read();
-                if (!both.startsWith("0 ")) {
-                    a.get("add-key").write("secret=s0 slot=0 iter-time=1");
-                }
-                if (!a.get("keyslots").read().contains("\n1 ")) {
-                    a.get("add-key").write("secret=s1 slot=1 iter-time=1");
-                }
-                var start = new java.util.concurrent.CyclicBarrier(2);
-                var r0 = pool.submit(() -> {
-                    start.await();
-                    a.get("remove-key").write("slot=0");
-                    return true;
-                });
-                var r1 = pool.submit(() -> {
-                    start.await();
-                    b.get("remove-key").write("slot=1");
-                    return true;
-                });
-                int removed = 0;
-                for (var r : java.util.List.of(r0, r1)) {
-                    try {
-                        r.get();
-                        removed++;
-                    } catch (java.util.concurrent.ExecutionException e) {
-                        assertTrue(e.getCause().getMessage().contains("last active"), e.getCause().getMessage());
-                    }
-                }
-                assertEquals(1, removed, "round " + round);
-            }
+            ConfigException e = assertThrows(ConfigException.class, () -> g.open(TestGraphs.opts("driver", "luks",
+                    "node-name", "l1", "file", "f0", "key-secret", "s0")));
+            assertEquals("blockdev 'l1' (luks): 'file' f0 is already written by 'l0' (luks), which does not share "
+                    + "write", e.getMessage());
+            assertNull(g.node("l1"), "nothing of it stays open");
+            e = assertThrows(ConfigException.class, () -> g.open(TestGraphs.opts("driver", "luks",
+                    "node-name", "l1", "file", "f0", "key-secret", "s0", "read-only", true)));
+            assertEquals("blockdev 'l1' (luks): 'file' f0 is written by 'l0' (luks), and this use does not share "
+                    + "write", e.getMessage());
+            assertEquals(Errno.EBUSY, e.errno());
         } finally {
-            pool.shutdownNow();
             g.close();
         }
-        // What is left on disk opens with the passphrase of the slot that stayed.
-        String left = null;
-        try {
-            left = readWith("s0", LuksTesting.PASS).length + " s0";
-        } catch (ConfigException e) {
-            left = readWith("s1", "second one").length + " s1";
-        }
-        assertTrue(left.startsWith("4096 "), left);
+    }
+
+    /** A second mount's luks node over the same image, with its own file node and locking off. */
+    private static Map<String, ControlFile> secondEditor(BlockGraph g2, String file) throws Exception {
+        LuksTesting.addSecret(g2, "s0", LuksTesting.PASS);
+        g2.open(TestGraphs.opts("driver", "file", "node-name", "f0", "filename", file, "locking", "off"));
+        g2.open(TestGraphs.opts("driver", "luks", "node-name", "l1", "file", "f0", "key-secret", "s0"));
+        return ((ControlProvider) g2.node("l1")).controlFiles();
     }
 }

@@ -512,12 +512,12 @@ class QuorumTest {
 
     @Test
     void childrenCanBeFiltersAndQuorums() throws Exception {
-        List<String> names = children(3);
+        List<String> names = children(4);
         graph.objects().create(opts("qom-type", "throttle-group", "id", "tg0"), dir);
         graph.open(opts("driver", "throttle", "node-name", "t0", "throttle-group", "tg0", "file", "r0"));
         graph.open(opts("driver", "quorum", "node-name", "inner", "children", List.of("r1", "r2"),
                 "vote-threshold", 1L));
-        BlockBackend q = quorum(List.of("t0", "inner", names.get(2)), 2);
+        BlockBackend q = quorum(List.of("t0", "inner", names.get(3)), 2);
         byte[] data = TestGraphs.randomBytes(11, 100_000);
         q.write(12345, ByteBuffer.wrap(data), 0);
         corrupt(0, 12345, new byte[50]);
