@@ -20,6 +20,7 @@ public final class BlockBackend {
     private final BlockChild root;
     private final boolean writable;
     private final InFlight inFlight = new InFlight();
+    private final List<WriteInterceptor> interceptors = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     BlockBackend(String name, BlockChild root, boolean writable) {
         this.name = name;
@@ -63,6 +64,7 @@ public final class BlockBackend {
         try {
             checkWritable();
             checkRange(offset, src.remaining(), "write");
+            intercept(offset, src.remaining());
             root.write(offset, src, flags);
         } finally {
             inFlight.exit();
@@ -74,6 +76,7 @@ public final class BlockBackend {
         try {
             checkWritable();
             checkRange(offset, length, "write-zeroes");
+            intercept(offset, length);
             root.writeZeroes(offset, length, flags);
         } finally {
             inFlight.exit();
@@ -85,6 +88,7 @@ public final class BlockBackend {
         try {
             checkWritable();
             checkRange(offset, length, "discard");
+            intercept(offset, length);
             root.discard(offset, length);
         } finally {
             inFlight.exit();
@@ -107,6 +111,37 @@ public final class BlockBackend {
             return BlockStatusQuery.above(root.node(), offset, length);
         } finally {
             inFlight.exit();
+        }
+    }
+
+    /**
+     * Sees every write, write-zeroes and discard of the disk before it happens (a backup's
+     * copy-before-write): it may read what the disk shows now with the reader it is given, which
+     * does not wait for a drain (the write that called it is in flight already).
+     */
+    public interface WriteInterceptor {
+        void beforeWrite(long offset, long length, DiskReader current) throws IOException;
+    }
+
+    /** Reads what the disk shows. */
+    public interface DiskReader {
+        void read(long offset, ByteBuffer dst) throws IOException;
+    }
+
+    /** Adds an interceptor; call it drained, so that no write in flight escapes it. */
+    public void addInterceptor(WriteInterceptor interceptor) {
+        interceptors.add(interceptor);
+    }
+
+    public void removeInterceptor(WriteInterceptor interceptor) {
+        interceptors.remove(interceptor);
+    }
+
+    private void intercept(long offset, long length) throws IOException {
+        if (!interceptors.isEmpty() && length > 0) {
+            for (WriteInterceptor i : interceptors) {
+                i.beforeWrite(offset, length, (o, dst) -> root.read(o, dst));
+            }
         }
     }
 

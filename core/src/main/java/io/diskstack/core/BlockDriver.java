@@ -44,4 +44,31 @@ public interface BlockDriver {
     default java.util.Map<String, Object> createOverlay(OverlayRequest request) throws IOException {
         throw new ConfigException("driver '" + name() + "' cannot make overlays");
     }
+
+    /**
+     * For a protocol over host files: the options that open {@code filename}; null if it opens
+     * none. A job that makes a new image (a mirror's or a backup's target) asks for it.
+     */
+    default java.util.Map<String, Object> hostFileOptions(String filename) {
+        return null;
+    }
+
+    /**
+     * The options that open an image of this driver over the child that {@code file} (nested
+     * options) opens: QEMU's convention, {@code {"driver": NAME, "file": FILE}}.
+     */
+    default java.util.Map<String, Object> imageOptions(java.util.Map<String, Object> file) {
+        java.util.Map<String, Object> options = new java.util.LinkedHashMap<>();
+        options.put("driver", name());
+        options.put("file", file);
+        return options;
+    }
+
+    /**
+     * True for a driver whose images are encrypted under a {@code key-secret} (luks): a backup
+     * with {@code encrypt=SECRET} creates one, and opens it with that option added.
+     */
+    default boolean encrypts() {
+        return false;
+    }
 }

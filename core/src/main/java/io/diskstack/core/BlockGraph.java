@@ -201,17 +201,169 @@ public final class BlockGraph implements AutoCloseable {
             node.parents.remove(edge);
             throw e;
         }
-        return () -> {
+        return new Hold(edge);
+    }
+
+    /**
+     * Permissions held on a node outside the edges (a job's), and the edge the holder sends its
+     * I/O through; close it to give them back.
+     */
+    public final class Hold implements AutoCloseable {
+        private final BlockChild edge;
+
+        private Hold(BlockChild edge) {
+            this.edge = edge;
+        }
+
+        /** The edge to the held node: requests go through the request path like any other. */
+        public BlockChild edge() {
+            return edge;
+        }
+
+        @Override
+        public void close() {
             synchronized (BlockGraph.this) {
                 edge.node.parents.remove(edge);
             }
-        };
+        }
     }
 
-    /** Permissions held on a node outside the edges; close to give them back. */
-    public interface Hold extends AutoCloseable {
-        @Override
-        void close();
+    /** Starts tracking the node's writes in {@code bitmap} (a job copying it). */
+    public void addDirtyBitmap(BlockNode node, DirtyBitmap bitmap) {
+        node.dirtyBitmaps.add(bitmap);
+    }
+
+    public void removeDirtyBitmap(BlockNode node, DirtyBitmap bitmap) {
+        node.dirtyBitmaps.remove(bitmap);
+    }
+
+    /**
+     * Opens a named node again with changed options (a commit's base becomes writable), in place:
+     * under a drain, the old instance closes, a new one opens from the same options with
+     * {@code changes} applied (a null value removes the key), and every edge that pointed at the
+     * old one points at the new one. A node that becomes writable first makes its named read-only
+     * storage children writable the same way. All or nothing: on failure the node is opened again
+     * as it was.
+     *
+     * @return the new instance
+     */
+    public synchronized BlockNode reopen(BlockNode old, Map<String, Object> changes) throws IOException {
+        checkMember(old);
+        if (implicitNodes.contains(old)) {
+            throw new ConfigException("node '" + old.nodeName() + "' has no node-name of its own: it cannot be "
+                    + "reopened");
+        }
+        Map<String, Object> options = new LinkedHashMap<>(old.openOptions);
+        changes.forEach((k, v) -> {
+            if (v == null) {
+                options.remove(k);
+            } else {
+                options.put(k, v);
+            }
+        });
+        boolean writable = Boolean.FALSE.equals(changes.get("read-only"));
+        try (Drained ignored = drain(List.of(old))) {
+            if (writable) {
+                for (BlockChild c : old.children) {
+                    if (c.node.isReadOnly() && !implicitNodes.contains(c.node) && !c.roles().contains(ChildRole.COW)) {
+                        reopen(c.node, Map.of("read-only", Boolean.FALSE));
+                    }
+                }
+            }
+            return swap(old, options);
+        }
+    }
+
+    private BlockNode swap(BlockNode old, Map<String, Object> options) throws IOException {
+        List<BlockChild> users = new ArrayList<>(old.parents);
+        old.parents.clear();
+        Map<String, Object> previous = old.openOptions;
+        removeUnused(old);
+        BlockNode fresh;
+        try {
+            fresh = openNode(options, null, BlockNode.NodeSettings.DEFAULT);
+        } catch (IOException | RuntimeException e) {
+            BlockNode back = openNode(previous, null, BlockNode.NodeSettings.DEFAULT);
+            adopt(back, users);
+            throw e;
+        }
+        adopt(fresh, users);
+        try {
+            checkPermissions(Set.of());
+        } catch (ConfigException e) {
+            fresh.parents.clear();
+            removeUnused(fresh);
+            adopt(openNode(previous, null, BlockNode.NodeSettings.DEFAULT), users);
+            throw e;
+        }
+        return fresh;
+    }
+
+    private static void adopt(BlockNode node, List<BlockChild> users) {
+        for (BlockChild u : users) {
+            u.node = node;
+            node.parents.add(u);
+        }
+    }
+
+    /**
+     * Changes the backing file of an overlay (QEMU's bdrv_change_backing_file): the image records
+     * {@code newBacking}'s image, or none when it is null, and the overlay's backing edge points at
+     * it or goes. Call it drained, once the overlay holds every byte it got from the nodes it
+     * stops reading (a stream), or once {@code newBacking} holds them (a commit).
+     */
+    public synchronized void changeBacking(BlockNode overlay, BlockNode newBacking) throws IOException {
+        checkMember(overlay);
+        BlockChild edge = overlay.cowChild();
+        if (edge == null) {
+            throw new ConfigException("node '" + overlay.nodeName() + "' has no backing file");
+        }
+        BackingImage image = null;
+        if (newBacking != null) {
+            checkMember(newBacking);
+            image = newBacking.backingImage();
+            if (image == null) {
+                throw new ConfigException("node '" + newBacking.nodeName() + "' is not an image a backing file "
+                        + "name can say");
+            }
+        }
+        overlay.changeBackingFile(image, newBacking == null ? null : edge);
+        BlockNode oldBacking = edge.node;
+        oldBacking.parents.remove(edge);
+        if (newBacking == null) {
+            overlay.children.remove(edge);
+        } else {
+            edge.node = newBacking;
+            newBacking.parents.add(edge);
+        }
+        if (implicitNodes.contains(oldBacking) && oldBacking.parents.isEmpty()) {
+            removeUnused(oldBacking);
+        }
+    }
+
+    /**
+     * Closes and removes a node nobody uses, and below it every node (named or not) that nobody
+     * uses any more: what a pivot leaves behind (an overlay and its file node).
+     */
+    public synchronized void removeWithOrphans(BlockNode node) throws IOException {
+        List<BlockNode> below = new ArrayList<>();
+        Deque<BlockNode> todo = new ArrayDeque<>();
+        todo.add(node);
+        Set<BlockNode> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        while (!todo.isEmpty()) {
+            for (BlockChild c : todo.poll().children) {
+                if (seen.add(c.node)) {
+                    below.add(c.node);
+                    todo.add(c.node);
+                }
+            }
+        }
+        remove(node);
+        for (BlockNode n : below) {
+            if (!n.closed && n.parents.isEmpty() && nodes.get(n.nodeName()) == n) {
+                removeUnused(n);
+            }
+        }
     }
 
     /** The generic options; a nested child inherits read-only and cache.no-flush, as in QEMU. */
@@ -385,6 +537,39 @@ public final class BlockGraph implements AutoCloseable {
                 }
                 throw e;
             }
+        }
+    }
+
+    /**
+     * Points these edges (parents' children, exports' roots) at {@code target}: a pivot. All or
+     * nothing: refused, with nothing moved, on a cycle or a permission conflict. Hold a drain of
+     * the affected backends around it.
+     */
+    public synchronized void repoint(Collection<BlockChild> edges, BlockNode target) {
+        checkOpen();
+        checkMember(target);
+        for (BlockChild edge : edges) {
+            if (edge.parent != null && reaches(target, edge.parent)) {
+                throw new ConfigException("pointing '" + edge.parent.nodeName() + "' at '" + target.nodeName()
+                        + "' would make a cycle");
+            }
+        }
+        Map<BlockChild, BlockNode> before = new IdentityHashMap<>();
+        for (BlockChild edge : edges) {
+            before.put(edge, edge.node);
+            edge.node.parents.remove(edge);
+            edge.node = target;
+            target.parents.add(edge);
+        }
+        try {
+            checkPermissions(Set.of());
+        } catch (ConfigException e) {
+            before.forEach((edge, old) -> {
+                target.parents.remove(edge);
+                edge.node = old;
+                old.parents.add(edge);
+            });
+            throw e;
         }
     }
 

@@ -34,6 +34,8 @@ public abstract class BlockNode {
     final RequestTracker tracker = new RequestTracker();
     final List<BlockChild> children = new CopyOnWriteArrayList<>();
     final List<BlockChild> parents = new CopyOnWriteArrayList<>();
+    /** Dirty bitmaps that jobs track this node's writes with; the request path marks them. */
+    final List<DirtyBitmap> dirtyBitmaps = new CopyOnWriteArrayList<>();
     volatile boolean closed;
 
     protected BlockNode(NodeOpenContext ctx) {
@@ -290,6 +292,17 @@ public abstract class BlockNode {
      * default holds nothing.
      */
     protected void releaseWritePermission() throws IOException {}
+
+    /**
+     * Records a new backing file in the image (QEMU's bdrv_change_backing_file), or none when
+     * {@code image} is null; from then on the node reads through {@code edge} (the same backing
+     * edge, pointing at the new backing node), or through no backing at all when it is null. The
+     * graph calls it drained, once the data the node stops reading is in the node or in the new
+     * backing. Formats without backing files keep the default.
+     */
+    protected void changeBackingFile(BackingImage image, BlockChild edge) throws IOException {
+        throw new BlockIOException(Errno.ENOTSUP, nodeName + ": " + driver.name() + " nodes have no backing file");
+    }
 
     /**
      * True if overlapping requests must not run at once on this node: each write (write,

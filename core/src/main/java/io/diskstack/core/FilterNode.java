@@ -110,6 +110,12 @@ public abstract class FilterNode extends BlockNode {
     protected void releaseWritePermission() {}
 
     /** No: the one child orders its own requests if it needs to. */
+    /** A filter has no backing file of its own. */
+    @Override
+    protected void changeBackingFile(BackingImage image, BlockChild edge) throws IOException {
+        super.changeBackingFile(image, edge);
+    }
+
     @Override
     protected boolean serialisesOverlappingRequests() {
         return false;

@@ -49,6 +49,25 @@ public record Permissions(Set<Permission> taken, Set<Permission> shared) {
         return of(taken, EnumSet.of(Permission.CONSISTENT_READ, Permission.WRITE_UNCHANGED, Permission.GRAPH_MOD));
     }
 
+    /**
+     * Writes only data its readers see already (a commit into a backing file, a stream's copies),
+     * and lets nobody else change the node meanwhile.
+     */
+    public static Permissions unchangedWriter() {
+        return of(EnumSet.of(Permission.CONSISTENT_READ, Permission.WRITE_UNCHANGED),
+                EnumSet.of(Permission.CONSISTENT_READ, Permission.WRITE_UNCHANGED, Permission.GRAPH_MOD));
+    }
+
+    /** Reads and writes data unchanged, and lets others do anything: copy-on-read, a stream into the active image. */
+    public static Permissions copyOnRead() {
+        return of(EnumSet.of(Permission.CONSISTENT_READ, Permission.WRITE_UNCHANGED), EnumSet.allOf(Permission.class));
+    }
+
+    /** Reads and lets others do anything: a job's source, which may be written while it copies. */
+    public static Permissions sharingReader() {
+        return of(EnumSet.of(Permission.CONSISTENT_READ), EnumSet.allOf(Permission.class));
+    }
+
     /** The same, without anything that writes: what a read-only node may take. */
     public Permissions withoutWrites() {
         EnumSet<Permission> t = taken.isEmpty() ? EnumSet.noneOf(Permission.class) : EnumSet.copyOf(taken);

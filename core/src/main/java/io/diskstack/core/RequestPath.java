@@ -87,14 +87,31 @@ final class RequestPath {
             if (detect == BlockNode.DetectZeroes.UNMAP) {
                 zeroFlags |= RequestFlags.MAY_UNMAP;
             }
-            writeZeroesChecked(node, offset, length, zeroFlags);
+            try {
+                writeZeroesChecked(node, offset, length, zeroFlags);
+            } finally {
+                markDirty(node, offset, length);
+            }
             src.position(src.limit());
             return;
         }
         boolean emulateFua = RequestFlags.has(flags, RequestFlags.FUA) && !node.supportsFua();
-        writeUnchecked(node, offset, src, emulateFua ? flags & ~RequestFlags.FUA : flags);
+        try {
+            writeUnchecked(node, offset, src, emulateFua ? flags & ~RequestFlags.FUA : flags);
+        } finally {
+            markDirty(node, offset, length);
+        }
         if (emulateFua) {
             flush(node);
+        }
+    }
+
+    /** Tells the node's dirty bitmaps (a job copying it) that these bytes may have changed. */
+    private static void markDirty(BlockNode node, long offset, long length) {
+        if (!node.dirtyBitmaps.isEmpty()) {
+            for (DirtyBitmap b : node.dirtyBitmaps) {
+                b.mark(offset, length);
+            }
         }
     }
 
@@ -161,7 +178,11 @@ final class RequestPath {
         checkOpen(node);
         checkWritable(node);
         checkRange(node, offset, length, "write-zeroes");
-        writeZeroesChecked(node, offset, length, flags);
+        try {
+            writeZeroesChecked(node, offset, length, flags);
+        } finally {
+            markDirty(node, offset, length);
+        }
     }
 
     /**
@@ -225,6 +246,7 @@ final class RequestPath {
             node.discard(start, end - start);
         } finally {
             node.tracker.end(tracked);
+            markDirty(node, start, end - start);
         }
     }
 

@@ -7,6 +7,9 @@ import io.diskstack.core.config.Stack;
 import io.diskstack.core.control.ControlFile;
 import io.diskstack.core.control.ControlProvider;
 import io.diskstack.core.control.GraphView;
+import io.diskstack.core.job.JobClock;
+import io.diskstack.core.job.JobCommands;
+import io.diskstack.core.job.JobControls;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -55,10 +58,11 @@ final class MountTree {
     private final OpenDisks openDisks = new OpenDisks();
     private final Map<String, String> lastErrors = new ConcurrentHashMap<>();
     private final Map<String, ExternalSnapshotControl> externalSnapshots = new LinkedHashMap<>();
+    private final JobControls jobControls;
 
     /** Names in {@code .control} that an export's folder must not take. */
     private static final Set<String> RESERVED = Set.of("graph", "last-error", "nodes", "throttle-groups",
-            "objects", "snapshots");
+            "objects", "snapshots", "jobs");
 
     /** Refuses export ids that would clash with the mount's own control files. */
     static void checkExportIds(io.diskstack.core.config.StackConfig config) {
@@ -72,6 +76,7 @@ final class MountTree {
 
     MountTree(Stack stack) {
         this.stack = stack;
+        this.jobControls = new JobControls(stack, new JobCommands(stack, stack.jobs(), JobClock.SYSTEM));
         for (BlockBackend b : stack.backends()) {
             disks.put("/" + b.name(), new Disk(b, new ExportStats()));
             snapshots.put(b.name(), new DiskSnapshots(stack.graph(), b, openDisks));
@@ -146,6 +151,7 @@ final class MountTree {
             addAll(files, folder, snapshots.get(d.backend().name()).controlFiles());
         }
         externalSnapshots.forEach((name, file) -> files.put(CONTROL + "/" + name + "/snapshot-external", file));
+        addAll(files, CONTROL, jobControls.files());
         for (BlockNode n : graph.nodes()) {
             if (n instanceof ControlProvider p) {
                 addAll(files, CONTROL + "/nodes/" + n.nodeName(), p.controlFiles());

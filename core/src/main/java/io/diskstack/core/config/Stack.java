@@ -25,6 +25,7 @@ public final class Stack implements AutoCloseable {
     private final ObjectRegistry objects;
     private final BlockGraph graph;
     private volatile List<ExternalSnapshotRecord> externalSnapshots;
+    private final io.diskstack.core.job.JobRegistry jobs = new io.diskstack.core.job.JobRegistry();
 
     private Stack(StackConfig config, ObjectRegistry objects, BlockGraph graph) {
         this.config = config;
@@ -120,8 +121,14 @@ public final class Stack implements AutoCloseable {
         return graph.backends();
     }
 
-    /** Flushes and closes everything; true if it all went cleanly. */
+    /** The mount's block jobs. */
+    public io.diskstack.core.job.JobRegistry jobs() {
+        return jobs;
+    }
+
+    /** Stops the jobs (each leaves the graph as before it), flushes and closes everything; true if it all went cleanly. */
     public boolean closeAndReport() {
+        jobs.stopAll();
         boolean clean = graph.closeAndReport();
         objects.close();
         return clean;

@@ -128,7 +128,7 @@ public final class ExternalSnapshots {
      * A node-name of at most 31 characters, {@code wanted} if it is free and short enough, else
      * cut and given a numeric suffix ({@code -2}, {@code -3}, …) until it is free.
      */
-    static String boundedName(BlockGraph graph, String wanted, Set<String> alsoTaken) {
+    public static String boundedName(BlockGraph graph, String wanted, Set<String> alsoTaken) {
         if (wanted.length() <= MAX_NODE_NAME && isFree(graph, wanted, alsoTaken)) {
             return wanted;
         }

@@ -86,6 +86,13 @@ public final class StackSnapshots {
                 }
             }
             List<BlockNode> bases = ExternalSnapshots.snapshotPoints(backend.rootNode());
+            for (BlockNode base : bases) {
+                var job = stack.jobs().runningOn(base);
+                if (job != null) {
+                    throw new BlockIOException(Errno.EBUSY, "node '" + base.nodeName() + "' is in use by job '"
+                            + job.id() + "' (" + job.type() + ")");
+                }
+            }
             BlockDriver format = ExternalSnapshots.overlayFormat(graph, command.format());
             List<ExternalSnapshots.Plan> plans = ExternalSnapshots.plan(graph, bases, name, command.overlayDir(),
                     format);

@@ -36,6 +36,11 @@ public final class LuksDriver implements BlockDriver {
     }
 
     @Override
+    public boolean encrypts() {
+        return true;
+    }
+
+    @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         Secret secret = ctx.object("key-secret", Secret.class);
         BlockChild data = ctx.openChild("file", EnumSet.of(ChildRole.DATA, ChildRole.METADATA, ChildRole.PRIMARY));

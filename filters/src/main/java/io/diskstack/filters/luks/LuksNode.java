@@ -72,6 +72,12 @@ final class LuksNode extends TransformNode implements ControlProvider {
         return sectorSize;
     }
 
+    /** A payload that runs to the end of its file grows with it (qcow2 over luks over a file allocates). */
+    @Override
+    public boolean isGrowable() {
+        return fixedSize < 0 && child().node().isGrowable();
+    }
+
     /** FUA travels down with each encrypted write. */
     @Override
     public boolean supportsFua() {

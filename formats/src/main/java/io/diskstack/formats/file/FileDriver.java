@@ -16,7 +16,9 @@ import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The {@code file} protocol: {@code filename}, {@code cache.direct} (O_DIRECT where the file
@@ -32,6 +34,14 @@ public final class FileDriver implements BlockDriver {
     @Override
     public DriverKind kind() {
         return DriverKind.PROTOCOL;
+    }
+
+    @Override
+    public Map<String, Object> hostFileOptions(String filename) {
+        Map<String, Object> options = new LinkedHashMap<>();
+        options.put("driver", name());
+        options.put("filename", filename);
+        return options;
     }
 
     @Override

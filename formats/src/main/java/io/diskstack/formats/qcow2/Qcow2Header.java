@@ -282,4 +282,60 @@ final class Qcow2Header {
     boolean lazyRefcounts() {
         return (compatible & COMPAT_LAZY_REFCOUNTS) != 0;
     }
+
+    /**
+     * Rewrites the header cluster {@code cluster} (the image's first cluster, its position and
+     * limit the whole cluster) to name {@code file} in {@code format} as the backing file, or none
+     * when {@code file} is null: the extensions are laid out again without the old backing format
+     * (the new one first, as qemu-img does), then the end marker and the name. Updates this header's
+     * fields to match.
+     *
+     * @return the bytes of the cluster to write from offset 0: everything that changed
+     */
+    ByteBuffer withBacking(ByteBuffer cluster, String file, String format) {
+        int cs = 1 << clusterBits;
+        List<Extension> kept = new ArrayList<>();
+        if (file != null && format != null) {
+            kept.add(new Extension(EXT_BACKING_FORMAT, format.getBytes(StandardCharsets.UTF_8)));
+        }
+        for (Extension e : extensions) {
+            if (e.type() != EXT_BACKING_FORMAT) {
+                kept.add(e);
+            }
+        }
+        int oldEnd = backingFileOffset > 0 ? (int) (backingFileOffset + backingFileSize) : headerLength;
+        ByteBuffer b = cluster.duplicate().clear();
+        int pos = headerLength;
+        for (Extension e : kept) {
+            int padded = (e.data().length + 7) & ~7;
+            if (pos + 8 + padded + 8 > cs) {
+                throw new Qcow2Exception("has no room in its header cluster for the backing file name");
+            }
+            b.putInt(pos, e.type()).putInt(pos + 4, e.data().length);
+            b.put(pos + 8, e.data());
+            for (int i = e.data().length; i < padded; i++) {
+                b.put(pos + 8 + i, (byte) 0);
+            }
+            pos += 8 + padded;
+        }
+        b.putLong(pos, 0); // end of extensions
+        pos += 8;
+        byte[] name = file == null ? new byte[0] : file.getBytes(StandardCharsets.UTF_8);
+        if (name.length > 1023 || pos + name.length > cs) {
+            throw new Qcow2Exception("has no room in its header cluster for backing file name '" + file + "'");
+        }
+        b.put(pos, name);
+        int end = pos + name.length;
+        for (int i = end; i < Math.max(end, oldEnd) && i < cs; i++) {
+            b.put(i, (byte) 0);
+        }
+        backingFileOffset = file == null ? 0 : pos;
+        backingFileSize = name.length;
+        b.putLong(8, backingFileOffset).putInt(16, backingFileSize);
+        backingFile = file;
+        backingFormat = file == null ? null : format;
+        extensions.clear();
+        extensions.addAll(kept);
+        return b.position(0).limit(Math.max(end, oldEnd));
+    }
 }

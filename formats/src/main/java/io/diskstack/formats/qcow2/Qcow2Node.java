@@ -2,6 +2,7 @@ package io.diskstack.formats.qcow2;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
+import io.diskstack.core.BackingImage;
 import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.BlockNode;
@@ -36,7 +37,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     private static final Logger LOG = Logger.getLogger(Qcow2Node.class.getName());
 
     final BlockChild file;
-    final BlockChild backing;
+    /** The backing edge, or null; a stream or commit changes it (drained) through changeBackingFile. */
+    volatile BlockChild backing;
     final Qcow2Header header;
     final Layout layout;
     final String describe;
@@ -1121,6 +1123,38 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     protected void close() throws IOException {
         if (!isReadOnly()) {
             writeBackAndMarkClean();
+        }
+    }
+
+    /**
+     * Names another backing file in the header, or none, in one write of the header cluster,
+     * then reads through {@code edge} (or no backing). The name is relative when the backing file
+     * sits beside the image, as qemu-img writes it.
+     */
+    @Override
+    protected void changeBackingFile(BackingImage image, BlockChild edge) throws IOException {
+        checkWritable();
+        String name = null;
+        String format = null;
+        if (image != null) {
+            name = image.filename();
+            String own = filename();
+            if (own != null && image.folder() != null
+                    && image.folder().equals(java.nio.file.Path.of(own).toAbsolutePath().normalize().getParent())) {
+                name = java.nio.file.Path.of(image.filename()).getFileName().toString();
+            }
+            format = image.format();
+        }
+        lock.lock();
+        try {
+            ByteBuffer cluster = ByteBuffer.allocate(layout.clusterSize);
+            file.read(0, cluster);
+            ByteBuffer changed = header.withBacking(cluster.clear(), name, format);
+            file.write(0, changed);
+            file.flush();
+            backing = edge;
+        } finally {
+            lock.unlock();
         }
     }
 
