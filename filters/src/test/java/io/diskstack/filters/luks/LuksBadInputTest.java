@@ -335,4 +335,98 @@ class LuksBadInputTest {
         assertTrue(m.startsWith("blockdev 'l0' (luks): no key slot could be tried with secret 's0': key slot 0: "
                 + "argon2id needs 4096 MiB"), m);
     }
+
+    // ---- a hostile master-key digest cost fails in seconds, everywhere the header is read ----
+
+    /** Asserts that {@code body} fails with a one-line ConfigException naming the file and the field, quickly. */
+    private static String failsFast(String file, String field, org.junit.jupiter.api.function.Executable body) {
+        long start = System.nanoTime();
+        ConfigException e = assertThrows(ConfigException.class, body);
+        long millis = (System.nanoTime() - start) / 1_000_000;
+        assertTrue(millis < 10_000, "took " + millis + " ms: " + e.getMessage());
+        String m = e.getMessage();
+        assertFalse(m.contains("\n"), m);
+        assertTrue(m.contains(file) && m.contains(field) && m.contains("the limit is 10"), m);
+        return m;
+    }
+
+    /** The digest cost goes through the same bound for the mount, the key-slot commands and the control files. */
+    private void digestCostFailsFastEverywhere(Path p, String field, Runnable makeHostile) throws Exception {
+        var pass = new io.diskstack.core.objects.Secret("s0", LuksTesting.PASS.getBytes(StandardCharsets.UTF_8));
+        var other = new io.diskstack.core.objects.Secret("n", "another".getBytes(StandardCharsets.UTF_8));
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, p.getFileName().toString());
+            Files.writeString(dir.resolve("new.key"), "another");
+            var files = ((io.diskstack.core.control.ControlProvider) g.node("l0")).controlFiles();
+            makeHostile.run();
+            long start = System.nanoTime();
+            var e = assertThrows(io.diskstack.core.BlockIOException.class,
+                    () -> files.get("add-key").write("file=" + dir.resolve("new.key") + " iter-time=1"));
+            assertTrue(System.nanoTime() - start < 10_000_000_000L, "the control file fails fast");
+            assertEquals(io.diskstack.core.Errno.EINVAL, e.errno());
+            assertTrue(e.getMessage().contains(p.getFileName().toString()) && e.getMessage().contains(field),
+                    e.getMessage());
+            assertThrows(io.diskstack.core.BlockIOException.class, () -> files.get("remove-key").write("secret=s0"));
+        } finally {
+            g.close();
+        }
+        String m = failsFast(p.getFileName().toString(), field, () -> {
+            try (BlockGraph again = TestGraphs.newGraph(dir)) {
+                LuksTesting.openLuks(again, p.getFileName().toString());
+            }
+        });
+        assertTrue(m.startsWith("blockdev 'l0' (luks): '"), m);
+        failsFast(p.toString(), field, () -> LuksKeySlots.listSlots(p));
+        failsFast(p.toString(), field, () -> LuksKeySlots.addKey(p, pass, other, -1, 1));
+        failsFast(p.toString(), field, () -> LuksKeySlots.removeKey(p, pass));
+    }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 120, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void luks1DigestIterationsOverTheLimitFailInSeconds() throws Exception {
+        Path p = luks1();
+        digestCostFailsFastEverywhere(p, "LUKS1 'mk-digest-iter'", () -> {
+            try {
+                patch(p, 164, new byte[] {0x7f, (byte) 0xff, (byte) 0xff, (byte) 0xff});
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 120, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void luks2DigestIterationsOverTheLimitFailInSeconds() throws Exception {
+        Path p = luks2();
+        digestCostFailsFastEverywhere(p, "LUKS2 'digests.0.iterations'", () -> {
+            try {
+                editJson(p, t -> at(t, "digests", "0").put("iterations", 4294967295L));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+    }
+
+    /** Key slot costs go through the same bound: a PBKDF2 or Argon2 slot over it is skipped, and named. */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 120, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void luks2SlotCostsOverTheLimitAreSkippedInSeconds() throws Exception {
+        Path p = luks2();
+        byte[] good = Files.readAllBytes(p);
+        editJson(p, t -> at(t, "keyslots", "0", "kdf").put("iterations", 4294967295L));
+        long start = System.nanoTime();
+        String m = openFails("v2.img").getMessage();
+        assertTrue(System.nanoTime() - start < 10_000_000_000L, "fails fast");
+        assertTrue(m.contains("key slot 0: pbkdf2-sha256 with 4294967295 iterations would take about")
+                && m.contains("the limit is 10"), m);
+        Files.write(p, good);
+        // 1 pass over 256 GiB of work is at the structural limit: minutes on any machine this runs on
+        editJson(p, t -> argon2(at(t, "keyslots", "0", "kdf"), 64, 4L << 20, 4));
+        start = System.nanoTime();
+        m = openFails("v2.img").getMessage();
+        assertTrue(System.nanoTime() - start < 10_000_000_000L, "fails fast");
+        assertTrue(m.contains("key slot 0: argon2id with 64 passes over 4194304 KiB would take about")
+                && m.contains("the limit is 10"), m);
+    }
 }
