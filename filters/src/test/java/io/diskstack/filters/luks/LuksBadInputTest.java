@@ -189,6 +189,10 @@ class LuksBadInputTest {
         rewriteJson(p, good.replace("\"type\":\"pbkdf2\",\"hash\":\"sha256\",\"iterations\"",
                 "\"type\":\"scrypt\",\"hash\":\"sha256\",\"iterations\""), true);
         assertMessage("v2.img", "'keyslots.0.kdf.type'", "scrypt");
+        // text from the header is escaped: a hostile value cannot break the message in two
+        rewriteJson(p, good.replace("\"type\":\"pbkdf2\",\"hash\":\"sha256\",\"iterations\"",
+                "\"type\":\"scr\\nypt\\u001b[2J\",\"hash\":\"sha256\",\"iterations\""), true);
+        assertMessage("v2.img", "'keyslots.0.kdf.type' 'scr\\x0aypt\\x1b[2J' is not supported");
         rewriteJson(p, good.replace("\"sector_size\":512", "\"sector_size\":8192"), true);
         assertMessage("v2.img", "'segments.0.sector_size'", "8192");
         rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"999999999488\""), true);

@@ -361,6 +361,7 @@ class Qcow2WriteInteropTest {
             ConfigException e = assertThrows(ConfigException.class, () -> g.open(Images.node("q0", img)));
             assertTrue(e.getMessage().contains("marked corrupt") && e.getMessage().contains(img.toString()),
                     e.getMessage());
+            assertTrue(e.getMessage().contains("repair it with diskstack check -r all '" + img + "'"), e.getMessage());
             Map<String, Object> ro = Images.node("q1", img);
             ro.put("read-only", true);
             g.open(ro);
