@@ -962,6 +962,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         lock.lock();
         try {
             long leaked = Qcow2Check.repairRefcounts(this);
+            // no request has run yet: what the repair freed can be used at once
+            guard.releaseAll();
             header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
             writeIncompatible();
             LOG.warning(describe + ": was not closed cleanly; repaired its refcounts, freeing " + leaked
