@@ -16,10 +16,13 @@ import picocli.CommandLine.Spec;
                 + "With -r leaks, leaked clusters (left by a crash: harmless, but wasted space) are freed "
                 + "(and wrong COPIED flags fixed if nothing else is wrong); -r all also raises refcounts "
                 + "that are too low and always fixes the COPIED flags.",
-            "Exit codes as qemu-img check, for the image as it is after any repair: 0 clean, 2 corruption "
-                    + "(or bad usage), 3 leaks, 1 the check itself failed."},
+            "Exit codes as qemu-img check, for the image as it is after any repair: 0 clean, 2 corruption, "
+                    + "3 leaks only, 1 the check could not complete (the image cannot be opened, its snapshot or "
+                    + "refcount table cannot be read, or -r leaks met damage only -r all repairs); 2 also for "
+                    + "bad usage."},
         footer = {"", "Example:", "  diskstack check -r leaks disk.qcow2"})
 final class CheckCommand implements Callable<Integer> {
+    static final int EXIT_INCOMPLETE = 1;
     static final int EXIT_CORRUPT = 2;
     static final int EXIT_LEAKS = 3;
 
@@ -45,15 +48,24 @@ final class CheckCommand implements Callable<Integer> {
         } else {
             throw new ConfigException("check: -r '" + repair + "' is not supported (leaks or all)");
         }
-        if (!Files.exists(file)) {
-            throw new ConfigException("check: '" + file + "' does not exist");
-        }
-        Qcow2Check.Report r = Qcow2Check.check(file, mode);
         PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        if (!Files.exists(file)) {
+            err.println("diskstack: check: '" + file + "' does not exist");
+            return EXIT_INCOMPLETE;
+        }
+        Qcow2Check.Report r;
+        try {
+            r = Qcow2Check.check(file, mode);
+        } catch (ConfigException e) {
+            // as qemu-img check: an image that cannot be opened is a check that could not complete
+            err.println("diskstack: check: " + e.getMessage());
+            return EXIT_INCOMPLETE;
+        }
         for (String p : r.problems()) {
             out.println(p);
         }
-        long listed = r.corruptions() + r.leaks() + r.corruptionsFixed() + r.leaksFixed();
+        long listed = r.corruptions() + r.leaks() + r.checkErrors() + r.corruptionsFixed() + r.leaksFixed();
         if (r.problems().size() < listed) {
             out.println("(" + (listed - r.problems().size()) + " more)");
         }
@@ -74,9 +86,16 @@ final class CheckCommand implements Callable<Integer> {
             out.println(r.leaks() + " leaked clusters were found on the image.");
             out.println("This means waste of disk space, but no harm to data.");
         }
+        if (r.checkErrors() > 0) {
+            out.println(r.checkErrors() + " problems kept the check from completing.");
+        }
         out.println(r.allocatedClusters() + " host clusters in use; the virtual disk has " + r.guestClusters()
                 + " clusters.");
         out.flush();
+        if (r.checkErrors() > 0) {
+            err.println("diskstack: check: " + r.image() + ": the check could not complete");
+            return EXIT_INCOMPLETE;
+        }
         if (r.corruptions() > 0) {
             return EXIT_CORRUPT;
         }

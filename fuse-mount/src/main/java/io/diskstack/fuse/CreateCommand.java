@@ -42,6 +42,9 @@ final class CreateCommand implements Callable<Integer> {
     @Option(names = "-v", description = "More messages.")
     boolean[] verbose = new boolean[0];
 
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() throws Exception {
         Logging.configure(verbose.length);
@@ -72,7 +75,9 @@ final class CreateCommand implements Callable<Integer> {
         }
         Path base = Path.of("").toAbsolutePath();
         try (ObjectRegistry registry = ObjectRegistry.load()) {
-            for (var o : ConfigReader.readArguments(objects, List.of(), List.of(), base).objects()) {
+            var parsed = ConfigReader.readArguments(objects, List.of(), List.of(), base).objects();
+            InlineSecretWarning.check(parsed, spec.commandLine().getErr());
+            for (var o : parsed) {
                 registry.create(o, base);
             }
             NodeOptions opts = new NodeOptions("create '" + file + "' (" + format + ")", flat);

@@ -27,6 +27,29 @@ final class Logging {
         Logger.getLogger("io.diskstack").setLevel(level);
     }
 
+    /**
+     * A message as one line: any control character left in it (text from a damaged image that a
+     * driver did not escape) is shown as {@code \xNN}, so no message can end early or fake another.
+     */
+    static String printable(String message) {
+        StringBuilder b = null;
+        for (int i = 0; i < message.length(); i++) {
+            char c = message.charAt(i);
+            boolean control = c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == '\u2028' || c == '\u2029';
+            if (control && b == null) {
+                b = new StringBuilder(message.length() + 16).append(message, 0, i);
+            }
+            if (b != null) {
+                if (control) {
+                    b.append(String.format("\\x%02x", (int) c & 0xff));
+                } else {
+                    b.append(c);
+                }
+            }
+        }
+        return b == null ? message : b.toString();
+    }
+
     private static final class OneLine extends Formatter {
         private final boolean stackTraces;
 
@@ -39,7 +62,7 @@ final class Logging {
             String prefix = r.getLevel().intValue() >= Level.SEVERE.intValue() ? "error: "
                     : r.getLevel().intValue() >= Level.WARNING.intValue() ? "warning: " : "";
             StringBuilder out = new StringBuilder("diskstack: ").append(prefix)
-                    .append(formatMessage(r).replace('\n', ' ')).append('\n');
+                    .append(printable(formatMessage(r))).append('\n');
             if (stackTraces && r.getThrown() != null) {
                 StringWriter w = new StringWriter();
                 r.getThrown().printStackTrace(new PrintWriter(w));

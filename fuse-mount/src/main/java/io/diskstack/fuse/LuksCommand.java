@@ -39,11 +39,13 @@ final class LuksCommand implements Runnable {
                 description = "A secret holding a passphrase (file=, or data= for tests).")
         List<String> objects = new ArrayList<>();
 
-        ObjectRegistry load() {
+        ObjectRegistry load(java.io.PrintWriter err) {
             Path base = Path.of("").toAbsolutePath();
             ObjectRegistry registry = ObjectRegistry.load();
             try {
-                for (var o : ConfigReader.readArguments(objects, List.of(), List.of(), base).objects()) {
+                var parsed = ConfigReader.readArguments(objects, List.of(), List.of(), base).objects();
+                InlineSecretWarning.check(parsed, err);
+                for (var o : parsed) {
                     registry.create(o, base);
                 }
             } catch (RuntimeException e) {
@@ -128,7 +130,7 @@ final class LuksCommand implements Runnable {
             int slotNumber = number(slot, cmd, "--slot", -1);
             int iterMs = number(iterTime, cmd, "--iter-time", 2000);
             checkImage(image);
-            try (ObjectRegistry registry = secrets.load()) {
+            try (ObjectRegistry registry = secrets.load(spec.commandLine().getErr())) {
                 Secret existing = secret(registry, keySecret, cmd, "--key-secret");
                 Secret added = secret(registry, newKeySecret, cmd, "--new-key-secret");
                 int used = LuksKeySlots.addKey(image, existing, added, slotNumber, iterMs);
@@ -174,7 +176,7 @@ final class LuksCommand implements Runnable {
                 spec.commandLine().getOut().println("removed key slot " + n);
                 return 0;
             }
-            try (ObjectRegistry registry = secrets.load()) {
+            try (ObjectRegistry registry = secrets.load(spec.commandLine().getErr())) {
                 Secret s = secret(registry, keySecret, cmd, "--key-secret");
                 spec.commandLine().getOut().println("removed key slot " + LuksKeySlots.removeKey(image, s));
             }

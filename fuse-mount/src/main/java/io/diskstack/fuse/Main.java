@@ -34,11 +34,12 @@ public final class Main implements Runnable {
         cli.setErr(err);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             if (e instanceof ConfigException) {
-                cmd.getErr().println("diskstack: " + e.getMessage());
+                cmd.getErr().println("diskstack: " + Logging.printable(e.getMessage()));
                 return EXIT_USAGE;
             }
             Logger.getLogger("io.diskstack").log(Level.FINE, "failure", e);
-            cmd.getErr().println("diskstack: error: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
+            cmd.getErr().println("diskstack: error: " + Logging.printable(e.getMessage() == null ? e.toString()
+                    : e.getMessage()));
             return EXIT_RUNTIME;
         });
         cli.setParameterExceptionHandler((e, a) -> {

@@ -47,6 +47,9 @@ final class MountCommand implements Callable<Integer> {
     @Option(names = "-v", description = "More messages (-vv for debugging).")
     boolean[] verbose = new boolean[0];
 
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() throws Exception {
         Logging.configure(verbose.length);
@@ -60,6 +63,7 @@ final class MountCommand implements Callable<Integer> {
             config = ConfigReader.readFile(positional.get(0));
         } else if (hasArguments) {
             config = ConfigReader.readArguments(objects, blockdevs, exports, Path.of("").toAbsolutePath());
+            InlineSecretWarning.check(config.objects(), spec.commandLine().getErr());
         } else {
             config = ConfigReader.readFile(DefaultExample.prepare());
         }

@@ -185,4 +185,36 @@ class CommandLineTest {
         assertEquals(2, noSize.code());
         assertTrue(noSize.err().contains("a size is required"), noSize.err());
     }
+
+    /** A passphrase given as data= sits in argv, readable by every user: one warning line, never the passphrase. */
+    @Test
+    void aPassphraseOnTheCommandLineGetsOneWarningLineWithoutThePassphrase() throws Exception {
+        String pass = "hunter2-very-secret";
+        Path img = dir.resolve("w.luks");
+        Outcome o = diskstack("create", "-f", "luks", "--object", "secret,id=s0,data=" + pass, "-o",
+                "key-secret=s0,iter-time=1", img.toString(), "1M");
+        assertEquals(0, o.code(), o.err());
+        List<String> lines = o.err().lines().toList();
+        assertEquals(1, lines.size(), o.err());
+        assertTrue(lines.get(0).startsWith("diskstack: warning: --object secret,id=s0 has its passphrase on the "
+                + "command line (data=)") && lines.get(0).contains("give file=PATH instead"), lines.get(0));
+        assertFalse(o.err().contains(pass) || o.out().contains(pass), o.err());
+
+        Files.writeString(dir.resolve("k.txt"), pass);
+        o = diskstack("luks", "add-key", "--object", "secret,id=old,file=" + dir.resolve("k.txt"), "--object",
+                "qom-type=secret,id=new,data=" + pass + "-2", "--key-secret", "old", "--new-key-secret", "new",
+                "--iter-time", "1", img.toString());
+        assertEquals(0, o.code(), o.err());
+        lines = o.err().lines().toList();
+        assertEquals(1, lines.size(), "no warning for file=: " + o.err());
+        assertTrue(lines.get(0).contains("secret,id=new has its passphrase on the command line"), lines.get(0));
+        assertFalse(o.err().contains(pass), o.err());
+
+        o = diskstack("mount", "--object", "secret,id=s9,data=" + pass, "--blockdev",
+                "driver=file,node-name=f0,filename=" + dir.resolve("none.img"), "--export", "id=disk0,node-name=f0",
+                dir.resolve("mnt").toString());
+        assertEquals(2, o.code(), o.err());
+        assertTrue(o.err().startsWith("diskstack: warning: --object secret,id=s9 has its passphrase"), o.err());
+        assertFalse(o.err().contains(pass), o.err());
+    }
 }

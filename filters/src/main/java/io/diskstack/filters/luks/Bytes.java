@@ -35,6 +35,36 @@ final class Bytes {
         System.arraycopy(a, 0, b, off, a.length);
     }
 
+    /**
+     * Text from a header (a JSON string or key, a label, a file name) as it may appear in a
+     * one-line message: control characters, backslashes and undecodable bytes (U+FFFD) are
+     * escaped, so a hostile header can neither break the line nor fake another one.
+     */
+    static String printable(String s) {
+        StringBuilder b = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            boolean plain = c >= 0x20 && c != 0x7f && c != '\\' && !(c >= 0x80 && c < 0xa0)
+                    && c != '\u2028' && c != '\u2029' && c != '\ufffd';
+            if (plain && b == null) {
+                continue;
+            }
+            if (b == null) {
+                b = new StringBuilder(s.length() + 16).append(s, 0, i);
+            }
+            if (plain) {
+                b.append(c);
+            } else if (c == '\\') {
+                b.append("\\\\");
+            } else if (c < 0x100) {
+                b.append(String.format("\\x%02x", (int) c));
+            } else {
+                b.append(String.format("\\u%04x", (int) c));
+            }
+        }
+        return b == null ? s : b.toString();
+    }
+
     static String hex(byte[] b) {
         StringBuilder s = new StringBuilder();
         for (byte x : b) {

@@ -7,10 +7,11 @@ import org.bouncycastle.crypto.params.Argon2Parameters;
 sealed interface Kdf {
     /** The largest Argon2 memory cost we accept, in KiB: cryptsetup's own maximum (4 GiB). */
     long MAX_ARGON2_MEMORY_KIB = 4L << 20;
-    /** The largest Argon2 work we accept: time × memory, in KiB passes (256 GiB: minutes here). */
+    /**
+     * The largest Argon2 work a header may ask for at all: time × memory, in KiB passes (256 GiB);
+     * below it, {@link KdfCost} decides from this machine's speed.
+     */
     long MAX_ARGON2_WORK_KIB = 1L << 28;
-    /** A key derivation estimated to take longer than this here is not run. */
-    long MAX_MILLIS = 10 * 60 * 1000;
 
     /**
      * Derives the key.
@@ -24,7 +25,8 @@ sealed interface Kdf {
 
     /**
      * Null if this KDF can run here now, else why not, as a phrase without secrets: too much
-     * memory for this JVM, too slow, an unsupported type. Such a key slot is skipped.
+     * memory for this JVM, too slow ({@link KdfCost}), an unsupported type. Such a key slot is
+     * skipped.
      */
     default String unusable() {
         return null;
@@ -32,9 +34,6 @@ sealed interface Kdf {
 
     /** PBKDF2-HMAC: LUKS1 slots, LUKS2 {@code pbkdf2} slots. */
     record Pbkdf2Kdf(LuksHash hash, long iterations, byte[] salt) implements Kdf {
-        /** Below this many iterations, no hash takes minutes: no need to measure. */
-        private static final long ALWAYS_FAST = 20_000_000;
-
         @Override
         public byte[] derive(byte[] passphrase, int length) {
             return Pbkdf2.derive(hash, passphrase, salt, iterations, length);
@@ -47,15 +46,7 @@ sealed interface Kdf {
 
         @Override
         public String unusable() {
-            if (iterations <= ALWAYS_FAST) {
-                return null;
-            }
-            double millis = iterations / Pbkdf2.iterationsPerMilli(hash);
-            if (millis <= MAX_MILLIS) {
-                return null;
-            }
-            return "pbkdf2-" + hash.luksName + " with " + iterations + " iterations would take about "
-                    + Math.round(millis / 60_000) + " minutes here (the limit is " + MAX_MILLIS / 60_000 + ")";
+            return KdfCost.pbkdf2(hash, iterations);
         }
     }
 
@@ -78,6 +69,10 @@ sealed interface Kdf {
 
         @Override
         public String unusable() {
+            String slow = KdfCost.argon2(type(), time, memoryKiB);
+            if (slow != null) {
+                return slow;
+            }
             if (memoryKiB <= limitKiB()) {
                 return null;
             }

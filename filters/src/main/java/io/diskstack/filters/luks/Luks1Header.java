@@ -70,8 +70,14 @@ final class Luks1Header extends LuksHeader {
             throw ref.error("LUKS1 'payload-offset'", payload + " sectors (" + payload * SECTOR
                     + " bytes) is past the end of the image (" + deviceSize + " bytes)");
         }
-        if (Integer.toUnsignedLong(b.getInt(164)) < 1) {
+        long digestIterations = Integer.toUnsignedLong(b.getInt(164));
+        if (digestIterations < 1) {
             throw ref.error("LUKS1 'mk-digest-iter'", "is 0");
+        }
+        // Every unlock attempt runs the digest: a hostile count would hang the open.
+        String slow = KdfCost.pbkdf2(hash, digestIterations);
+        if (slow != null) {
+            throw ref.error("LUKS1 'mk-digest-iter'", slow);
         }
         String uuid = Bytes.cString(raw, 168, 40);
         Luks1Header h = new Luks1Header(raw, cipher, hash, uuid == null ? "" : uuid);

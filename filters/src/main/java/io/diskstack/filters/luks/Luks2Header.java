@@ -227,10 +227,15 @@ final class Luks2Header extends LuksHeader {
             if (!text(d, "type", dp + ".type").equals("pbkdf2")) {
                 throw ref.error("LUKS2 '" + dp + ".type'", "'" + d.path("type").asText() + "' is not supported");
             }
-            hash(d, "hash", dp + ".hash");
+            LuksHash digestHash = hash(d, "hash", dp + ".hash");
             long iterations = integer(d, "iterations", dp + ".iterations");
             if (iterations < 1 || iterations > 0xFFFFFFFFL) {
                 throw ref.error("LUKS2 '" + dp + ".iterations'", iterations + " is out of range [1, 2^32-1]");
+            }
+            // Every unlock attempt runs the digest: a hostile count would hang the open.
+            String slow = KdfCost.pbkdf2(digestHash, iterations);
+            if (slow != null) {
+                throw ref.error("LUKS2 '" + dp + ".iterations'", slow);
             }
             if (base64(d, "salt", dp + ".salt").length == 0) {
                 throw ref.error("LUKS2 '" + dp + ".salt'", "is empty");

@@ -71,7 +71,7 @@ public final class LuksDriver implements BlockDriver {
             KeySlots.Unlock u = KeySlots.open(h, dev, pass, ref);
             key = u.key();
             if (key == null) {
-                throw new ConfigException(ctx.owner() + ": " + u.failure(secret.id()));
+                throw new ConfigException(ctx.owner() + ": " + Bytes.printable(u.failure(secret.id())));
             }
             return new LuksNode(ctx, data, header, h, key);
         } finally {

@@ -27,15 +27,15 @@ import java.util.logging.Logger;
  * QEMU's quorum: several children with the same data. Requests go to every child at once;
  * a read returns the bytes most children agree on, a write succeeds when at least
  * {@code vote-threshold} children took it. Children that fail or lose a vote are counted
- * ({@link #stats()}) and logged by name and offset.
+ * ({@link #stats()}) and logged by name and offset: failures at most once a second per child,
+ * differences from the majority once per child ({@link Divergence}).
  */
 final class QuorumNode extends BlockNode {
     private static final Logger LOG = Logger.getLogger(QuorumNode.class.getName());
     /** Log lines are limited per child and kind (plus one key for the node): see {@link LogLimiter}. */
     private static final int LOG_ERROR = 0;
-    private static final int LOG_MISMATCH = 1;
-    private static final int LOG_REWRITE = 2;
-    private static final int LOG_KINDS = 3;
+    private static final int LOG_REWRITE = 1;
+    private static final int LOG_KINDS = 2;
 
     private final List<BlockChild> children;
     private final int threshold;
@@ -68,6 +68,8 @@ final class QuorumNode extends BlockNode {
     private final AtomicLongArray ackedLostAtDurable;
     private final ChildFanOut fanOut;
     private final LogLimiter logLimiter;
+    /** Where children differ from the majority: logged once per child, counted always. */
+    private final Divergence divergence;
 
     QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
                boolean rewriteCorrupted, boolean blkverify, long size) {
@@ -87,6 +89,7 @@ final class QuorumNode extends BlockNode {
         this.ackedLost = new AtomicLongArray(children.size());
         this.ackedLostAtDurable = new AtomicLongArray(children.size());
         this.fanOut = new ChildFanOut(ctx.nodeName());
+        this.divergence = new Divergence(children.size());
         this.logLimiter = new LogLimiter(LOG_KINDS * children.size() + 1, TimeUnit.SECONDS.toNanos(1), System::nanoTime);
     }
 
@@ -219,10 +222,15 @@ final class QuorumNode extends BlockNode {
         List<Integer> losers = vote.losers();
         for (int loser : losers) {
             mismatches.incrementAndGet(loser);
-            ByteBuffer good = data[winner.representative()];
-            log(Level.WARNING, LOG_MISMATCH * children.size() + loser, () -> "quorum '" + nodeName() + "': "
-                    + childName(loser) + " differs from the majority in " + op + " at offset " + offset + " (+" + len
-                    + "), first at offset " + (offset + good.mismatch(data[loser])), null);
+            long at = offset + data[winner.representative()].mismatch(data[loser]);
+            if (divergence.record(loser, at) && LOG.isLoggable(Level.WARNING)) {
+                String c = children.get(loser).name();
+                LOG.warning("quorum '" + nodeName() + "': " + childName(loser) + " differs from the majority in " + op
+                        + " at offset " + offset + " (+" + len + "), first at offset " + at + "; further differences "
+                        + "are counted, not logged (stats: " + c + ".mismatches, " + c + ".divergent-ranges); "
+                        + (rewriteCorrupted ? "rewrite-corrupted repairs what is read"
+                        : "rewrite-corrupted or a resync of the child repairs it"));
+            }
         }
         if (winner.count < threshold) {
             voteFailures.incrementAndGet();
@@ -444,6 +452,7 @@ final class QuorumNode extends BlockNode {
         for (int i = 0; i < children.size(); i++) {
             stats.put(children.get(i).name() + ".errors", errors.get(i));
             stats.put(children.get(i).name() + ".mismatches", mismatches.get(i));
+            stats.put(children.get(i).name() + ".divergent-ranges", divergence.ranges(i));
             stats.put(children.get(i).name() + ".lost-writes", lostWrites.get(i));
         }
         stats.put("vote-failures", voteFailures.get());

@@ -16,7 +16,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -148,27 +147,12 @@ class LuksBadInputTest {
     /** Replaces the JSON of both LUKS2 header copies and fixes their checksums. */
     private static void rewriteJson(Path p, String json, boolean fixChecksum) throws Exception {
         byte[] img = Files.readAllBytes(p);
-        for (int at : new int[] {0, 16384}) {
-            Arrays.fill(img, at + 4096, at + 16384, (byte) 0);
-            byte[] j = json.getBytes(StandardCharsets.UTF_8);
-            System.arraycopy(j, 0, img, at + 4096, Math.min(j.length, 16384 - 4096));
-            if (fixChecksum) {
-                Arrays.fill(img, at + 448, at + 512, (byte) 0);
-                byte[] area = Arrays.copyOfRange(img, at, at + 16384);
-                byte[] d = MessageDigest.getInstance("SHA-256").digest(area);
-                System.arraycopy(d, 0, img, at + 448, 32);
-            }
-        }
+        LuksTesting.rewriteLuks2Json(img, json, fixChecksum);
         Files.write(p, img);
     }
 
     private static String json(Path p) throws IOException {
-        byte[] img = Files.readAllBytes(p);
-        int end = 4096;
-        while (img[end] != 0) {
-            end++;
-        }
-        return new String(img, 4096, end - 4096, StandardCharsets.UTF_8);
+        return LuksTesting.luks2Json(Files.readAllBytes(p));
     }
 
     @Test
@@ -205,6 +189,10 @@ class LuksBadInputTest {
         rewriteJson(p, good.replace("\"type\":\"pbkdf2\",\"hash\":\"sha256\",\"iterations\"",
                 "\"type\":\"scrypt\",\"hash\":\"sha256\",\"iterations\""), true);
         assertMessage("v2.img", "'keyslots.0.kdf.type'", "scrypt");
+        // text from the header is escaped: a hostile value cannot break the message in two
+        rewriteJson(p, good.replace("\"type\":\"pbkdf2\",\"hash\":\"sha256\",\"iterations\"",
+                "\"type\":\"scr\\nypt\\u001b[2J\",\"hash\":\"sha256\",\"iterations\""), true);
+        assertMessage("v2.img", "'keyslots.0.kdf.type' 'scr\\x0aypt\\x1b[2J' is not supported");
         rewriteJson(p, good.replace("\"sector_size\":512", "\"sector_size\":8192"), true);
         assertMessage("v2.img", "'segments.0.sector_size'", "8192");
         rewriteJson(p, good.replace("\"offset\":\"16777216\"", "\"offset\":\"999999999488\""), true);
@@ -334,5 +322,98 @@ class LuksBadInputTest {
         m = openFails("v2.img").getMessage();
         assertTrue(m.startsWith("blockdev 'l0' (luks): no key slot could be tried with secret 's0': key slot 0: "
                 + "argon2id needs 4096 MiB"), m);
+    }
+
+    // ---- a hostile master-key digest cost fails in seconds, everywhere the header is read ----
+
+    /** Asserts that {@code body} fails with a one-line ConfigException naming the file and the field, quickly. */
+    private static String failsFast(String file, String field, org.junit.jupiter.api.function.Executable body) {
+        long start = System.nanoTime();
+        ConfigException e = assertThrows(ConfigException.class, body);
+        long millis = (System.nanoTime() - start) / 1_000_000;
+        assertTrue(millis < 10_000, "took " + millis + " ms: " + e.getMessage());
+        String m = e.getMessage();
+        assertFalse(m.contains("\n"), m);
+        assertTrue(m.contains(file) && m.contains(field) && m.contains("the limit is 10"), m);
+        return m;
+    }
+
+    /** The digest cost goes through the same bound for the mount, the key-slot commands and the control files. */
+    private void digestCostFailsFastEverywhere(Path p, String field, Runnable makeHostile) throws Exception {
+        var pass = new io.diskstack.core.objects.Secret("s0", LuksTesting.PASS.getBytes(StandardCharsets.UTF_8));
+        var other = new io.diskstack.core.objects.Secret("n", "another".getBytes(StandardCharsets.UTF_8));
+        BlockGraph g = TestGraphs.newGraph(dir);
+        try {
+            LuksTesting.openLuks(g, p.getFileName().toString());
+            Files.writeString(dir.resolve("new.key"), "another");
+            var files = ((io.diskstack.core.control.ControlProvider) g.node("l0")).controlFiles();
+            makeHostile.run();
+            long start = System.nanoTime();
+            var e = assertThrows(io.diskstack.core.BlockIOException.class,
+                    () -> files.get("add-key").write("file=" + dir.resolve("new.key") + " iter-time=1"));
+            assertTrue(System.nanoTime() - start < 10_000_000_000L, "the control file fails fast");
+            assertEquals(io.diskstack.core.Errno.EINVAL, e.errno());
+            assertTrue(e.getMessage().contains(p.getFileName().toString()) && e.getMessage().contains(field),
+                    e.getMessage());
+            assertThrows(io.diskstack.core.BlockIOException.class, () -> files.get("remove-key").write("secret=s0"));
+        } finally {
+            g.close();
+        }
+        String m = failsFast(p.getFileName().toString(), field, () -> {
+            try (BlockGraph again = TestGraphs.newGraph(dir)) {
+                LuksTesting.openLuks(again, p.getFileName().toString());
+            }
+        });
+        assertTrue(m.startsWith("blockdev 'l0' (luks): '"), m);
+        failsFast(p.toString(), field, () -> LuksKeySlots.listSlots(p));
+        failsFast(p.toString(), field, () -> LuksKeySlots.addKey(p, pass, other, -1, 1));
+        failsFast(p.toString(), field, () -> LuksKeySlots.removeKey(p, pass));
+    }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 120, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void luks1DigestIterationsOverTheLimitFailInSeconds() throws Exception {
+        Path p = luks1();
+        digestCostFailsFastEverywhere(p, "LUKS1 'mk-digest-iter'", () -> {
+            try {
+                patch(p, 164, new byte[] {0x7f, (byte) 0xff, (byte) 0xff, (byte) 0xff});
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 120, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void luks2DigestIterationsOverTheLimitFailInSeconds() throws Exception {
+        Path p = luks2();
+        digestCostFailsFastEverywhere(p, "LUKS2 'digests.0.iterations'", () -> {
+            try {
+                editJson(p, t -> at(t, "digests", "0").put("iterations", 4294967295L));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+    }
+
+    /** Key slot costs go through the same bound: a PBKDF2 or Argon2 slot over it is skipped, and named. */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 120, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void luks2SlotCostsOverTheLimitAreSkippedInSeconds() throws Exception {
+        Path p = luks2();
+        editJson(p, t -> at(t, "keyslots", "0", "kdf").put("iterations", 4294967295L));
+        long start = System.nanoTime();
+        String m = openFails("v2.img").getMessage();
+        assertTrue(System.nanoTime() - start < 10_000_000_000L, "fails fast");
+        assertTrue(m.contains("key slot 0: pbkdf2-sha256 with 4294967295 iterations would take about")
+                && m.contains("the limit is 10"), m);
+        // Argon2 costs are estimated from a calibration too (headers cap them at 256 GiB of work,
+        // which only a slow machine takes 10 minutes for: the bound itself is checked directly)
+        long t0 = System.nanoTime();
+        String why = KdfCost.argon2("argon2id", 1 << 20, 4L << 20);
+        assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "the calibration is short");
+        assertTrue(why != null && why.startsWith("argon2id with 1048576 passes over 4194304 KiB would take about")
+                && why.endsWith("minutes here (the limit is 10)"), why);
+        assertEquals(null, KdfCost.argon2("argon2id", 4, 64));
     }
 }

@@ -63,4 +63,41 @@ final class LuksTesting {
     static void zeroFill(BlockBackend disk) throws IOException {
         disk.writeZeroes(0, disk.size(), 0);
     }
+
+    /** The JSON text of a LUKS2 image's primary header. */
+    static String luks2Json(byte[] img) {
+        int end = 4096;
+        while (img[end] != 0) {
+            end++;
+        }
+        return new String(img, 4096, end - 4096, StandardCharsets.UTF_8);
+    }
+
+    /** Replaces the JSON of both LUKS2 header copies (at 0 and at hdr_size); with {@code fixChecksum}, fixes their sha256 checksums. */
+    static void rewriteLuks2Json(byte[] img, String json, boolean fixChecksum) {
+        int hdr = (int) java.nio.ByteBuffer.wrap(img).getLong(8);
+        for (int at : new int[] {0, hdr}) {
+            java.util.Arrays.fill(img, at + 4096, at + hdr, (byte) 0);
+            byte[] j = json.getBytes(StandardCharsets.UTF_8);
+            System.arraycopy(j, 0, img, at + 4096, Math.min(j.length, hdr - 4096));
+        }
+        if (fixChecksum) {
+            fixLuks2Checksums(img);
+        }
+    }
+
+    /** Recomputes the sha256 checksums of both LUKS2 header copies. */
+    static void fixLuks2Checksums(byte[] img) {
+        int hdr = (int) java.nio.ByteBuffer.wrap(img).getLong(8);
+        for (int at : new int[] {0, hdr}) {
+            java.util.Arrays.fill(img, at + 448, at + 512, (byte) 0);
+            try {
+                byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(
+                        java.util.Arrays.copyOfRange(img, at, at + hdr));
+                System.arraycopy(d, 0, img, at + 448, 32);
+            } catch (java.security.NoSuchAlgorithmException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
 }

@@ -491,6 +491,47 @@ class QuorumTest {
         assertTrue(errorLines >= 1 && errorLines <= 5, errorLines + " error lines");
     }
 
+    /** A child that differs is logged once per open, however often and wherever it is read; its ranges are counted once. */
+    @Test
+    void aDivergentChildIsLoggedOncePerOpenAndItsRangesAreCountedOnce() throws Exception {
+        BlockBackend q = quorum(children(3), 2);
+        q.write(0, ByteBuffer.wrap(TestGraphs.randomBytes(51, 1 << 20)), 0);
+        corrupt(1, 100, new byte[] {1, 2, 3});
+        corrupt(1, 300_000, new byte[] {4, 5});
+        for (int i = 0; i < 35; i++) {
+            read(q, 0, 4096);
+            read(q, 299_008, 8192);
+        }
+        assertEquals(70L, stats().get("children.1.mismatches"));
+        assertEquals(2L, stats().get("children.1.divergent-ranges"));
+        assertEquals(0L, stats().get("children.0.divergent-ranges"));
+        List<String> lines = logged.stream().map(LogRecord::getMessage).filter(m -> m.contains("differs")).toList();
+        assertEquals(1, lines.size(), lines.toString());
+        assertTrue(lines.get(0).contains("children.1 ('r1') differs from the majority in read at offset 0 (+4096)")
+                && lines.get(0).contains("(stats: children.1.mismatches, children.1.divergent-ranges)")
+                && lines.get(0).contains("rewrite-corrupted or a resync of the child repairs it"), lines.get(0));
+
+        // a remount finds it again: one line again, not one per offset or per read
+        QUORUM_LOG.removeHandler(capture);
+        graph.close();
+        logged.clear();
+        graph = TestGraphs.newGraph(dir);
+        QUORUM_LOG.addHandler(capture);
+        List<String> again = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            graph.open(opts("driver", "file", "node-name", "f" + i, "filename", "c" + i + ".img"));
+            graph.open(opts("driver", "raw", "node-name", "r" + i, "file", "f" + i));
+            again.add("r" + i);
+        }
+        q = quorum(again, 2);
+        for (int i = 0; i < 35; i++) {
+            read(q, 299_008, 8192);
+            read(q, 0, 4096);
+        }
+        assertEquals(1L, logged.stream().filter(r -> r.getMessage().contains("differs")).count());
+        assertEquals(2L, stats().get("children.1.divergent-ranges"));
+    }
+
     @Test
     void blockStatusToleratesAsManyFailingChildrenAsReadsDo() throws Exception {
         BlockBackend q = quorum(childrenWithErrors(3, Map.of(

@@ -44,8 +44,9 @@ final class BackingFiles {
         } else if (PROTOCOL.matcher(name).find()) {
             String proto = name.substring(0, name.indexOf(':'));
             if (name.startsWith("json:") || KNOWN_PROTOCOLS.contains(proto) || name.contains("://")) {
-                throw new ConfigException(where + " names backing file '" + abbreviate(name) + "' with a '" + proto
-                        + ":' prefix, which diskstack cannot open; give the backing as a 'backing' node instead");
+                throw new ConfigException(where + " names backing file '" + abbreviate(name) + "' with a '"
+                        + Qcow2Header.printable(proto) + ":' prefix, which diskstack cannot open; give the backing as a "
+                        + "'backing' node instead");
             }
         }
         Path image = Path.of(imagePath).toAbsolutePath().normalize();
@@ -53,8 +54,8 @@ final class BackingFiles {
         Path dir = imageIsFile ? image.getParent() : ctx.resolvePath(".");
         Path target = dir == null ? Path.of(name) : dir.resolve(name).normalize();
         if (!Files.exists(target)) {
-            throw new ConfigException(where + " needs backing file '" + name + "', but '" + target
-                    + "' does not exist");
+            throw new ConfigException(where + " needs backing file '" + Qcow2Header.printable(name) + "', but '"
+                    + Qcow2Header.printable(target.toString()) + "' does not exist");
         }
         Deque<Path> chain = OPENING.get();
         int depthBefore = chain.size();
@@ -77,8 +78,8 @@ final class BackingFiles {
                 format = probe(target);
             }
             if (!format.equals("qcow2") && !format.equals("raw")) {
-                throw new ConfigException(where + " has backing file '" + name + "' in format '" + format
-                        + "', which diskstack cannot open");
+                throw new ConfigException(where + " has backing file '" + Qcow2Header.printable(name) + "' in format '"
+                        + Qcow2Header.printable(format) + "', which diskstack cannot open");
             }
             Map<String, Object> opts = new LinkedHashMap<>();
             opts.put("driver", format);
@@ -106,6 +107,6 @@ final class BackingFiles {
     }
 
     private static String abbreviate(String s) {
-        return s.length() <= 60 ? s : s.substring(0, 57) + "...";
+        return Qcow2Header.printable(s.length() <= 60 ? s : s.substring(0, 57) + "...");
     }
 }

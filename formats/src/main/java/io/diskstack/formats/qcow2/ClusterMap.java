@@ -170,7 +170,7 @@ final class ClusterMap {
             file.write(n, t.data.duplicate().clear());
             l1[i] = n | Layout.COPIED;
             dirtyL1.set(i);
-            overlaps.add(n);
+            overlaps.add(Overlaps.Kind.ACTIVE_L2, n);
             return t;
         }
         if ((e & Layout.COPIED) != 0) {
@@ -194,7 +194,7 @@ final class ClusterMap {
         file.write(n, t.data.duplicate().clear());
         l1[i] = n | Layout.COPIED;
         dirtyL1.set(i);
-        overlaps.add(n);
+        overlaps.add(Overlaps.Kind.ACTIVE_L2, n);
         // the old table's decrease is written only after this entry (Refcounts.Hooks#writeMappingTables)
         refcounts.free(off);
         return t;

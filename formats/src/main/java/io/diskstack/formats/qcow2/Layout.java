@@ -9,8 +9,11 @@ final class Layout {
     static final long COPIED = 1L << 63;
     static final long COMPRESSED = 1L << 62;
     static final long ZERO = 1L;
-    /** Bits that must be 0 in an L1 entry (1-8 and 56-62). */
-    static final long L1_RESERVED = 0x7f00_0000_0000_01feL;
+    /** Bits that must be 0 in an L1 entry (0-8 and 56-62). */
+    static final long L1_RESERVED = 0x7f00_0000_0000_01ffL;
+    /** A refcount table entry: the block's offset is bits 9-63, bits 0-8 are reserved. */
+    static final long REFTABLE_OFFSET_MASK = 0xffff_ffff_ffff_fe00L;
+    static final long REFTABLE_RESERVED = 0x1ffL;
     /** Bits that must be 0 in a standard L2 entry (1-8 and 56-61). */
     static final long L2_RESERVED = 0x3f00_0000_0000_01feL;
     static final int SUBCLUSTERS = 32;

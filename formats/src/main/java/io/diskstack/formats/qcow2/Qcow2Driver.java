@@ -26,10 +26,12 @@ public final class Qcow2Driver implements BlockDriver {
     static final long DEFAULT_L2_CACHE_MAX = 32L << 20;
 
     /**
-     * Set by {@link Qcow2Check} around its own open for a repair: an image marked corrupt may then
-     * be opened writable (QEMU's BDRV_O_CHECK), so that a clean repair can clear the mark.
+     * Set by {@link Qcow2Check} around its own open (QEMU's BDRV_O_CHECK): an image marked
+     * corrupt may be opened writable, so that a clean repair can clear the mark; what the check
+     * reports (a damaged snapshot table or refcount table, an image not closed cleanly) does not
+     * fail the open and is not repaired by it.
      */
-    static final ThreadLocal<Boolean> OPENING_FOR_REPAIR = ThreadLocal.withInitial(() -> false);
+    static final ThreadLocal<Boolean> OPENING_FOR_CHECK = ThreadLocal.withInitial(() -> false);
 
     @Override
     public String name() {
@@ -76,24 +78,35 @@ public final class Qcow2Driver implements BlockDriver {
         long cacheSize = o.optSize("cache-size", -1);
         long l2Cache = o.optSize("l2-cache-size", -1);
         long refCache = o.optSize("refcount-cache-size", -1);
+        java.util.Set<Overlaps.Kind> overlapCheck = Overlaps.readOption(o);
         Object backingRef = o.has("backing") ? o.takeChild("backing") : null;
         BlockChild file = ctx.openChild("file", ChildRole.image());
         String path = file.node().filename() != null ? file.node().filename() : file.node().nodeName();
         String describe = "'" + path + "'";
+        boolean checkMode = OPENING_FOR_CHECK.get();
+        OPENING_FOR_CHECK.remove(); // not for the backing chain
         try {
-            Qcow2Header header = readHeader(file);
-            if (!ctx.readOnly() && header.isCorrupt() && !OPENING_FOR_REPAIR.get()) {
+            Qcow2Header header = readHeader(file, checkMode);
+            if (!ctx.readOnly() && header.isCorrupt() && !checkMode) {
                 throw new Qcow2Exception("is marked corrupt; it can only be opened read-only "
-                        + "(repair it with diskstack check -r all or qemu-img check -r all)");
+                        + "(repair it with diskstack check -r all " + describe + ")");
             }
             Layout layout = header.layout();
             long[] l1 = ClusterMap.readL1(file, header.l1TableOffset, header.l1Size);
             long[] refTable = Refcounts.readTable(file, header.refcountTableOffset, header.refcountTableClusters,
                     layout.clusterSize);
-            if (!ctx.readOnly()) {
-                checkRefcountTable(refTable, header, layout, file.size());
+            if (!ctx.readOnly() && !checkMode) {
+                checkRefcountTable(refTable, header, layout, file.size(), describe);
             }
-            SnapshotTable.Parsed snaps = readSnapshots(file, header, layout);
+            SnapshotTable.Parsed snaps;
+            if (checkMode) {
+                SnapshotTable.Lenient lenient = SnapshotTable.readLenient(file, header.snapshotsOffset,
+                        header.nbSnapshots, layout.clusterSize, header.size);
+                snaps = new SnapshotTable.Parsed(lenient.error() == null ? lenient.entries() : List.of(),
+                        lenient.error() == null ? lenient.bytes() : 0);
+            } else {
+                snaps = readSnapshots(file, header, layout);
+            }
             long[] caches = cacheSizes(o, cacheSize, l2Cache, refCache, header, layout);
             BlockChild backing = null;
             if (backingRef == null) {
@@ -101,7 +114,12 @@ public final class Qcow2Driver implements BlockDriver {
             } else if (!"".equals(backingRef)) {
                 backing = ctx.openOptionalChild("backing", ChildRole.cow());
             }
-            return new Qcow2Node(ctx, file, backing, header, describe, l1, refTable, snaps, caches[0], caches[1]);
+            Qcow2Node node = new Qcow2Node(ctx, file, backing, header, describe, l1, refTable, snaps, caches[0],
+                    caches[1], overlapCheck);
+            if (!ctx.readOnly() && header.isDirty() && !checkMode) {
+                node.repairAfterUncleanShutdown();
+            }
+            return node;
         } catch (Qcow2Exception e) {
             throw new ConfigException(ctx.owner() + ": " + describe + " " + e.getMessage());
         } catch (ConfigException e) {
@@ -117,19 +135,22 @@ public final class Qcow2Driver implements BlockDriver {
      * the L1 table: refcounts written there would destroy them. Checked before writing only (a
      * read-only open never uses the refcounts).
      */
-    private static void checkRefcountTable(long[] table, Qcow2Header h, Layout layout, long fileSize) {
+    private static void checkRefcountTable(long[] table, Qcow2Header h, Layout layout, long fileSize,
+                                           String describe) {
         long cs = layout.clusterSize;
         long tableEnd = h.refcountTableOffset + h.refcountTableClusters * cs;
         long l1End = h.l1TableOffset + h.l1Size * 8;
         for (int i = 0; i < table.length; i++) {
-            long off = table[i] & Layout.OFFSET_MASK;
-            if (off == 0) {
+            long off = table[i] & Layout.REFTABLE_OFFSET_MASK;
+            if (table[i] == 0) {
                 continue;
             }
             String problem = null;
-            if ((table[i] & ~Layout.OFFSET_MASK) != 0 || off % cs != 0) {
-                problem = "is invalid";
-            } else if (off > fileSize - cs) {
+            if ((table[i] & Layout.REFTABLE_RESERVED) != 0) {
+                problem = "has reserved bits set";
+            } else if (off % cs != 0) {
+                problem = "is not cluster-aligned";
+            } else if (off > fileSize - cs || off < 0) {
                 problem = "is past the end of the file";
             } else if (off < tableEnd && h.refcountTableOffset < off + cs) {
                 problem = "is inside the refcount table";
@@ -138,22 +159,22 @@ public final class Qcow2Driver implements BlockDriver {
             }
             if (problem != null) {
                 throw new Qcow2Exception("has refcount table entry " + i + " (0x" + Long.toHexString(table[i])
-                        + ") that " + problem + "; repair it with qemu-img check -r all");
+                        + ") that " + problem + "; repair it with diskstack check -r all " + describe);
             }
         }
     }
 
-    static Qcow2Header readHeader(BlockChild file) throws IOException {
+    static Qcow2Header readHeader(BlockChild file, boolean checkMode) throws IOException {
         long fileSize = file.size();
         ByteBuffer first = ByteBuffer.allocate((int) Math.min(fileSize, 512));
         file.read(0, first);
         first.clear();
         Qcow2Header h = Qcow2Header.parseFixed(first, fileSize);
         int cs = 1 << h.clusterBits;
-        ByteBuffer cluster = ByteBuffer.allocate((int) Math.min(fileSize, cs));
-        file.read(0, cluster);
-        cluster.clear();
-        h.parseRest(cluster, fileSize);
+        // the whole first cluster, zeroes past the end of a shorter file (as QEMU reads it)
+        ByteBuffer cluster = ByteBuffer.allocate(cs);
+        file.read(0, cluster.slice(0, (int) Math.min(fileSize, cs)));
+        h.parseRest(cluster, fileSize, checkMode);
         return h;
     }
 

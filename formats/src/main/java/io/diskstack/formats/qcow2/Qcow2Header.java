@@ -122,9 +122,11 @@ final class Qcow2Header {
             h.autoclear = b.getLong(88);
             h.refcountOrder = b.getInt(96);
             h.headerLength = b.getInt(100);
-            if (h.headerLength < V3_MIN_LENGTH || h.headerLength % 8 != 0
-                    || h.headerLength > (1 << h.clusterBits)) {
-                throw new Qcow2Exception("has an invalid header_length " + Integer.toUnsignedString(h.headerLength));
+            // QEMU's bounds only: the spec asks for a multiple of 8, but QEMU opens any length in range
+            if (Integer.compareUnsigned(h.headerLength, V3_MIN_LENGTH) < 0
+                    || Integer.compareUnsigned(h.headerLength, 1 << h.clusterBits) > 0) {
+                throw new Qcow2Exception("has an invalid header_length " + Integer.toUnsignedString(h.headerLength)
+                        + " (104 to the cluster size)");
             }
             if (h.refcountOrder < 0 || h.refcountOrder > 6) {
                 throw new Qcow2Exception("has an invalid refcount_order " + Integer.toUnsignedString(h.refcountOrder)
@@ -134,63 +136,108 @@ final class Qcow2Header {
         return h;
     }
 
-    /** Parses what follows the fixed header in the first cluster and checks every field. */
-    void parseRest(ByteBuffer cluster, long fileSize) {
+    /**
+     * Parses what follows the fixed header in the first cluster (given whole, zeroes past the end
+     * of the file) and checks every field, with QEMU's rules: the same images open here as in
+     * {@code qemu-img info}, except for what diskstack does not support. {@code checkMode}:
+     * opened for a check, which reports an empty refcount table instead of refusing it.
+     */
+    void parseRest(ByteBuffer cluster, long fileSize, boolean checkMode) {
         int cs = 1 << clusterBits;
-        if (headerLength > 104 && cluster.limit() > 104) {
+        if (Long.compareUnsigned(backingFileOffset, cs) > 0) {
+            throw new Qcow2Exception("has an invalid backing_file_offset " + Long.toUnsignedString(backingFileOffset)
+                    + " (past the header cluster)");
+        }
+        if (headerLength > 104) {
             compressionType = cluster.get(104) & 0xff;
         }
-        // extensions
-        int pos = headerLength;
-        long extEnd = backingFileOffset > 0 && backingFileOffset < cs ? backingFileOffset : cs;
-        while (pos + 8 <= extEnd && pos + 8 <= cluster.limit()) {
-            int type = cluster.getInt(pos);
-            long len = Integer.toUnsignedLong(cluster.getInt(pos + 4));
+        parseExtensions(cluster, backingFileOffset != 0 ? backingFileOffset : cs);
+        if (backingFileOffset != 0) {
+            long len = Integer.toUnsignedLong(backingFileSize);
+            if (len > Math.min(1023, cs - backingFileOffset)) {
+                throw new Qcow2Exception("has a backing file name of " + len + " bytes at offset " + backingFileOffset
+                        + " (at most 1023, inside the header cluster)");
+            }
+            byte[] name = new byte[(int) len];
+            cluster.get((int) backingFileOffset, name);
+            backingFile = cString(name);
+        }
+        validate(fileSize, checkMode);
+    }
+
+    /** QEMU reads names as C strings: the first NUL ends them. */
+    private static String cString(byte[] b) {
+        int n = 0;
+        while (n < b.length && b[n] != 0) {
+            n++;
+        }
+        return new String(b, 0, n, StandardCharsets.UTF_8);
+    }
+
+    /** The header extensions from header_length up to {@code end} (the backing file name, or the cluster's end). */
+    private void parseExtensions(ByteBuffer cluster, long end) {
+        long off = headerLength;
+        while (off < end) {
+            if (off + 8 > end) {
+                throw new Qcow2Exception("has a header extension at offset " + off + " that runs past the end of the "
+                        + "extension area (" + end + ")");
+            }
+            int type = cluster.getInt((int) off);
+            long len = Integer.toUnsignedLong(cluster.getInt((int) off + 4));
+            off += 8;
+            if (len > end - off) {
+                throw new Qcow2Exception("has a header extension 0x" + Integer.toHexString(type) + " of " + len
+                        + " bytes that runs past the end of the extension area (" + end + ")");
+            }
             if (type == EXT_END) {
                 break;
             }
-            if (pos + 8 + len > extEnd || pos + 8 + len > cluster.limit()) {
-                throw new Qcow2Exception("has a header extension 0x" + Integer.toHexString(type) + " of " + len
-                        + " bytes that runs past the header cluster");
-            }
             byte[] data = new byte[(int) len];
-            cluster.get(pos + 8, data);
+            cluster.get((int) off, data);
+            checkExtension(type, data);
             extensions.add(new Extension(type, data));
-            pos += 8 + (int) ((len + 7) & ~7L);
+            off += (len + 7) & ~7L;
         }
         for (Extension e : extensions) {
             if (e.type() == EXT_BACKING_FORMAT) {
-                backingFormat = new String(e.data(), StandardCharsets.UTF_8);
+                backingFormat = cString(e.data());
             } else if (e.type() == EXT_FEATURE_TABLE) {
                 for (int i = 0; i + 48 <= e.data().length; i += 48) {
                     int kind = e.data()[i] & 0xff;
                     int bit = e.data()[i + 1] & 0xff;
-                    int n = 0;
-                    while (n < 46 && e.data()[i + 2 + n] != 0) {
-                        n++;
-                    }
-                    featureNames.put(kind + ":" + bit, new String(e.data(), i + 2, n, StandardCharsets.UTF_8));
+                    featureNames.put(kind + ":" + bit, cString(java.util.Arrays.copyOfRange(e.data(), i + 2, i + 48)));
                 }
             }
         }
-        // backing file name
-        if (backingFileOffset != 0) {
-            if (backingFileSize > 1023 || backingFileSize < 0) {
-                throw new Qcow2Exception("has a backing file name of " + Integer.toUnsignedString(backingFileSize)
-                        + " bytes (at most 1023)");
-            }
-            if (backingFileOffset < 0 || backingFileOffset + backingFileSize > cs
-                    || backingFileOffset + backingFileSize > cluster.limit()) {
-                throw new Qcow2Exception("has its backing file name outside the header cluster");
-            }
-            byte[] name = new byte[backingFileSize];
-            cluster.get((int) backingFileOffset, name);
-            backingFile = new String(name, StandardCharsets.UTF_8);
-        }
-        validate(fileSize);
     }
 
-    private void validate(long fileSize) {
+    /** QEMU's checks of the extensions it knows. */
+    private void checkExtension(int type, byte[] data) {
+        if (type == EXT_BACKING_FORMAT && data.length >= 16) {
+            throw new Qcow2Exception("has a backing format name of " + data.length + " bytes (at most 15)");
+        }
+        if (type == EXT_CRYPTO && cryptMethod != 2) {
+            throw new Qcow2Exception("has an encryption header extension but no LUKS encryption");
+        }
+        if (type == EXT_BITMAPS) {
+            if (data.length != 24) {
+                throw new Qcow2Exception("has a bitmaps extension of " + data.length + " bytes (24 expected)");
+            }
+            if ((autoclear & AUTOCLEAR_BITMAPS) == 0) {
+                return; // written by a program without bitmap support: the bitmaps are ignored
+            }
+            ByteBuffer x = ByteBuffer.wrap(data);
+            long nb = Integer.toUnsignedLong(x.getInt(0));
+            if (x.getInt(4) != 0 || nb == 0 || nb > 65535 || x.getLong(16) % (1 << clusterBits) != 0
+                    || Long.compareUnsigned(x.getLong(8), 64L << 20) > 0) {
+                throw new Qcow2Exception("has an invalid bitmaps extension (" + nb + " bitmaps, a directory of "
+                        + Long.toUnsignedString(x.getLong(8)) + " bytes at offset "
+                        + Long.toUnsignedString(x.getLong(16)) + ")");
+            }
+        }
+    }
+
+    private void validate(long fileSize, boolean checkMode) {
         int cs = 1 << clusterBits;
         long unknown = incompatible & ~INCOMPAT_KNOWN;
         if (unknown != 0) {
@@ -198,7 +245,7 @@ final class Qcow2Header {
             for (int bit = 0; bit < 64; bit++) {
                 if ((unknown & (1L << bit)) != 0) {
                     String n = featureNames.get("0:" + bit);
-                    names.add(n == null ? "bit " + bit : "'" + n + "' (bit " + bit + ")");
+                    names.add(n == null ? "bit " + bit : "'" + printable(n) + "' (bit " + bit + ")");
                 }
             }
             throw new Qcow2Exception("uses unknown incompatible features " + String.join(", ", names)
@@ -225,7 +272,7 @@ final class Qcow2Header {
             throw new Qcow2Exception("has compression_type " + compressionType + " without its feature bit");
         }
         if (size < 0) {
-            throw new Qcow2Exception("has a negative virtual size");
+            throw new Qcow2Exception("has a virtual size of " + Long.toUnsignedString(size) + " bytes, which is too large");
         }
         Layout layout = layout();
         long neededL1 = layout.l1EntriesFor(size);
@@ -239,20 +286,31 @@ final class Qcow2Header {
             throw new Qcow2Exception("has an L1 table of " + l1Size + " entries, too small for its virtual size ("
                     + neededL1 + " needed)");
         }
+        checkOffset("L1 table", l1TableOffset, l1Size * 8);
         checkTable("L1 table", l1TableOffset, l1Size * 8, fileSize, l1Size > 0);
-        if (refcountTableClusters == 0) {
+        if (refcountTableClusters == 0 && !checkMode) {
             throw new Qcow2Exception("has an empty refcount table");
         }
         if (refcountTableClusters * cs > MAX_REFTABLE_BYTES) {
             throw new Qcow2Exception("has a refcount table of " + refcountTableClusters + " clusters (at most "
                     + MAX_REFTABLE_BYTES / cs + ")");
         }
-        checkTable("refcount table", refcountTableOffset, refcountTableClusters * cs, fileSize, true);
+        checkOffset("refcount table", refcountTableOffset, refcountTableClusters * cs);
+        checkTable("refcount table", refcountTableOffset, refcountTableClusters * cs, fileSize,
+                refcountTableClusters > 0);
         if (nbSnapshots > MAX_SNAPSHOTS) {
             throw new Qcow2Exception("claims " + nbSnapshots + " snapshots (at most " + MAX_SNAPSHOTS + ")");
         }
-        if (nbSnapshots > 0) {
+        checkOffset("snapshot table", snapshotsOffset, nbSnapshots * 40);
+        if (nbSnapshots > 0 && !checkMode) {
             checkTable("snapshot table", snapshotsOffset, 40, fileSize, true);
+        }
+    }
+
+    /** QEMU's test of a table's offset, made whether or not the table has entries. */
+    private void checkOffset(String what, long offset, long bytes) {
+        if (offset % (1 << clusterBits) != 0 || offset < 0 || Long.MAX_VALUE - bytes < offset) {
+            throw new Qcow2Exception("has its " + what + " at invalid offset " + Long.toUnsignedString(offset));
         }
     }
 
@@ -269,6 +327,51 @@ final class Qcow2Header {
             throw new Qcow2Exception("has its " + what + " at offset " + offset + " (" + bytes
                     + " bytes), past the end of the file (" + fileSize + " bytes)");
         }
+    }
+
+    /**
+     * A string from the image (a backing file name, a feature or snapshot name) as it may appear
+     * in a one-line message: control characters, backslashes and invalid UTF-8 (decoded as
+     * U+FFFD) are escaped, so a hostile name can neither break the line nor fake another one.
+     */
+    static String printable(String s) {
+        StringBuilder b = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            boolean plain = c >= 0x20 && c != 0x7f && c != '\\' && !(c >= 0x80 && c < 0xa0)
+                    && c != '\u2028' && c != '\u2029' && c != '\ufffd';
+            if (plain && b == null) {
+                continue;
+            }
+            if (b == null) {
+                b = new StringBuilder(s.length() + 16).append(s, 0, i);
+            }
+            if (plain) {
+                b.append(c);
+            } else if (c == '\\') {
+                b.append("\\\\");
+            } else if (c < 0x100) {
+                b.append(String.format("\\x%02x", (int) c));
+            } else {
+                b.append(String.format("\\u%04x", (int) c));
+            }
+        }
+        return b == null ? s : b.toString();
+    }
+
+    /** {offset, size} of the bitmap directory from the bitmaps extension, or null if there is none that fits. */
+    long[] bitmapDirectory() {
+        for (Extension e : extensions) {
+            if (e.type() == EXT_BITMAPS && e.data().length >= 24) {
+                ByteBuffer x = ByteBuffer.wrap(e.data());
+                long size = x.getLong(8);
+                long offset = x.getLong(16);
+                if (size > 0 && offset > 0 && size <= (64L << 20)) {
+                    return new long[] {offset, size};
+                }
+            }
+        }
+        return null;
     }
 
     boolean isDirty() {

@@ -71,14 +71,18 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     private volatile boolean written;
     private boolean dirtySetByUs;
-    /** The image was dirty when opened: its refcounts are rebuilt before anything is written. */
-    private boolean needsRepair;
     private final java.util.concurrent.atomic.LongAdder compressedReads = new java.util.concurrent.atomic.LongAdder();
     private long allocations;
+    /**
+     * Clusters allocated since the metadata was last written back: all of them leak if the
+     * process dies now (their refcounts are on disk, the L2 entries not yet), so their number is
+     * bounded ({@link #maybeWriteBack}).
+     */
+    private long allocatedSinceWriteBack;
 
     Qcow2Node(NodeOpenContext ctx, BlockChild file, BlockChild backing, Qcow2Header header, String describe,
               long[] l1, long[] refTable, SnapshotTable.Parsed snapshotTable, long l2CacheBytes,
-              long refcountCacheBytes) {
+              long refcountCacheBytes, java.util.Set<Overlaps.Kind> overlapCheck) {
         super(ctx);
         this.file = file;
         this.backing = backing;
@@ -115,21 +119,17 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             }
 
             @Override
-            public void refcountMetadataChanged(long offset) {
+            public void refcountMetadataChanged(long offset) throws IOException {
                 if (offset < 0) {
                     overlaps.rebuild();
                 } else {
-                    overlaps.add(offset);
+                    overlaps.add(Overlaps.Kind.REFCOUNT_BLOCK, offset);
                 }
             }
 
             @Override
             public BlockIOException corrupted(String what) {
-                String msg = describe + ": corrupt image: " + what + "; "
-                        + (header.version >= 3 ? "the image is marked corrupt" : "further writes are refused");
-                LOG.warning(msg);
-                markCorrupt();
-                return new BlockIOException(Errno.EIO, msg);
+                return corruption(what);
             }
 
             @Override
@@ -137,10 +137,9 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 return describe;
             }
         }, refTable, header.refcountTableOffset, header.refcountTableClusters, file.size());
-        this.overlaps = new Overlaps(layout, this::collectMetadata);
+        this.overlaps = new Overlaps(layout, this::collectMetadata, overlapCheck);
         this.map.setRefcounts(refcounts, overlaps);
         this.snapshots = new Snapshots(this, snapshotTable);
-        this.needsRepair = header.isDirty();
     }
 
     // ---- geometry ----
@@ -448,6 +447,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             map.tableForWrite(off);
             host = refcounts.allocate(k);
             allocations += k;
+            allocatedSinceWriteBack += k;
             for (int i = 0; i < k; i++) {
                 inFlight.add(first + i);
             }
@@ -534,6 +534,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             } else {
                 host = refcounts.allocateData();
                 allocations++;
+                allocatedSinceWriteBack++;
                 fresh = refcounts.lastWasFresh;
             }
             inFlight.add(gc);
@@ -912,27 +913,36 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
 
     // ---- metadata write-back ----
 
-    /** Under the lock: the first write repairs a dirty image, clears autoclear bits, marks lazy images dirty. */
+    /**
+     * Before the first change: checks that writing is safe ({@link Qcow2Check#unsafeForWrites}:
+     * else the image is marked corrupt and the write fails), clears autoclear bits, and sets the
+     * dirty bit (version 3), which a clean close clears again: an image found dirty at open was
+     * not closed cleanly, and is repaired then. Later calls only refuse changes to an image found
+     * corrupt meanwhile.
+     */
     private void beforeWrite() throws IOException {
         if (markedCorrupt) {
             throw refusedAsCorrupt();
         }
-        if (written) {
+        if (written && !overlaps.stale) {
             return;
         }
         lock.lock();
         try {
+            ensureOverlaps();
             if (written) {
                 return;
             }
-            ensureOverlaps();
-            repairIfDirty();
+            String unsafe = Qcow2Check.unsafeForWrites(this);
+            if (unsafe != null) {
+                throw corruption(unsafe);
+            }
             if (header.autoclear != 0) {
                 header.autoclear = 0;
                 file.write(Qcow2Header.OFF_AUTOCLEAR, ByteBuffer.allocate(8));
                 file.flush();
             }
-            if (header.lazyRefcounts() && !header.isDirty()) {
+            if (header.version >= 3 && !header.isDirty()) {
                 header.incompatible |= Qcow2Header.INCOMPAT_DIRTY;
                 writeIncompatible();
                 dirtySetByUs = true;
@@ -943,98 +953,109 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         }
     }
 
-    /** Under the lock: rebuilds the refcounts of an image opened dirty and clears its dirty bit. */
-    void repairIfDirty() throws IOException {
-        if (!needsRepair) {
-            return;
+    /**
+     * At a writable open of an image whose dirty bit is set (a crash, a kill -9, power loss):
+     * as QEMU does for such images, repairs what the check repairs, which frees the clusters
+     * allocated since the last flush, and logs one line with the count. The dirty bit is
+     * cleared; the first write sets it again.
+     */
+    void repairAfterUncleanShutdown() throws IOException {
+        gate.writeLock().lock();
+        lock.lock();
+        try {
+            long leaked = Qcow2Check.repairRefcounts(this);
+            // no request has run yet: what the repair freed can be used at once
+            guard.releaseAll();
+            header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
+            writeIncompatible();
+            LOG.warning(describe + ": was not closed cleanly; repaired its refcounts, freeing " + leaked
+                    + " leaked cluster" + (leaked == 1 ? "" : "s"));
+        } finally {
+            lock.unlock();
+            gate.writeLock().unlock();
         }
-        Qcow2Check.repairRefcounts(this);
-        header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
-        writeIncompatible();
-        needsRepair = false;
     }
 
     // ---- metadata overlap ----
 
     /** Every metadata range of the image, for {@link Overlaps#rebuild}. Under the lock. */
-    private void collectMetadata(Overlaps o) {
+    private void collectMetadata(Overlaps o) throws IOException {
         int cs = layout.clusterSize;
-        o.range(0, cs);
-        o.range(map.l1Offset, map.l1.length * 8L);
-        o.range(refcounts.tableOffset, refcounts.tableClusters << layout.clusterBits);
+        o.range(Overlaps.Kind.MAIN_HEADER, 0, cs);
+        o.range(Overlaps.Kind.ACTIVE_L1, map.l1Offset, map.l1.length * 8L);
+        o.range(Overlaps.Kind.REFCOUNT_TABLE, refcounts.tableOffset, refcounts.tableClusters << layout.clusterBits);
         for (long e : refcounts.table) {
-            if ((e & Layout.OFFSET_MASK) != 0) {
-                o.range(e & Layout.OFFSET_MASK, cs);
+            if ((e & Layout.REFTABLE_OFFSET_MASK) != 0) {
+                o.range(Overlaps.Kind.REFCOUNT_BLOCK, e & Layout.REFTABLE_OFFSET_MASK, cs);
             }
         }
         for (long e : map.l1) {
             if ((e & Layout.OFFSET_MASK) != 0) {
-                o.range(e & Layout.OFFSET_MASK, cs);
+                o.range(Overlaps.Kind.ACTIVE_L2, e & Layout.OFFSET_MASK, cs);
             }
+        }
+        long[] directory = header.bitmapDirectory();
+        if (directory != null) {
+            o.range(Overlaps.Kind.BITMAP_DIRECTORY, directory[0], directory[1]);
         }
         snapshots.collectMetadata(o);
     }
 
-    /** Under the lock: builds the metadata ranges before the first change. */
-    private void ensureOverlaps() {
-        if (!overlapsBuilt) {
+    /** Under the lock: builds the metadata ranges before the first change, or again after a failed rebuild. */
+    private void ensureOverlaps() throws IOException {
+        if (!overlapsBuilt || overlaps.stale) {
             overlaps.rebuild();
             overlapsBuilt = true;
         }
     }
 
-    /** Under the lock: after snapshot operations changed which tables exist. */
+    /**
+     * Under the lock: after snapshot operations changed which tables exist. A failed rebuild (an
+     * I/O error reading a snapshot's table) leaves the ranges marked stale: the next write
+     * rebuilds them first, and fails if it cannot.
+     */
     void metadataMoved() {
         if (overlapsBuilt) {
-            overlaps.rebuild();
+            try {
+                overlaps.rebuild();
+            } catch (IOException | RuntimeException e) {
+                LOG.warning(describe + ": could not list the metadata after a snapshot operation: " + e.getMessage());
+            }
         }
     }
 
     /**
      * Under the lock: fails with EIO, logs one line and marks the image corrupt (as QEMU does) if
-     * {@code [offset, offset+length)} holds metadata.
+     * {@code [offset, offset+length)} holds metadata of a kind {@code overlap-check} checks.
      */
     void checkNotMetadata(long offset, long length, String what) throws IOException {
         ensureOverlaps();
         if (!overlaps.overlap(offset, length)) {
             return;
         }
-        String msg = describe + ": corrupt image: preventing a write of " + what + " to host offset " + offset
-                + ", which holds " + metadataAt(offset, length) + "; "
-                + (header.version >= 3 ? "the image is marked corrupt (qemu-img check -r all repairs it)"
-                : "further writes are refused");
-        LOG.warning(msg);
-        markCorrupt();
-        throw new BlockIOException(Errno.EIO, msg);
+        throw corruption("preventing a write of " + what + " to host offset " + offset + " (cluster "
+                + (offset >>> layout.clusterBits) + "), which holds " + overlaps.describe(offset, length));
     }
 
-    /** Names the metadata in a range (slowly: only for the message). */
-    private String metadataAt(long offset, long length) {
-        long first = offset >>> layout.clusterBits;
-        long last = (offset + length - 1) >>> layout.clusterBits;
-        java.util.function.BiPredicate<Long, Long> hits = (o, len) -> len > 0
-                && !((o + len - 1) >>> layout.clusterBits < first || (o >>> layout.clusterBits) > last);
-        int cs = layout.clusterSize;
-        if (first == 0) {
-            return "the image header";
-        }
-        if (hits.test(map.l1Offset, map.l1.length * 8L)) {
-            return "the active L1 table";
-        }
-        if (hits.test(refcounts.tableOffset, refcounts.tableClusters << layout.clusterBits)) {
-            return "the refcount table";
-        }
-        for (long e : refcounts.table) {
-            if ((e & Layout.OFFSET_MASK) != 0 && hits.test(e & Layout.OFFSET_MASK, (long) cs)) {
-                return "a refcount block";
-            }
-        }
-        for (long e : map.l1) {
-            if ((e & Layout.OFFSET_MASK) != 0 && hits.test(e & Layout.OFFSET_MASK, (long) cs)) {
-                return "an active L2 table";
-            }
-        }
-        return "the snapshot table or a snapshot's L1 table";
+    /**
+     * Under the lock: marks the image corrupt (the header's corrupt bit, as QEMU), logs one line
+     * and returns the EIO to throw. From then on the node refuses every change.
+     */
+    BlockIOException corruption(String what) {
+        String msg = describe + ": corrupt image: " + what + "; " + (header.version >= 3
+                ? "the image is marked corrupt and now read-only; " : "further writes are refused; ") + repairHint();
+        LOG.warning(msg);
+        markCorrupt();
+        return new BlockIOException(Errno.EIO, msg);
+    }
+
+    /** The command that repairs this image, for messages. */
+    String repairHint() {
+        return "repair it with diskstack check -r all " + describe;
+    }
+
+    boolean isMarkedCorrupt() {
+        return markedCorrupt;
     }
 
     private void markCorrupt() {
@@ -1042,7 +1063,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             return;
         }
         markedCorrupt = true;
-        if (header.version >= 3) {
+        if (header.version >= 3 && !isReadOnly()) {
             header.incompatible |= Qcow2Header.INCOMPAT_CORRUPT;
             try {
                 writeIncompatible();
@@ -1053,8 +1074,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     private BlockIOException refusedAsCorrupt() {
-        return new BlockIOException(Errno.EIO, describe + ": the image was found corrupt while in use; "
-                + "no further changes (qemu-img check -r all repairs it)");
+        return new BlockIOException(Errno.EIO, describe + ": the image was found corrupt while in use and is read-only "
+                + "now; " + repairHint());
     }
 
     void writeIncompatible() throws IOException {
@@ -1066,9 +1087,14 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     private void maybeWriteBack() throws IOException {
-        if (l2cache.tooManyDirty() || refcache.tooManyDirty()) {
+        if (l2cache.tooManyDirty() || refcache.tooManyDirty() || allocatedSinceWriteBack >= leakBound()) {
             flushMetadata();
         }
+    }
+
+    /** The most clusters a crash may leak (besides a run allocated ahead): 32 MiB, at least 1024 clusters. */
+    private long leakBound() {
+        return Math.max(1024, (32L << 20) >>> layout.clusterBits);
     }
 
     /**
@@ -1077,6 +1103,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
      * the flush lock ({@link #flush}): nothing here may take the lock.
      */
     void flushMetadata() throws IOException {
+        allocatedSinceWriteBack = 0;
         if (l2cache.hasDirty() || map.hasDirtyL1()) {
             file.flush();
             map.writeDirtyL1();

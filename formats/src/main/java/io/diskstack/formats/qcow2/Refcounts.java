@@ -40,7 +40,7 @@ final class Refcounts {
         void checkFree(long offset, long length) throws IOException;
 
         /** A new refcount block at {@code offset}, or -1 after the refcount table moved. */
-        void refcountMetadataChanged(long offset);
+        void refcountMetadataChanged(long offset) throws IOException;
 
         /** Marks the image corrupt (as QEMU would) and returns the EIO to throw, naming the image. */
         BlockIOException corrupted(String what);
@@ -101,18 +101,29 @@ final class Refcounts {
         if (t >= table.length) {
             return 0;
         }
-        long blockOffset = table[(int) t] & Layout.OFFSET_MASK;
-        if (blockOffset == 0) {
+        long entry = table[(int) t];
+        if ((entry & Layout.REFTABLE_OFFSET_MASK) == 0) {
             return 0;
         }
-        checkBlockOffset(blockOffset, t);
-        return read(blocks.get(blockOffset).data, (int) (cluster % layout.refblockEntries));
+        return read(blocks.get(blockOffset(entry, t, false)).data, (int) (cluster % layout.refblockEntries));
     }
 
-    private void checkBlockOffset(long blockOffset, long t) throws BlockIOException {
-        if ((blockOffset & (layout.clusterSize - 1)) != 0) {
-            throw corrupt("refcount table entry " + t + " points to unaligned offset " + blockOffset);
+    /**
+     * The block offset of a refcount table entry, refused if the entry is damaged; about to
+     * change the block ({@code writing}), that marks the image corrupt.
+     */
+    private long blockOffset(long entry, long t, boolean writing) throws BlockIOException {
+        long blockOffset = entry & Layout.REFTABLE_OFFSET_MASK;
+        String problem = null;
+        if ((entry & Layout.REFTABLE_RESERVED) != 0) {
+            problem = "refcount table entry " + t + " (0x" + Long.toHexString(entry) + ") has reserved bits set";
+        } else if ((blockOffset & (layout.clusterSize - 1)) != 0) {
+            problem = "refcount table entry " + t + " points to unaligned offset " + blockOffset;
         }
+        if (problem != null) {
+            throw writing ? hooks.corrupted(problem) : corrupt(problem);
+        }
+        return blockOffset;
     }
 
     long read(ByteBuffer b, int index) {
@@ -370,7 +381,7 @@ final class Refcounts {
             if (k >= 0) {
                 blk = created.get(k);
             } else {
-                blk = blocks.get(table[b] & Layout.OFFSET_MASK);
+                blk = blocks.get(blockOffset(table[b], b, true));
                 if (!touched.contains(blk)) {
                     touched.add(blk);
                 }
@@ -539,9 +550,7 @@ final class Refcounts {
         if (t >= table.length || table[(int) t] == 0) {
             ensureBlock(t);
         }
-        long offset = table[(int) t] & Layout.OFFSET_MASK;
-        checkBlockOffset(offset, t);
-        return blocks.get(offset);
+        return blocks.get(blockOffset(table[(int) t], t, true));
     }
 
     /** Makes refcount block {@code t} exist, growing the table if needed. */
@@ -677,6 +686,25 @@ final class Refcounts {
 
     private static long roundUp(long v, long m) {
         return (v + m - 1) / m * m;
+    }
+
+    /**
+     * Switches to a refcount table and blocks written elsewhere (a rebuild by the check): points
+     * the header at the table, forgets the cached blocks and the allocator's position.
+     */
+    void replaceStructure(long[] newTable, long newTableOffset, long newTableClusters, long fileEnd)
+            throws IOException {
+        if (!reserved.isEmpty()) {
+            throw new IllegalStateException("clusters allocated ahead during a rebuild");
+        }
+        hooks.writeRefcountTableLocation(newTableOffset, newTableClusters);
+        table = newTable;
+        tableOffset = newTableOffset;
+        tableClusters = newTableClusters;
+        blocks.clear();
+        pendingPunch.clear();
+        freeHint = 0;
+        frontier = Math.max(frontier, layout.clustersFor(fileEnd));
     }
 
     /** One past the highest cluster in use or in the file. */

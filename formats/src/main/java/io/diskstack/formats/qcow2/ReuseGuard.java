@@ -77,6 +77,14 @@ final class ReuseGuard {
         return true;
     }
 
+    /**
+     * Drops every entry: for clusters freed while no request could run (at open, or with the node
+     * drained), such as leaks a repair frees, which no request ever looked up.
+     */
+    void releaseAll() {
+        quarantined.clear();
+    }
+
     /** Drops entries no request can reach any more; returns the lowest still quarantined, or -1. */
     long purge() {
         if (quarantined.isEmpty()) {

@@ -87,26 +87,88 @@ final class SnapshotTable {
             e.id = new String(id, StandardCharsets.UTF_8);
             e.name = new String(name, StandardCharsets.UTF_8);
             if (e.l1Size > 0 && (e.l1Offset <= 0 || e.l1Offset % clusterSize != 0)) {
-                throw new Qcow2Exception("has snapshot '" + e.name + "' with its L1 table at invalid offset "
+                throw new Qcow2Exception("has snapshot '" + Qcow2Header.printable(e.name) + "' with its L1 table at invalid offset "
                         + Long.toUnsignedString(e.l1Offset));
             }
             // compared without adding: an offset near 2^63 plus the size would wrap below the file size
             if (e.l1Size * 8 > Qcow2Header.MAX_L1_BYTES || e.l1Offset > fileSize - e.l1Size * 8) {
-                throw new Qcow2Exception("has snapshot '" + e.name + "' with an L1 table of " + e.l1Size
+                throw new Qcow2Exception("has snapshot '" + Qcow2Header.printable(e.name) + "' with an L1 table of " + e.l1Size
                         + " entries at offset " + Long.toUnsignedString(e.l1Offset) + " that does not fit the file");
             }
             if (e.diskSize < 0) {
-                throw new Qcow2Exception("has snapshot '" + e.name + "' with a disk size of "
+                throw new Qcow2Exception("has snapshot '" + Qcow2Header.printable(e.name) + "' with a disk size of "
                         + Long.toUnsignedString(e.diskSize) + " bytes");
             }
             if (e.vmStateSize < 0) {
-                throw new Qcow2Exception("has snapshot '" + e.name + "' with a VM state of "
+                throw new Qcow2Exception("has snapshot '" + Qcow2Header.printable(e.name) + "' with a VM state of "
                         + Long.toUnsignedString(e.vmStateSize) + " bytes");
             }
             out.add(e);
             pos += (40 + (int) extraLen + idLen + nameLen + 7) & ~7;
         }
         return new Parsed(out, pos);
+    }
+
+    /** What {@link #readLenient} found: the entries and the table's length, or why the table cannot be read. */
+    record Lenient(List<Entry> entries, long bytes, String error) {}
+
+    /** QEMU's limit on the whole table. */
+    static final long MAX_TABLE_BYTES = 64L << 20;
+
+    /**
+     * Reads the table as {@code qemu-img check} does: bytes past the end of the file read as
+     * zeroes, and entries are taken as they are (a bad L1 table is the check's to report). Only
+     * what makes the table unreadable is an error: too many entries, an invalid offset, too much
+     * extra data, a table over 64 MiB.
+     */
+    static Lenient readLenient(io.diskstack.core.BlockChild file, long offset, long count, int clusterSize,
+                               long defaultDiskSize) throws java.io.IOException {
+        if (count > Qcow2Header.MAX_SNAPSHOTS) {
+            return new Lenient(List.of(), 0, "the snapshot table claims " + count + " snapshots (at most "
+                    + Qcow2Header.MAX_SNAPSHOTS + ")");
+        }
+        if (offset < 0 || Long.MAX_VALUE - count * 40 < offset || offset % clusterSize != 0) {
+            return new Lenient(List.of(), 0, "the snapshot table offset " + Long.toUnsignedString(offset)
+                    + " is invalid");
+        }
+        List<Entry> out = new ArrayList<>();
+        long pos = 0;
+        for (long i = 0; i < count; i++) {
+            pos = (pos + 7) & ~7L;
+            ByteBuffer h = ByteBuffer.allocate(40);
+            file.read(offset + pos, h);
+            Entry e = new Entry();
+            e.l1Offset = h.getLong(0);
+            e.l1Size = Integer.toUnsignedLong(h.getInt(8));
+            int idLen = Short.toUnsignedInt(h.getShort(12));
+            int nameLen = Short.toUnsignedInt(h.getShort(14));
+            e.dateSeconds = Integer.toUnsignedLong(h.getInt(16));
+            e.dateNanos = Integer.toUnsignedLong(h.getInt(20));
+            e.vmClockNanos = h.getLong(24);
+            e.vmStateSize = Integer.toUnsignedLong(h.getInt(32));
+            long extraLen = Integer.toUnsignedLong(h.getInt(36));
+            if (extraLen > 1024) {
+                return new Lenient(List.of(), 0, "snapshot table entry " + i + " has " + extraLen
+                        + " bytes of extra data (at most 1024)");
+            }
+            ByteBuffer rest = ByteBuffer.allocate((int) extraLen + idLen + nameLen);
+            file.read(offset + pos + 40, rest);
+            e.extra = java.util.Arrays.copyOf(rest.array(), (int) extraLen);
+            ByteBuffer x = ByteBuffer.wrap(e.extra);
+            e.diskSize = extraLen >= 16 ? x.getLong(8) : defaultDiskSize;
+            if (extraLen >= 8) {
+                e.vmStateSize = x.getLong(0);
+            }
+            e.icount = extraLen >= 24 ? x.getLong(16) : -1;
+            e.id = new String(rest.array(), (int) extraLen, idLen, StandardCharsets.UTF_8);
+            e.name = new String(rest.array(), (int) extraLen + idLen, nameLen, StandardCharsets.UTF_8);
+            pos += 40 + extraLen + idLen + nameLen;
+            if (pos > MAX_TABLE_BYTES) {
+                return new Lenient(List.of(), 0, "the snapshot table is over " + (MAX_TABLE_BYTES >> 20) + " MiB");
+            }
+            out.add(e);
+        }
+        return new Lenient(out, pos, null);
     }
 
     static int byteSize(List<Entry> entries) {

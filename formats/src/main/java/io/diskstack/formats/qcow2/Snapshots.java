@@ -31,16 +31,53 @@ final class Snapshots {
         this.tableBytes = table.bytes();
     }
 
-    /** The snapshot table and every snapshot's L1 table, for {@link Overlaps}. Under the node's lock. */
-    void collectMetadata(Overlaps o) {
+    /**
+     * The snapshot table, every snapshot's L1 table, and if {@code overlap-check} asks for them
+     * their L2 tables (read from disk), for {@link Overlaps}. Under the node's lock.
+     */
+    void collectMetadata(Overlaps o) throws IOException {
+        List<SnapshotTable.Entry> all;
         synchronized (entries) {
             if (!entries.isEmpty()) {
-                o.range(node.header.snapshotsOffset, tableBytes);
+                o.range(Overlaps.Kind.SNAPSHOT_TABLE, node.header.snapshotsOffset, tableBytes);
             }
-            for (SnapshotTable.Entry e : entries) {
-                o.range(e.l1Offset, e.l1Size * 8);
+            all = new ArrayList<>(entries);
+        }
+        for (SnapshotTable.Entry e : all) {
+            o.range(Overlaps.Kind.INACTIVE_L1, e.l1Offset, e.l1Size * 8);
+            if (o.checks(Overlaps.Kind.INACTIVE_L2) && e.l1Size > 0) {
+                for (long entry : ClusterMap.readL1(node.file, e.l1Offset, e.l1Size)) {
+                    if ((entry & Layout.OFFSET_MASK) != 0) {
+                        o.range(Overlaps.Kind.INACTIVE_L2, entry & Layout.OFFSET_MASK, layout.clusterSize);
+                    }
+                }
             }
         }
+    }
+
+    /** The entries as read or last written (the check reads them, and rewrites incomplete ones). */
+    List<SnapshotTable.Entry> entries() {
+        synchronized (entries) {
+            return new ArrayList<>(entries);
+        }
+    }
+
+    long tableBytes() {
+        return tableBytes;
+    }
+
+    /**
+     * Writes {@code table} as the snapshot table in a new place (each entry with at least its
+     * 16 bytes of extra data) and frees the old one. Under the node's lock, with the refcounts
+     * sound.
+     */
+    void rewriteTable(List<SnapshotTable.Entry> table) throws IOException {
+        synchronized (entries) {
+            entries.clear();
+            entries.addAll(table);
+        }
+        writeTable(new ArrayList<>(table));
+        node.file.flush();
     }
 
     int count() {
@@ -314,7 +351,7 @@ final class Snapshots {
         public void read(long offset, ByteBuffer dst) throws IOException {
             if (offset < 0 || offset + dst.remaining() > entry.diskSize) {
                 throw new BlockIOException(Errno.EINVAL, node.describe + ": read past the end of snapshot '"
-                        + entry.name + "'");
+                        + Qcow2Header.printable(entry.name) + "'");
             }
             node.gate.readLock().lock();
             long ticket = node.guard.enter();

@@ -1,6 +1,7 @@
 package io.diskstack.formats.qcow2;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -244,5 +245,81 @@ class Qcow2BadInputTest {
             InternalSnapshots.Snapshot s = ((InternalSnapshots) g.node("q")).listSnapshots().get(0);
             assertTrue(s.name().length() == 40000 && s.id().equals("1"), s.toString().substring(0, 80));
         }
+    }
+
+    @Test
+    void namesFromTheImageAreEscapedInMessages() throws IOException {
+        Qemu.require();
+        Path top = dir.resolve("names.qcow2");
+        Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=4096", top.toString(), "4M");
+        Qemu.img("rebase", "-u", "-b", "evil\nname\u001b[31m\\x", "-F", "qcow2", top.toString());
+        String msg = openError(top);
+        assertTrue(msg.contains("needs backing file 'evil\\x0aname\\x1b[31m\\\\x'"), msg);
+
+        // an unknown incompatible feature whose name in the feature table holds a newline
+        Path img = dir.resolve("feature.qcow2");
+        Qemu.img("create", "-f", "qcow2", img.toString(), "4M");
+        long table = -1;
+        try (FileChannel ch = FileChannel.open(img)) {
+            ByteBuffer h = ByteBuffer.allocate(4096);
+            ch.read(h, 0);
+            for (int pos = h.getInt(100); pos + 8 <= 4096 && h.getInt(pos) != 0;
+                 pos += 8 + ((h.getInt(pos + 4) + 7) & ~7)) {
+                if (h.getInt(pos) == Qcow2Header.EXT_FEATURE_TABLE) {
+                    table = pos + 8;
+                }
+            }
+        }
+        assertTrue(table > 0, "qemu-img writes a feature name table");
+        byte[] entry = new byte[48];
+        entry[0] = 0; // incompatible
+        entry[1] = 20;
+        byte[] name = "fancy\nERROR: fake".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        System.arraycopy(name, 0, entry, 2, name.length);
+        patch(img, table, ByteBuffer.wrap(entry));
+        patch(img, 72, ByteBuffer.allocate(8).putLong(0, 1L << 20));
+        msg = openError(img);
+        assertTrue(msg.contains("unknown incompatible features 'fancy\\x0aERROR: fake' (bit 20)"), msg);
+    }
+
+    /** QEMU bounds header_length (104 to the cluster size) and parses extensions from there: so do we. */
+    @Test
+    void headerLengthIsAcceptedExactlyWhereQemuImgInfoAcceptsIt() throws IOException {
+        Qemu.require();
+        Path qemuMade = dir.resolve("q.qcow2");
+        Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=4096", qemuMade.toString(), "4M");
+        Path ours = dir.resolve("o.qcow2");
+        Images.create(ours, 4 << 20, "cluster_size", "4096");
+        int[] lengths = {0, 72, 100, 103, 104, 105, 107, 108, 109, 111, 112, 113, 116, 119, 120, 128, 200, 4080,
+            4088, 4089, 4092, 4095, 4096, 4097, 8192, -1};
+        int opened = 0;
+        int refused = 0;
+        for (Path base : new Path[] {qemuMade, ours}) {
+            byte[] good = Files.readAllBytes(base);
+            for (int length : lengths) {
+                Path img = dir.resolve("hl.qcow2");
+                Files.write(img, good);
+                patch(img, 100, ByteBuffer.allocate(4).putInt(0, length));
+                boolean qemu = Qemu.exec("qemu-img", "info", img.toString()).exit() == 0;
+                boolean mine;
+                try (BlockGraph g = TestGraphs.newGraph(dir)) {
+                    Map<String, Object> o = Images.node("q0", img);
+                    o.put("read-only", true);
+                    g.open(o);
+                    mine = true;
+                } catch (ConfigException e) {
+                    assertFalse(e.getMessage().contains("\n"), e.getMessage());
+                    mine = false;
+                }
+                assertEquals(qemu, mine, base.getFileName() + " with header_length " + length + ": qemu-img info "
+                        + (qemu ? "opens" : "refuses") + " it, diskstack " + (mine ? "opens" : "refuses") + " it");
+                if (mine) {
+                    opened++;
+                } else {
+                    refused++;
+                }
+            }
+        }
+        assertTrue(opened > 4 && refused > 4, opened + " opened, " + refused + " refused");
     }
 }

@@ -125,7 +125,7 @@ class Qcow2FuzzTest {
         }
     }
 
-    private static byte[] mutate(byte[] img, Random rnd) {
+    static byte[] mutate(byte[] img, Random rnd) {
         ByteBuffer b = ByteBuffer.wrap(img);
         int clusterBits = b.getInt(20);
         int cs = 1 << Math.min(Math.max(clusterBits, 9), 21);

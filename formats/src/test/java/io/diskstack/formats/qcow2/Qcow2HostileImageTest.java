@@ -69,9 +69,11 @@ class Qcow2HostileImageTest {
             assertEquals(Errno.EIO, e.errno());
             assertFalse(e.getMessage().contains("\n"), e.getMessage());
             assertTrue(e.getMessage().contains(img.toString()), "names the image: " + e.getMessage());
+            assertTrue(e.getMessage().contains("repair it with diskstack check -r all '" + img + "'"), e.getMessage());
             BlockIOException again = assertThrows(BlockIOException.class,
                     () -> d.write(8 << 20, ByteBuffer.wrap(new byte[4096]), 0));
             assertTrue(again.getMessage().contains("corrupt"), again.getMessage());
+            d.read(0, ByteBuffer.allocate(65536)); // reads still work
             return e;
         }
     }
@@ -90,7 +92,9 @@ class Qcow2HostileImageTest {
         patch(img, l2, ByteBuffer.allocate(8).putLong(0, refTable | Layout.COPIED));
         byte[] table = Arrays.copyOf(read(img, refTable, CS).array(), CS);
         BlockIOException e = failingWrite(img, 0, 4096);
-        assertTrue(e.getMessage().contains("refcount table"), e.getMessage());
+        // the refcounts do not account for the second reference: the first write refuses the image
+        assertTrue(e.getMessage().contains("host offset " + refTable + ") has refcount 1 but 2 references"),
+                e.getMessage());
         assertArrayEquals(table, read(img, refTable, CS).array(), "the refcount table is intact");
         assertMarkedCorrupt(img);
     }
@@ -103,7 +107,8 @@ class Qcow2HostileImageTest {
         patch(img, l2, ByteBuffer.allocate(8).putLong(0, l1 | Layout.COPIED));
         byte[] before = Arrays.copyOf(read(img, l1, CS).array(), CS);
         BlockIOException e = failingWrite(img, 0, CS);
-        assertTrue(e.getMessage().contains("active L1 table"), e.getMessage());
+        assertTrue(e.getMessage().contains("host offset " + l1 + ") has refcount 1 but 2 references"),
+                e.getMessage());
         assertArrayEquals(before, read(img, l1, CS).array(), "the L1 table is intact");
         assertMarkedCorrupt(img);
     }
@@ -134,7 +139,8 @@ class Qcow2HostileImageTest {
         byte[] l1Before = Arrays.copyOf(read(img, l1, CS).array(), CS);
         // a write to a new L2 range allocates a table: the first free cluster is the L1 table's
         BlockIOException e = failingWrite(img, 32 << 20, 4096);
-        assertTrue(e.getMessage().contains("a new cluster") && e.getMessage().contains("L1 table"), e.getMessage());
+        assertTrue(e.getMessage().contains("host offset " + l1 + ") has refcount 0 but 1 references: a new "
+                + "allocation could overwrite it"), e.getMessage());
         assertArrayEquals(l1Before, read(img, l1, CS).array(), "the L1 table is intact");
         assertMarkedCorrupt(img);
     }
@@ -180,7 +186,8 @@ class Qcow2HostileImageTest {
         patch(img, 48, ByteBuffer.allocate(12).putLong(0, refTable).putInt(8, clusters));
         byte[] before = Qemu.raw(img);
         BlockIOException e = within(60, () -> failingWrite(img, 1 << 20, 4096));
-        assertTrue(e.getMessage().contains("past the end of the image are in use"), e.getMessage());
+        assertTrue(e.getMessage().contains("refcount block 0 at offset " + data + " has 2 references"),
+                e.getMessage());
         assertMarkedCorrupt(img);
         assertArrayEquals(before, Qemu.raw(img), "the guest data is unchanged");
     }
@@ -208,6 +215,90 @@ class Qcow2HostileImageTest {
             io.diskstack.core.ConfigException e = assertThrows(io.diskstack.core.ConfigException.class,
                     () -> g.open(Images.node("q0", img)));
             assertTrue(e.getMessage().contains("past the end of the file"), e.getMessage());
+        }
+    }
+
+    /** qemu-img check's exit status. */
+    private static int qemuCheck(Path img) throws IOException {
+        return Qemu.exec("qemu-img", "check", img.toString()).exit();
+    }
+
+    @Test
+    void aRefcountOfZeroOnADataClusterIsNotHandedOutAgainUntilCheckRepairsIt() throws IOException {
+        Path img = qemuImage();
+        long l1 = read(img, 40, 8).getLong();
+        long l2 = read(img, l1, 8).getLong() & Layout.OFFSET_MASK;
+        long data = read(img, l2, 8).getLong() & Layout.OFFSET_MASK;
+        long block = read(img, read(img, 48, 8).getLong(), 8).getLong();
+        patch(img, block + (data / CS) * 2, ByteBuffer.allocate(2));
+        assertEquals(2, qemuCheck(img), "qemu-img check calls it corrupt too");
+        // the first free cluster is the data cluster: a write elsewhere would be written over guest offset 0
+        BlockIOException e = failingWrite(img, 1 << 20, 4096);
+        assertTrue(e.getMessage().contains("host offset " + data + ") has refcount 0 but 1 references"),
+                e.getMessage());
+        assertMarkedCorrupt(img);
+        byte[] before = Qemu.raw(img);
+        assertEquals(0x5a, before[65535]);
+
+        Qcow2Check.Report r = Qcow2Check.check(img, Qcow2Check.Repair.ALL);
+        assertTrue(r.isClean() && r.corruptionsFixed() > 0, r.toString());
+        Qemu.checkClean(img);
+        assertEquals(0, read(img, 72, 8).getLong() & 2, "the repair clears the corrupt bit");
+        byte[] mine = TestGraphs.randomBytes(4, 4096);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(Images.node("q0", img));
+            g.addBackend("d", "q0", true).write(1 << 20, ByteBuffer.wrap(mine), 0);
+        }
+        System.arraycopy(mine, 0, before, 1 << 20, mine.length);
+        assertArrayEquals(before, Qemu.raw(img), "guest offset 0 keeps its data, the new write is there");
+        Qemu.checkClean(img);
+    }
+
+    /**
+     * Metadata that changes under a running node (another program writing the image) is caught by
+     * the overlap checks, as QEMU's: an L2 table read after the first write points a guest cluster
+     * at the refcount table or a refcount block. overlap-check chooses what is checked.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({
+        "overlap-check, cached, refcount-block, refused",
+        "overlap-check, constant, refcount-table, refused",
+        "overlap-check, constant, refcount-block, written",
+        "overlap-check.refcount-block, off, refcount-block, written",
+        "overlap-check, none, refcount-table, written",
+    })
+    void overlapChecksCatchMetadataChangedUnderTheNode(String key, String value, String target, String outcome)
+            throws IOException {
+        Path img = dir.resolve("o.qcow2");
+        Files.deleteIfExists(img);
+        Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=4096", img.toString(), "8M");
+        Qemu.io(img, "write -P 0x5a 0 64k", "write -P 0x5a 4M 64k");
+        long refTable = read(img, 48, 8).getLong();
+        long block = read(img, refTable, 8).getLong();
+        long l1 = read(img, 40, 8).getLong();
+        long secondL2 = read(img, l1 + 16, 8).getLong() & Layout.OFFSET_MASK;
+        long victim = target.equals("refcount-table") ? refTable : block;
+        byte[] victimBefore = Arrays.copyOf(read(img, victim, 4096).array(), 4096);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            java.util.Map<String, Object> o = Images.node("q0", img);
+            o.put(key, value);
+            g.open(o);
+            BlockBackend d = g.addBackend("d", "q0", true);
+            d.write(0, ByteBuffer.wrap(new byte[4096]), 0);
+            // another program points guest offset 4M at the metadata (the node has not read that table yet)
+            patch(img, secondL2, ByteBuffer.allocate(8).putLong(0, victim | Layout.COPIED));
+            ByteBuffer data = ByteBuffer.wrap(TestGraphs.randomBytes(5, 512));
+            if (outcome.equals("refused")) {
+                BlockIOException e = assertThrows(BlockIOException.class, () -> d.write(4 << 20, data, 0));
+                assertTrue(e.getMessage().contains("preventing a write of guest data to host offset " + victim)
+                        && e.getMessage().contains("holds " + (target.equals("refcount-table")
+                        ? "the refcount table" : "a refcount block")), e.getMessage());
+                assertArrayEquals(victimBefore, Arrays.copyOf(read(img, victim, 4096).array(), 4096));
+            } else {
+                d.write(4 << 20, data, 0);
+                assertFalse(Arrays.equals(victimBefore, Arrays.copyOf(read(img, victim, 4096).array(), 4096)),
+                        "with the check off, the write lands on the metadata, as in QEMU");
+            }
         }
     }
 }

@@ -107,4 +107,48 @@ class Qcow2OptionsTest {
         assertTrue(e.getMessage().contains("unknown option 'clustersize'"), e.getMessage());
         assertTrue(!Files.exists(img) || e.getMessage().contains("unknown"));
     }
+
+    @Test
+    void overlapCheckTakesQemusModesAndPerKindOptions() throws Exception {
+        Path img = dir.resolve("oc.qcow2");
+        Images.create(img, 1 << 20);
+        for (String mode : new String[] {"none", "constant", "cached", "all"}) {
+            try (BlockGraph g = TestGraphs.newGraph(dir)) {
+                Map<String, Object> o = Images.node("q0", img);
+                o.put("overlap-check", mode);
+                g.open(o);
+                g.addBackend("d", "q0", true).write(0, ByteBuffer.wrap(new byte[512]), 0);
+            }
+        }
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            Map<String, Object> o = Images.node("q0", img);
+            o.put("overlap-check.template", "constant");
+            o.put("overlap-check.active-l2", "on");
+            o.put("overlap-check.inactive-l2", true);
+            g.open(o);
+        }
+        String[][] bad = {
+            {"overlap-check", "most", "blockdev 'q0' (qcow2): 'overlap-check' value 'most' is not one of none, "
+                + "constant, cached, all"},
+            {"overlap-check.template", "some", "'overlap-check.template' value 'some' is not one of"},
+            {"overlap-check.main-header", "maybe", "'overlap-check.main-header' value 'maybe' is not on/off"},
+            {"overlap-check.l3-table", "on", "unknown option 'overlap-check.l3-table'"},
+        };
+        for (String[] b : bad) {
+            try (BlockGraph g = TestGraphs.newGraph(dir)) {
+                Map<String, Object> o = Images.node("q0", img);
+                o.put(b[0], b[1]);
+                ConfigException e = assertThrows(ConfigException.class, () -> g.open(o));
+                assertTrue(e.getMessage().contains(b[2]), e.getMessage());
+            }
+        }
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            Map<String, Object> o = Images.node("q0", img);
+            o.put("overlap-check", "all");
+            o.put("overlap-check.inactive-l2", "off");
+            ConfigException e = assertThrows(ConfigException.class, () -> g.open(o));
+            assertTrue(e.getMessage().contains("'overlap-check' is given both as a mode and with per-kind options"),
+                    e.getMessage());
+        }
+    }
 }
