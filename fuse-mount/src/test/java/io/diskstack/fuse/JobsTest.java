@@ -337,4 +337,26 @@ class JobsTest {
         assertTrue(e.getMessage().startsWith(message), e.getMessage());
         assertFalse(e.getMessage().contains("\n"));
     }
+
+    /** A commit's base is the job's alone to write: another writer of it refuses the job (issue 16). */
+    @Test
+    void aCommitWhoseBaseAnotherExportWritesIsRefusedNamingBoth() throws Exception {
+        stack.close();
+        run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "c0.qcow2", "-F", "qcow2",
+                dir.resolve("top.qcow2").toString()).ok();
+        Files.writeString(config, """
+                {"blockdev": [
+                   {"driver": "qcow2", "node-name": "base", "file": {"driver": "file", "filename": "c0.qcow2"}},
+                   {"driver": "qcow2", "node-name": "top", "file": {"driver": "file", "filename": "top.qcow2"},
+                    "backing": "base"}],
+                 "exports": [{"id": "disk0", "node-name": "top", "writable": true},
+                             {"id": "disk1", "node-name": "base", "writable": true}]}
+                """);
+        open(JobClock.SYSTEM);
+        String before = Files.readString(config);
+        refused(Errno.EBUSY, "job 'commit-disk0': node base is written by export 'disk1', and this use does not "
+                + "share write", () -> jobs.commit("disk0", "top=top base=base"));
+        assertEquals(before, Files.readString(config));
+        assertTrue(stack.jobs().list().isEmpty());
+    }
 }

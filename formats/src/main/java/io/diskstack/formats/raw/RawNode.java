@@ -5,6 +5,7 @@ import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.BlockStatus;
 import io.diskstack.core.NodeOpenContext;
+import io.diskstack.core.Permissions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -34,6 +35,15 @@ final class RawNode extends BlockNode {
     @Override
     public boolean supportsFua() {
         return true;
+    }
+
+    /**
+     * Raw keeps no metadata: it takes on its file what its users take and shares what they share,
+     * as QEMU's raw does, so two raw exports of one file work side by side.
+     */
+    @Override
+    protected Permissions childPermissions(BlockChild child, Permissions users) {
+        return users;
     }
 
     /** A window of its file ({@code offset}/{@code size}) is nothing a backing file name can say. */
