@@ -202,23 +202,15 @@ final class DiskstackFs extends FuseStubFS {
 
     @Override
     public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (e instanceof Disk d) {
                 long diskSize = d.backend().size();
                 if (offset >= diskSize || size <= 0) {
                     return 0;
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.stats().begin();
-                try {
-                    d.backend().read(offset, view(buf, n));
-                } finally {
-                    d.stats().end();
-                }
-                d.stats().reads.increment();
-                d.stats().readBytes.add(n);
+                d.backend().read(offset, view(buf, n));
                 return n;
             }
             if (e instanceof Control) {
@@ -245,16 +237,14 @@ final class DiskstackFs extends FuseStubFS {
             }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
         } catch (Throwable t) {
-            countError(e);
             return fail("read", path, t);
         }
     }
 
     @Override
     public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (e instanceof Disk d) {
                 long diskSize = d.backend().size();
                 if (offset >= diskSize) {
@@ -262,14 +252,7 @@ final class DiskstackFs extends FuseStubFS {
                     return -ErrorCodes.ENOSPC();
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.stats().begin();
-                try {
-                    d.backend().write(offset, view(buf, n), 0);
-                } finally {
-                    d.stats().end();
-                }
-                d.stats().writes.increment();
-                d.stats().writeBytes.add(n);
+                d.backend().write(offset, view(buf, n), 0);
                 return n;
             }
             if (e instanceof Control c) {
@@ -292,23 +275,19 @@ final class DiskstackFs extends FuseStubFS {
             }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
         } catch (Throwable t) {
-            countError(e);
             return fail("write", path, t);
         }
     }
 
     @Override
     public int fsync(String path, int isdatasync, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (e instanceof Disk d) {
                 d.backend().flush();
-                d.stats().flushes.increment();
             }
             return 0;
         } catch (Throwable t) {
-            countError(e);
             return fail("fsync", path, t);
         }
     }
@@ -371,9 +350,8 @@ final class DiskstackFs extends FuseStubFS {
 
     @Override
     public int fallocate(String path, int mode, @off_t long offset, @off_t long length, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (!(e instanceof Disk d)) {
                 return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EOPNOTSUPP();
             }
@@ -389,7 +367,6 @@ final class DiskstackFs extends FuseStubFS {
                 // A punched hole must read back as zeroes, which a discard does not promise.
                 if (offset < end) {
                     d.backend().writeZeroes(offset, end - offset, RequestFlags.MAY_UNMAP);
-                    d.stats().discards.increment();
                 }
                 return 0;
             }
@@ -405,7 +382,6 @@ final class DiskstackFs extends FuseStubFS {
             }
             return -ErrorCodes.EOPNOTSUPP();
         } catch (Throwable t) {
-            countError(e);
             return fail("fallocate", path, t);
         }
     }
@@ -477,12 +453,6 @@ final class DiskstackFs extends FuseStubFS {
         }
         errorLog.log(op + " " + path + ": " + t.getMessage() + " (" + errno + ")");
         return -errno.code();
-    }
-
-    private static void countError(Entry e) {
-        if (e instanceof Disk d) {
-            d.stats().errors.increment();
-        }
     }
 
     private static ByteBuffer view(Pointer buf, int length) {
