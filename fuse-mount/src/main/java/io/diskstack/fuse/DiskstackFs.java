@@ -6,6 +6,7 @@ import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
 import io.diskstack.core.RequestFlags;
 import io.diskstack.core.control.ControlFile;
+import io.diskstack.core.snapshot.ViewCache;
 import io.diskstack.fuse.MountTree.Control;
 import io.diskstack.fuse.MountTree.Disk;
 import io.diskstack.fuse.MountTree.Entry;
@@ -67,7 +68,7 @@ final class DiskstackFs extends FuseStubFS {
     private final long mountTime = System.currentTimeMillis() / 1000;
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Map<Long, byte[]> controlSnapshots = new ConcurrentHashMap<>();
-    private final Map<Long, DiskSnapshots.SnapshotFile> openSnapshots = new ConcurrentHashMap<>();
+    private final Map<Long, ViewCache.Lease> openSnapshots = new ConcurrentHashMap<>();
     private final Map<String, Long> laneHandles = new ConcurrentHashMap<>();
     private final ErrorLog errorLog = new ErrorLog();
     private volatile boolean fhOffsetChecked;
@@ -190,7 +191,7 @@ final class DiskstackFs extends FuseStubFS {
                     return -ErrorCodes.EROFS();
                 }
                 long handle = nextHandle.getAndIncrement();
-                openSnapshots.put(handle, f.snapshots().open(f.name()));
+                openSnapshots.put(handle, f.views().open(f.name()));
                 // direct_io: no page cache that could outlive a deleted snapshot of the same name
                 setFileInfo(fi, true, handle);
             }
@@ -223,7 +224,7 @@ final class DiskstackFs extends FuseStubFS {
                 return n;
             }
             if (e instanceof SnapshotFile) {
-                DiskSnapshots.SnapshotFile open = openSnapshots.get(fileHandle(fi));
+                ViewCache.Lease open = openSnapshots.get(fileHandle(fi));
                 if (open == null) {
                     return -ErrorCodes.EBADF();
                 }
@@ -308,7 +309,7 @@ final class DiskstackFs extends FuseStubFS {
                 }
             } else if (handle != 0) {
                 controlSnapshots.remove(handle);
-                DiskSnapshots.SnapshotFile open = openSnapshots.remove(handle);
+                ViewCache.Lease open = openSnapshots.remove(handle);
                 if (open != null) {
                     open.close();
                 }

@@ -9,6 +9,8 @@ import io.diskstack.core.control.ControlFile;
 import io.diskstack.core.control.ControlTree;
 import io.diskstack.core.control.ControlTreeProvider;
 import io.diskstack.core.control.LastErrors;
+import io.diskstack.core.snapshot.SnapshotViews;
+import io.diskstack.core.snapshot.ViewCache;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -23,13 +25,16 @@ import java.util.TreeSet;
  * /DISK                     one flat file per export
  * /.control/…               the control tree the {@link ControlTreeProvider}s declare, with a
  *                           last-error file in every folder
- * /.snapshots/DISK/NAME     each snapshot's content, read-only
+ * /.snapshots/DISK/NAME     the disk as it was at each snapshot, read-only ({@link SnapshotViews})
  * </pre>
  * Disk lookups are a single map read. The {@code .control} part is built from the providers and
  * kept until the graph, the objects or a provider changes ({@link ControlTree#version}); the
  * {@code .snapshots} part is listed on each lookup.
  */
-final class MountTree {
+final class MountTree implements AutoCloseable {
+    /** How long an open snapshot view stays open after its last reader, for the next open. */
+    private static final long VIEW_LINGER_MILLIS = 2000;
+
     static final String CONTROL = "/.control";
     static final String SNAPSHOTS = "/.snapshots";
 
@@ -43,14 +48,15 @@ final class MountTree {
     /** A control file in {@code folder} (relative to {@code .control}, {@code ""} for the top). */
     record Control(String folder, ControlFile file) implements Entry {}
 
-    /** {@code .snapshots/DISK/NAME}: a snapshot's content, {@code size} bytes. */
-    record SnapshotFile(DiskSnapshots snapshots, String name, long size) implements Entry {}
+    /** {@code .snapshots/DISK/NAME}: a snapshot view, {@code size} bytes. */
+    record SnapshotFile(SnapshotViews views, String name, long size) implements Entry {}
 
     /** The control tree built at one version, as entries by absolute path. */
     private record Built(long version, Map<String, Entry> entries) {}
 
     private final Map<String, Disk> disks = new LinkedHashMap<>();
-    private final Map<String, DiskSnapshots> snapshots = new LinkedHashMap<>();
+    private final Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+    private final ViewCache views = ViewCache.withLinger(VIEW_LINGER_MILLIS);
     private final OpenDisks openDisks = new OpenDisks();
     private final List<ControlTreeProvider> providers;
     private final ControlContext context;
@@ -78,7 +84,7 @@ final class MountTree {
         this.context = new ControlContext(stack, openDisks);
         for (BlockBackend b : stack.backends()) {
             disks.put("/" + b.name(), new Disk(b));
-            snapshots.put(b.name(), new DiskSnapshots(b));
+            snapshots.put(b.name(), new SnapshotViews(stack, b, views));
         }
     }
 
@@ -122,7 +128,7 @@ final class MountTree {
         }
         String rest = path.substring(SNAPSHOTS.length() + 1);
         int slash = rest.indexOf('/');
-        DiskSnapshots disk = snapshots.get(slash < 0 ? rest : rest.substring(0, slash));
+        SnapshotViews disk = snapshots.get(slash < 0 ? rest : rest.substring(0, slash));
         if (disk == null) {
             return null;
         }
@@ -133,6 +139,12 @@ final class MountTree {
         String name = rest.substring(slash + 1);
         Long size = files.get(name);
         return size == null ? null : new SnapshotFile(disk, name, size);
+    }
+
+    /** Closes the snapshot views still open: the mount is going away. */
+    @Override
+    public void close() {
+        views.close();
     }
 
     /** Records a failed write to a control file, for its folder's {@code last-error}. */

@@ -1,5 +1,8 @@
 package io.diskstack.core.snapshot;
 
+import io.diskstack.core.BlockBackend;
+import io.diskstack.core.BlockIOException;
+import io.diskstack.core.Errno;
 import io.diskstack.core.config.Stack;
 import java.io.IOException;
 import java.util.List;
@@ -21,11 +24,23 @@ public final class ExternalSnapshotCommands {
         this.export = export;
     }
 
-    /** Takes the snapshot the text names. */
+    /** Takes the snapshot the text names; EEXIST if an internal snapshot of the export has the name. */
     public void take(String text) throws IOException {
         StackSnapshots.ExternalCommand command = StackSnapshots.ExternalCommand.parse(text, stack.graph().baseDir());
+        ExternalSnapshots.checkName(command.name());
+        refuseInternalNamed(command.name());
         for (ExternalSnapshots.Overlay o : StackSnapshots.external(stack, export, command)) {
             made.add(text + " " + o.overlay().nodeName() + " " + o.path());
+        }
+    }
+
+    /** One name shows one view in {@code MNT/.snapshots/DISK/}: refuse one an internal snapshot of the disk has. */
+    private void refuseInternalNamed(String name) throws IOException {
+        BlockBackend backend = stack.graph().backend(export);
+        String holder = backend == null ? null : SnapshotViews.internalSnapshotHolder(backend.rootNode(), name);
+        if (holder != null) {
+            throw new BlockIOException(Errno.EEXIST, "export '" + export + "' has an internal snapshot '" + name
+                    + "' already (in node " + holder + ")");
         }
     }
 

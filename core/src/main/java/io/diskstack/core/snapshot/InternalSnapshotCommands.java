@@ -2,8 +2,11 @@ package io.diskstack.core.snapshot;
 
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
+import io.diskstack.core.BlockIOException;
 import io.diskstack.core.ConfigException;
+import io.diskstack.core.Errno;
 import io.diskstack.core.ExportGuard;
+import io.diskstack.core.config.ExternalSnapshotRecord;
 import io.diskstack.core.config.Stack;
 import io.diskstack.core.snapshot.InternalSnapshots.Snapshot;
 import io.diskstack.core.snapshot.SnapshotTargets.Target;
@@ -36,8 +39,14 @@ public final class InternalSnapshotCommands {
         this.guard = guard;
     }
 
-    /** Takes snapshot {@code name} in every image below the export. */
+    /** Takes snapshot {@code name} in every image below the export; EEXIST if an external snapshot has the name. */
     public void create(String name) throws IOException {
+        for (ExternalSnapshotRecord r : stack.externalSnapshots()) {
+            if (r.export().equals(backend.name()) && r.name().equals(name)) {
+                throw new BlockIOException(Errno.EEXIST, "export '" + backend.name() + "' has an external snapshot '"
+                        + name + "' already");
+            }
+        }
         targets.create(name);
     }
 
