@@ -20,6 +20,7 @@ public final class BlockBackend {
     private final BlockChild root;
     private final boolean writable;
     private final InFlight inFlight = new InFlight();
+    private final BackendStats stats = new BackendStats();
 
     BlockBackend(String name, BlockChild root, boolean writable) {
         this.name = name;
@@ -49,22 +50,36 @@ public final class BlockBackend {
     }
 
     public void read(long offset, ByteBuffer dst) throws IOException {
+        int length = dst.remaining();
         inFlight.enter();
+        stats.begin();
         try {
-            checkRange(offset, dst.remaining(), "read");
+            checkRange(offset, length, "read");
             root.read(offset, dst);
+            stats.read(length);
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
+            stats.end();
             inFlight.exit();
         }
     }
 
     public void write(long offset, ByteBuffer src, int flags) throws IOException {
+        int length = src.remaining();
         inFlight.enter();
+        stats.begin();
         try {
             checkWritable();
-            checkRange(offset, src.remaining(), "write");
+            checkRange(offset, length, "write");
             root.write(offset, src, flags);
+            stats.wrote(length);
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
+            stats.end();
             inFlight.exit();
         }
     }
@@ -75,6 +90,12 @@ public final class BlockBackend {
             checkWritable();
             checkRange(offset, length, "write-zeroes");
             root.writeZeroes(offset, length, flags);
+            if (RequestFlags.has(flags, RequestFlags.MAY_UNMAP)) {
+                stats.discarded();
+            }
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
             inFlight.exit();
         }
@@ -86,6 +107,10 @@ public final class BlockBackend {
             checkWritable();
             checkRange(offset, length, "discard");
             root.discard(offset, length);
+            stats.discarded();
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
             inFlight.exit();
         }
@@ -95,9 +120,18 @@ public final class BlockBackend {
         inFlight.enter();
         try {
             root.flush();
+            stats.flushed();
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
             inFlight.exit();
         }
+    }
+
+    /** The request counters, for {@code MNT/.control/DISK/stats}. */
+    public BackendStats stats() {
+        return stats;
     }
 
     public BlockStatus blockStatus(long offset, long length) throws IOException {
