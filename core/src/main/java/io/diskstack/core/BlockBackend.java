@@ -21,6 +21,7 @@ public final class BlockBackend {
     private final boolean writable;
     private final InFlight inFlight = new InFlight();
     private final List<WriteInterceptor> interceptors = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final BackendStats stats = new BackendStats();
 
     BlockBackend(String name, BlockChild root, boolean writable) {
         this.name = name;
@@ -50,23 +51,37 @@ public final class BlockBackend {
     }
 
     public void read(long offset, ByteBuffer dst) throws IOException {
+        int length = dst.remaining();
         inFlight.enter();
+        stats.begin();
         try {
-            checkRange(offset, dst.remaining(), "read");
+            checkRange(offset, length, "read");
             root.read(offset, dst);
+            stats.read(length);
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
+            stats.end();
             inFlight.exit();
         }
     }
 
     public void write(long offset, ByteBuffer src, int flags) throws IOException {
+        int length = src.remaining();
         inFlight.enter();
+        stats.begin();
         try {
             checkWritable();
-            checkRange(offset, src.remaining(), "write");
-            intercept(offset, src.remaining());
+            checkRange(offset, length, "write");
+            intercept(offset, length);
             root.write(offset, src, flags);
+            stats.wrote(length);
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
+            stats.end();
             inFlight.exit();
         }
     }
@@ -78,6 +93,12 @@ public final class BlockBackend {
             checkRange(offset, length, "write-zeroes");
             intercept(offset, length);
             root.writeZeroes(offset, length, flags);
+            if (RequestFlags.has(flags, RequestFlags.MAY_UNMAP)) {
+                stats.discarded();
+            }
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
             inFlight.exit();
         }
@@ -90,6 +111,10 @@ public final class BlockBackend {
             checkRange(offset, length, "discard");
             intercept(offset, length);
             root.discard(offset, length);
+            stats.discarded();
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
             inFlight.exit();
         }
@@ -99,9 +124,18 @@ public final class BlockBackend {
         inFlight.enter();
         try {
             root.flush();
+            stats.flushed();
+        } catch (IOException | RuntimeException e) {
+            stats.failed();
+            throw e;
         } finally {
             inFlight.exit();
         }
+    }
+
+    /** The request counters, for {@code MNT/.control/DISK/stats}. */
+    public BackendStats stats() {
+        return stats;
     }
 
     public BlockStatus blockStatus(long offset, long length) throws IOException {

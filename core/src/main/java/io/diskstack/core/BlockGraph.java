@@ -43,6 +43,8 @@ public final class BlockGraph implements AutoCloseable {
     private final Set<BlockNode> implicitNodes = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Map<String, Object>> pending = new LinkedHashMap<>();
     private final LinkedHashSet<String> opening = new LinkedHashSet<>();
+    /** Bumped by every change of nodes, edges or backends; see {@link #generation()}. */
+    private final java.util.concurrent.atomic.AtomicLong generation = new java.util.concurrent.atomic.AtomicLong();
     private boolean closed;
 
     public BlockGraph(DriverRegistry drivers, ObjectRegistry objects, Path baseDir) {
@@ -62,6 +64,15 @@ public final class BlockGraph implements AutoCloseable {
     /** The folder relative file names resolve against (the config file's). */
     public Path baseDir() {
         return baseDir;
+    }
+
+    /**
+     * A counter that every change of the topology bumps (a node opened or removed, an edge
+     * re-pointed, a backend added, nodes frozen, the graph closed): what shows the graph, such as
+     * the control files, is rebuilt when it changes and reused while it does not. One volatile read.
+     */
+    public long generation() {
+        return generation.get();
     }
 
     /** True for names QEMU accepts as node-names and ids: a letter, then letters, digits, - . _ */
@@ -163,6 +174,7 @@ public final class BlockGraph implements AutoCloseable {
             node.children.add(edge);
             edge.node.parents.add(edge);
         }
+        generation.incrementAndGet();
         try {
             checkPermissions(Set.of());
         } catch (ConfigException e) {
@@ -339,6 +351,7 @@ public final class BlockGraph implements AutoCloseable {
         if (implicitNodes.contains(oldBacking) && oldBacking.parents.isEmpty()) {
             removeUnused(oldBacking);
         }
+        generation.incrementAndGet();
     }
 
     /**
@@ -473,6 +486,7 @@ public final class BlockGraph implements AutoCloseable {
         }
         BlockBackend backend = new BlockBackend(name, root, writable);
         backends.put(name, backend);
+        generation.incrementAndGet();
         return backend;
     }
 
@@ -536,6 +550,8 @@ public final class BlockGraph implements AutoCloseable {
                     old.parents.add(edge);
                 }
                 throw e;
+            } finally {
+                generation.incrementAndGet();
             }
         }
     }
@@ -570,6 +586,8 @@ public final class BlockGraph implements AutoCloseable {
                 old.parents.add(edge);
             });
             throw e;
+        } finally {
+            generation.incrementAndGet();
         }
     }
 
@@ -619,6 +637,8 @@ public final class BlockGraph implements AutoCloseable {
                 oldChild.parents.add(edge);
                 removeUnused(inserted);
                 throw e;
+            } finally {
+                generation.incrementAndGet();
             }
         }
         return inserted;
@@ -643,6 +663,7 @@ public final class BlockGraph implements AutoCloseable {
             }
             n.markReadOnly();
         }
+        generation.incrementAndGet();
     }
 
     /** The bases, and below them each node that only read-only users would reach; parents first. */
@@ -686,6 +707,7 @@ public final class BlockGraph implements AutoCloseable {
             }
         }
         node.children.clear();
+        generation.incrementAndGet();
     }
 
     /** True if {@code to} is {@code from} or below it. */
@@ -791,6 +813,7 @@ public final class BlockGraph implements AutoCloseable {
         }
         nodes.clear();
         backends.clear();
+        generation.incrementAndGet();
         return clean;
     }
 

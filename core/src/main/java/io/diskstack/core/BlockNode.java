@@ -45,6 +45,23 @@ public abstract class BlockNode {
         this.openOptions = ctx.flatOptions();
     }
 
+    /**
+     * The options this node was opened with, changed to open it again read-only as
+     * {@code newName} with each child edge named in {@code children} (its name is its option key:
+     * {@code file}, {@code children.0}) pointing at the node-name given instead: what a view
+     * needs to reopen the node over other children. Never shown: they may name secrets.
+     */
+    final java.util.Map<String, Object> reopenOptions(String newName, java.util.Map<String, String> children) {
+        java.util.Map<String, Object> options = new java.util.LinkedHashMap<>(openOptions);
+        for (String key : children.keySet()) {
+            options.keySet().removeIf(k -> k.equals(key) || k.startsWith(key + "."));
+        }
+        options.putAll(children);
+        options.put("node-name", newName);
+        options.put("read-only", Boolean.TRUE);
+        return options;
+    }
+
     public final String nodeName() {
         return nodeName;
     }

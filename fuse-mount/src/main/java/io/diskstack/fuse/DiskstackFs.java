@@ -6,6 +6,7 @@ import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
 import io.diskstack.core.RequestFlags;
 import io.diskstack.core.control.ControlFile;
+import io.diskstack.core.snapshot.ViewCache;
 import io.diskstack.fuse.MountTree.Control;
 import io.diskstack.fuse.MountTree.Disk;
 import io.diskstack.fuse.MountTree.Entry;
@@ -67,7 +68,7 @@ final class DiskstackFs extends FuseStubFS {
     private final long mountTime = System.currentTimeMillis() / 1000;
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Map<Long, byte[]> controlSnapshots = new ConcurrentHashMap<>();
-    private final Map<Long, DiskSnapshots.SnapshotFile> openSnapshots = new ConcurrentHashMap<>();
+    private final Map<Long, ViewCache.Lease> openSnapshots = new ConcurrentHashMap<>();
     private final Map<String, Long> laneHandles = new ConcurrentHashMap<>();
     private final ErrorLog errorLog = new ErrorLog();
     private volatile boolean fhOffsetChecked;
@@ -190,7 +191,7 @@ final class DiskstackFs extends FuseStubFS {
                     return -ErrorCodes.EROFS();
                 }
                 long handle = nextHandle.getAndIncrement();
-                openSnapshots.put(handle, f.snapshots().open(f.name()));
+                openSnapshots.put(handle, f.views().open(f.name()));
                 // direct_io: no page cache that could outlive a deleted snapshot of the same name
                 setFileInfo(fi, true, handle);
             }
@@ -202,23 +203,15 @@ final class DiskstackFs extends FuseStubFS {
 
     @Override
     public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (e instanceof Disk d) {
                 long diskSize = d.backend().size();
                 if (offset >= diskSize || size <= 0) {
                     return 0;
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.stats().begin();
-                try {
-                    d.backend().read(offset, view(buf, n));
-                } finally {
-                    d.stats().end();
-                }
-                d.stats().reads.increment();
-                d.stats().readBytes.add(n);
+                d.backend().read(offset, view(buf, n));
                 return n;
             }
             if (e instanceof Control) {
@@ -231,7 +224,7 @@ final class DiskstackFs extends FuseStubFS {
                 return n;
             }
             if (e instanceof SnapshotFile) {
-                DiskSnapshots.SnapshotFile open = openSnapshots.get(fileHandle(fi));
+                ViewCache.Lease open = openSnapshots.get(fileHandle(fi));
                 if (open == null) {
                     return -ErrorCodes.EBADF();
                 }
@@ -245,16 +238,14 @@ final class DiskstackFs extends FuseStubFS {
             }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
         } catch (Throwable t) {
-            countError(e);
             return fail("read", path, t);
         }
     }
 
     @Override
     public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (e instanceof Disk d) {
                 long diskSize = d.backend().size();
                 if (offset >= diskSize) {
@@ -262,14 +253,7 @@ final class DiskstackFs extends FuseStubFS {
                     return -ErrorCodes.ENOSPC();
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.stats().begin();
-                try {
-                    d.backend().write(offset, view(buf, n), 0);
-                } finally {
-                    d.stats().end();
-                }
-                d.stats().writes.increment();
-                d.stats().writeBytes.add(n);
+                d.backend().write(offset, view(buf, n), 0);
                 return n;
             }
             if (e instanceof Control c) {
@@ -292,23 +276,19 @@ final class DiskstackFs extends FuseStubFS {
             }
             return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EISDIR();
         } catch (Throwable t) {
-            countError(e);
             return fail("write", path, t);
         }
     }
 
     @Override
     public int fsync(String path, int isdatasync, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (e instanceof Disk d) {
                 d.backend().flush();
-                d.stats().flushes.increment();
             }
             return 0;
         } catch (Throwable t) {
-            countError(e);
             return fail("fsync", path, t);
         }
     }
@@ -329,7 +309,7 @@ final class DiskstackFs extends FuseStubFS {
                 }
             } else if (handle != 0) {
                 controlSnapshots.remove(handle);
-                DiskSnapshots.SnapshotFile open = openSnapshots.remove(handle);
+                ViewCache.Lease open = openSnapshots.remove(handle);
                 if (open != null) {
                     open.close();
                 }
@@ -371,9 +351,8 @@ final class DiskstackFs extends FuseStubFS {
 
     @Override
     public int fallocate(String path, int mode, @off_t long offset, @off_t long length, FuseFileInfo fi) {
-        Entry e = null;
         try {
-            e = tree.lookup(path);
+            Entry e = tree.lookup(path);
             if (!(e instanceof Disk d)) {
                 return e == null ? -ErrorCodes.ENOENT() : -ErrorCodes.EOPNOTSUPP();
             }
@@ -389,7 +368,6 @@ final class DiskstackFs extends FuseStubFS {
                 // A punched hole must read back as zeroes, which a discard does not promise.
                 if (offset < end) {
                     d.backend().writeZeroes(offset, end - offset, RequestFlags.MAY_UNMAP);
-                    d.stats().discards.increment();
                 }
                 return 0;
             }
@@ -405,7 +383,6 @@ final class DiskstackFs extends FuseStubFS {
             }
             return -ErrorCodes.EOPNOTSUPP();
         } catch (Throwable t) {
-            countError(e);
             return fail("fallocate", path, t);
         }
     }
@@ -477,12 +454,6 @@ final class DiskstackFs extends FuseStubFS {
         }
         errorLog.log(op + " " + path + ": " + t.getMessage() + " (" + errno + ")");
         return -errno.code();
-    }
-
-    private static void countError(Entry e) {
-        if (e instanceof Disk d) {
-            d.stats().errors.increment();
-        }
     }
 
     private static ByteBuffer view(Pointer buf, int length) {

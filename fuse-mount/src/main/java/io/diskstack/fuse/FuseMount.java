@@ -119,6 +119,7 @@ final class FuseMount {
         if (!finished.await(200, TimeUnit.MILLISECONDS)) {
             LOG.warning("files in " + mountpoint + " are still open; closing the disks under them");
         }
+        tree.close();
         boolean clean = stack.closeAndReport();
         LOG.info(() -> "closed " + (clean ? "cleanly" : "with errors"));
         return clean ? 0 : 1;

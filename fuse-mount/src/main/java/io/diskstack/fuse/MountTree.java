@@ -1,42 +1,40 @@
 package io.diskstack.fuse;
 
 import io.diskstack.core.BlockBackend;
-import io.diskstack.core.BlockGraph;
-import io.diskstack.core.BlockNode;
+import io.diskstack.core.ConfigException;
 import io.diskstack.core.config.Stack;
+import io.diskstack.core.config.StackConfig;
+import io.diskstack.core.control.ControlContext;
 import io.diskstack.core.control.ControlFile;
-import io.diskstack.core.control.ControlProvider;
-import io.diskstack.core.control.GraphView;
-import io.diskstack.core.job.JobClock;
-import io.diskstack.core.job.JobCommands;
-import io.diskstack.core.job.JobControls;
+import io.diskstack.core.control.ControlTree;
+import io.diskstack.core.control.ControlTreeProvider;
+import io.diskstack.core.control.LastErrors;
+import io.diskstack.core.snapshot.SnapshotViews;
+import io.diskstack.core.snapshot.ViewCache;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * What the mount shows, by path:
  * <pre>
- * /DISK                            one flat file per export
- * /.control/graph                  the node graph as a tree
- * /.control/DISK/stats             request counters and every node's own counters
- * /.control/DISK/snapshot-*        internal snapshots: take, list, delete, revert
- * /.control/DISK/snapshot-external write NAME: qcow2 overlays below the filters
- * /.snapshots/DISK/NAME            each internal snapshot's content, read-only
- * /.control/nodes/NODE/…           files of nodes that provide them
- * /.control/FOLDER/…               files of objects that provide them (throttle-groups/tg0/…)
- * /.control/…/last-error           the message of the last failed write in that folder
+ * /DISK                     one flat file per export
+ * /.control/…               the control tree the {@link ControlTreeProvider}s declare, with a
+ *                           last-error file in every folder
+ * /.snapshots/DISK/NAME     the disk as it was at each snapshot, read-only ({@link SnapshotViews})
  * </pre>
- * The {@code .control} and {@code .snapshots} parts are rebuilt on each lookup: they are small,
- * and nodes, objects and snapshots may come and go.
+ * Disk lookups are a single map read. The {@code .control} part is built from the providers and
+ * kept until the graph, the objects or a provider changes ({@link ControlTree#version}); the
+ * {@code .snapshots} part is listed on each lookup.
  */
-final class MountTree {
+final class MountTree implements AutoCloseable {
+    /** How long an open snapshot view stays open after its last reader, for the next open. */
+    private static final long VIEW_LINGER_MILLIS = 2000;
+
     static final String CONTROL = "/.control";
     static final String SNAPSHOTS = "/.snapshots";
 
@@ -45,42 +43,48 @@ final class MountTree {
 
     record Folder(Set<String> children) implements Entry {}
 
-    record Disk(BlockBackend backend, ExportStats stats) implements Entry {}
+    record Disk(BlockBackend backend) implements Entry {}
 
+    /** A control file in {@code folder} (relative to {@code .control}, {@code ""} for the top). */
     record Control(String folder, ControlFile file) implements Entry {}
 
-    /** {@code .snapshots/DISK/NAME}: a snapshot's content, {@code size} bytes. */
-    record SnapshotFile(DiskSnapshots snapshots, String name, long size) implements Entry {}
+    /** {@code .snapshots/DISK/NAME}: a snapshot view, {@code size} bytes. */
+    record SnapshotFile(SnapshotViews views, String name, long size) implements Entry {}
 
-    private final Stack stack;
+    /** The control tree built at one version, as entries by absolute path. */
+    private record Built(long version, Map<String, Entry> entries) {}
+
     private final Map<String, Disk> disks = new LinkedHashMap<>();
-    private final Map<String, DiskSnapshots> snapshots = new LinkedHashMap<>();
+    private final Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+    private final ViewCache views = ViewCache.withLinger(VIEW_LINGER_MILLIS);
     private final OpenDisks openDisks = new OpenDisks();
-    private final Map<String, String> lastErrors = new ConcurrentHashMap<>();
-    private final Map<String, ExternalSnapshotControl> externalSnapshots = new LinkedHashMap<>();
-    private final JobControls jobControls;
-
-    /** Names in {@code .control} that an export's folder must not take. */
-    private static final Set<String> RESERVED = Set.of("graph", "last-error", "nodes", "throttle-groups",
-            "objects", "snapshots", "jobs");
+    private final List<ControlTreeProvider> providers;
+    private final ControlContext context;
+    private final LastErrors lastErrors = new LastErrors();
+    private volatile Built control = new Built(-1, Map.of());
+    private int builds;
 
     /** Refuses export ids that would clash with the mount's own control files. */
-    static void checkExportIds(io.diskstack.core.config.StackConfig config) {
+    static void checkExportIds(StackConfig config) {
+        Set<String> reserved = ControlTree.reservedNames(ControlTreeProvider.load());
         for (var e : config.exports()) {
-            if (RESERVED.contains(e.id())) {
-                throw new io.diskstack.core.ConfigException("export '" + e.id() + "': 'id' is reserved for the mount's "
-                        + "control files (" + String.join(", ", new TreeSet<>(RESERVED)) + ")");
+            if (reserved.contains(e.id())) {
+                throw new ConfigException("export '" + e.id() + "': 'id' is reserved for the mount's "
+                        + "control files (" + String.join(", ", reserved) + ")");
             }
         }
     }
 
     MountTree(Stack stack) {
-        this.stack = stack;
-        this.jobControls = new JobControls(stack, new JobCommands(stack, stack.jobs(), JobClock.SYSTEM));
+        this(stack, ControlTreeProvider.load());
+    }
+
+    MountTree(Stack stack, List<ControlTreeProvider> providers) {
+        this.providers = List.copyOf(providers);
+        this.context = new ControlContext(stack, openDisks);
         for (BlockBackend b : stack.backends()) {
-            disks.put("/" + b.name(), new Disk(b, new ExportStats()));
-            snapshots.put(b.name(), new DiskSnapshots(stack.graph(), b, openDisks));
-            externalSnapshots.put(b.name(), new ExternalSnapshotControl(stack, b.name()));
+            disks.put("/" + b.name(), new Disk(b));
+            snapshots.put(b.name(), new SnapshotViews(stack, b, views));
         }
     }
 
@@ -124,7 +128,7 @@ final class MountTree {
         }
         String rest = path.substring(SNAPSHOTS.length() + 1);
         int slash = rest.indexOf('/');
-        DiskSnapshots disk = snapshots.get(slash < 0 ? rest : rest.substring(0, slash));
+        SnapshotViews disk = snapshots.get(slash < 0 ? rest : rest.substring(0, slash));
         if (disk == null) {
             return null;
         }
@@ -137,89 +141,46 @@ final class MountTree {
         return size == null ? null : new SnapshotFile(disk, name, size);
     }
 
+    /** Closes the snapshot views still open: the mount is going away. */
+    @Override
+    public void close() {
+        views.close();
+    }
+
+    /** Records a failed write to a control file, for its folder's {@code last-error}. */
     void recordError(String folder, String message) {
-        lastErrors.put(folder, message);
+        lastErrors.record(folder, message);
+    }
+
+    /** How often the control tree was built, for tests: lookups must not rebuild it. */
+    synchronized int builds() {
+        return builds;
     }
 
     private Map<String, Entry> controlTree() {
-        Map<String, ControlFile> files = new TreeMap<>();
-        BlockGraph graph = stack.graph();
-        files.put(CONTROL + "/graph", ControlFile.readOnly(() -> GraphView.render(graph)));
-        for (Disk d : disks.values()) {
-            String folder = CONTROL + "/" + d.backend().name();
-            files.put(folder + "/stats", ControlFile.readOnly(() -> statsOf(d)));
-            addAll(files, folder, snapshots.get(d.backend().name()).controlFiles());
+        Built now = control;
+        long version = ControlTree.version(providers, context);
+        if (now.version() == version) {
+            return now.entries();
         }
-        externalSnapshots.forEach((name, file) -> files.put(CONTROL + "/" + name + "/snapshot-external", file));
-        addAll(files, CONTROL, jobControls.files());
-        for (BlockNode n : graph.nodes()) {
-            if (n instanceof ControlProvider p) {
-                addAll(files, CONTROL + "/nodes/" + n.nodeName(), p.controlFiles());
+        synchronized (this) {
+            version = ControlTree.version(providers, context);
+            if (control.version() != version) {
+                control = new Built(version, entries(ControlTree.build(providers, context, lastErrors)));
+                builds++;
             }
-        }
-        for (Object o : stack.objects().byId().values()) {
-            if (o instanceof ControlProvider p && p.controlFolder() != null) {
-                addAll(files, CONTROL + "/" + p.controlFolder(), p.controlFiles());
-            }
-        }
-        Map<String, Entry> tree = new TreeMap<>();
-        Map<String, Set<String>> folders = new TreeMap<>();
-        folders.put(CONTROL, new TreeSet<>());
-        for (Map.Entry<String, ControlFile> f : files.entrySet()) {
-            String path = f.getKey();
-            String folder = parentOf(path);
-            tree.put(path, new Control(folder, f.getValue()));
-            registerFolders(folders, path);
-        }
-        for (String folder : new ArrayList<>(folders.keySet())) {
-            String errorPath = folder + "/last-error";
-            tree.put(errorPath, new Control(folder,
-                    ControlFile.readOnly(() -> lastErrors.getOrDefault(folder, "") + (lastErrors.containsKey(folder) ? "\n" : ""))));
-            folders.get(folder).add("last-error");
-        }
-        for (Map.Entry<String, Set<String>> f : folders.entrySet()) {
-            tree.put(f.getKey(), new Folder(f.getValue()));
-        }
-        return tree;
-    }
-
-    private static void addAll(Map<String, ControlFile> files, String folder, Map<String, ControlFile> provided) {
-        for (Map.Entry<String, ControlFile> e : provided.entrySet()) {
-            files.put(folder + "/" + e.getKey(), e.getValue());
+            return control.entries();
         }
     }
 
-    private static void registerFolders(Map<String, Set<String>> folders, String path) {
-        String child = path;
-        String parent = parentOf(child);
-        while (child.startsWith(CONTROL + "/")) {
-            folders.computeIfAbsent(parent, k -> new TreeSet<>()).add(child.substring(parent.length() + 1));
-            child = parent;
-            parent = parentOf(child);
-        }
+    private static Map<String, Entry> entries(ControlTree tree) {
+        Map<String, Entry> entries = new HashMap<>();
+        tree.folders().forEach((folder, names) -> entries.put(absolute(folder), new Folder(names)));
+        tree.files().forEach((path, file) -> entries.put(absolute(path), new Control(ControlTree.parentOf(path), file)));
+        return Map.copyOf(entries);
     }
 
-    private static String parentOf(String path) {
-        int slash = path.lastIndexOf('/');
-        return slash <= 0 ? "/" : path.substring(0, slash);
-    }
-
-    private String statsOf(Disk d) {
-        StringBuilder out = new StringBuilder(d.stats().render());
-        Map<BlockNode, Boolean> seen = new IdentityHashMap<>();
-        appendNodeStats(out, d.backend().rootNode(), seen);
-        return out.toString();
-    }
-
-    private static void appendNodeStats(StringBuilder out, BlockNode node, Map<BlockNode, Boolean> seen) {
-        if (seen.put(node, Boolean.TRUE) != null) {
-            return;
-        }
-        for (Map.Entry<String, Long> s : node.stats().entrySet()) {
-            out.append(node.nodeName()).append('.').append(s.getKey()).append(' ').append(s.getValue()).append('\n');
-        }
-        for (var c : node.children()) {
-            appendNodeStats(out, c.node(), seen);
-        }
+    private static String absolute(String relative) {
+        return relative.isEmpty() ? CONTROL : CONTROL + "/" + relative;
     }
 }

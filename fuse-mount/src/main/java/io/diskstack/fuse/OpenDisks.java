@@ -2,6 +2,7 @@ package io.diskstack.fuse;
 
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.Errno;
+import io.diskstack.core.ExportGuard;
 import java.io.IOException;
 import java.util.Collection;
 import java.util.HashMap;
@@ -11,11 +12,11 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * How many open file handles each disk has, so that a command that changes a disk's content
- * under its users (snapshot revert) can refuse while anyone has it open, and keep it closed while
- * it runs: an open during the command waits for it.
+ * How many open file handles each disk has: the mount's {@link ExportGuard}, so that a command
+ * that changes a disk's content under its users (snapshot revert) can refuse while anyone has it
+ * open, and keep it closed while it runs: an open during the command waits for it.
  */
-final class OpenDisks {
+final class OpenDisks implements ExportGuard {
     /** close(2) reaches us as an asynchronous release: give it this long before calling a disk busy. */
     private static final long RELEASE_GRACE_MILLIS = 1000;
 
@@ -43,16 +44,12 @@ final class OpenDisks {
         notifyAll();
     }
 
-    /** Something to run while disks are closed. */
-    interface Action {
-        void run() throws IOException;
-    }
-
     /**
      * Runs the action while nobody has any of the disks open and nobody can open them; EBUSY if
      * a handle stays open for the grace period.
      */
-    void whileClosed(Collection<String> disks, String why, Action action) throws IOException {
+    @Override
+    public void whileClosed(Collection<String> disks, String why, Action action) throws IOException {
         synchronized (this) {
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(RELEASE_GRACE_MILLIS);
             long left;

@@ -3,6 +3,7 @@ package io.diskstack.core.control;
 import io.diskstack.core.BlockIOException;
 import io.diskstack.core.Errno;
 import java.io.IOException;
+import java.util.function.Supplier;
 
 /**
  * One file under {@code MNT/.control} (sysfs style: one value or one command per file). Reading
@@ -24,7 +25,35 @@ public interface ControlFile {
     }
 
     /** A read-only file whose content comes from the supplier each time it is opened. */
-    static ControlFile readOnly(java.util.function.Supplier<String> content) {
+    static ControlFile readOnly(Supplier<String> content) {
         return content::get;
+    }
+
+    /** What writing a command file does with the text written (its trailing newline removed). */
+    interface Command {
+        void run(String text) throws IOException;
+    }
+
+    /**
+     * A file you write a command or a value to: reading shows {@code content} (a usage line, a
+     * listing, the value), writing runs {@code command}.
+     */
+    static ControlFile command(Supplier<String> content, Command command) {
+        return new ControlFile() {
+            @Override
+            public String read() {
+                return content.get();
+            }
+
+            @Override
+            public boolean isWritable() {
+                return true;
+            }
+
+            @Override
+            public void write(String text) throws IOException {
+                command.run(text);
+            }
+        };
     }
 }

@@ -18,4 +18,12 @@ public interface ObjectDriver {
      * @param baseDir the folder relative file names resolve against
      */
     Object create(String id, NodeOptions options, Path baseDir);
+
+    /**
+     * The folder below {@code MNT/.control} that this type's objects put their own folders in
+     * ({@code throttle-groups}), or null if they show none. Export ids may not take it.
+     */
+    default String controlFolder() {
+        return null;
+    }
 }

@@ -18,6 +18,8 @@ public final class ObjectRegistry implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ObjectRegistry.class.getName());
     private final Map<String, ObjectDriver> drivers = new TreeMap<>();
     private final Map<String, Object> objects = new LinkedHashMap<>();
+    /** Bumped when objects come or go, so what shows them is rebuilt. */
+    private volatile long generation;
 
     public static ObjectRegistry load() {
         ObjectRegistry registry = new ObjectRegistry();
@@ -56,6 +58,7 @@ public final class ObjectRegistry implements AutoCloseable {
             throw e;
         }
         objects.put(id, object);
+        generation++;
         return object;
     }
 
@@ -64,6 +67,23 @@ public final class ObjectRegistry implements AutoCloseable {
         if (objects.putIfAbsent(id, object) != null) {
             throw new ConfigException("object '" + id + "': duplicate id");
         }
+        generation++;
+    }
+
+    /** A counter that changes whenever an object is added or the registry is closed. */
+    public long generation() {
+        return generation;
+    }
+
+    /** The folders below {@code MNT/.control} that object types put their objects' folders in. */
+    public synchronized java.util.Set<String> controlFolders() {
+        java.util.Set<String> out = new java.util.TreeSet<>();
+        for (ObjectDriver d : drivers.values()) {
+            if (d.controlFolder() != null) {
+                out.add(d.controlFolder());
+            }
+        }
+        return out;
     }
 
     /**
@@ -103,6 +123,7 @@ public final class ObjectRegistry implements AutoCloseable {
             closeQuietly(o);
         }
         objects.clear();
+        generation++;
     }
 
     private static void closeQuietly(Object o) {

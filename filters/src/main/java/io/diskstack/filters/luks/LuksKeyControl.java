@@ -57,28 +57,15 @@ final class LuksKeyControl {
     }
 
     private ControlFile command(String usage, Action action) {
-        return new ControlFile() {
-            @Override
-            public String read() {
-                return usage;
+        return ControlFile.command(() -> usage, text -> {
+            node.checkWritable();
+            Map<String, String> args = parse(text);
+            try {
+                action.run(args);
+            } catch (ConfigException e) {
+                throw new BlockIOException(Errno.EINVAL, e.getMessage());
             }
-
-            @Override
-            public boolean isWritable() {
-                return true;
-            }
-
-            @Override
-            public void write(String text) throws IOException {
-                node.checkWritable();
-                Map<String, String> args = parse(text);
-                try {
-                    action.run(args);
-                } catch (ConfigException e) {
-                    throw new BlockIOException(Errno.EINVAL, e.getMessage());
-                }
-            }
-        };
+        });
     }
 
     private static Map<String, String> parse(String text) throws BlockIOException {

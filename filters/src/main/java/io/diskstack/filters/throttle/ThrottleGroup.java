@@ -29,6 +29,9 @@ import java.util.stream.Collectors;
  * {@code MNT/.control/throttle-groups/ID/}, one per limit.
  */
 public final class ThrottleGroup implements ControlProvider {
+    /** Groups show their limits in {@code MNT/.control/throttle-groups/ID/}. */
+    static final String CONTROL_FOLDER = "throttle-groups";
+
     private final String id;
     private final LongSupplier clock;
     private final ReentrantLock lock = new ReentrantLock();
@@ -261,29 +264,14 @@ public final class ThrottleGroup implements ControlProvider {
 
     @Override
     public String controlFolder() {
-        return "throttle-groups/" + id;
+        return CONTROL_FOLDER + "/" + id;
     }
 
     @Override
     public Map<String, ControlFile> controlFiles() {
         Map<String, ControlFile> files = new LinkedHashMap<>();
         for (String key : ThrottleLimits.KEYS) {
-            files.put(key, new ControlFile() {
-                @Override
-                public String read() {
-                    return limits().get(key) + "\n";
-                }
-
-                @Override
-                public boolean isWritable() {
-                    return true;
-                }
-
-                @Override
-                public void write(String text) throws IOException {
-                    set(key, text);
-                }
-            });
+            files.put(key, ControlFile.command(() -> limits().get(key) + "\n", text -> set(key, text)));
         }
         files.put("members", ControlFile.readOnly(() -> {
             lock.lock();

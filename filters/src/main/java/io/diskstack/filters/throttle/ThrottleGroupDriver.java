@@ -20,4 +20,9 @@ public final class ThrottleGroupDriver implements ObjectDriver {
     public Object create(String id, NodeOptions options, Path baseDir) {
         return new ThrottleGroup(id, ThrottleLimits.read(options));
     }
+
+    @Override
+    public String controlFolder() {
+        return ThrottleGroup.CONTROL_FOLDER;
+    }
 }
