@@ -170,7 +170,8 @@ class JobsMountTest {
             Thread.sleep(1000);
             assertEquals(paused[0], progress(job)[0], "no progress while paused");
             echo(job.resolve("action"), "resume").ok();
-            echo(job.resolve("speed"), "0").ok();
+            echo(job.resolve("speed"), "20M").ok();
+            assertEquals("20971520\n", Files.readString(job.resolve("speed")));
             Thread.sleep(500);
             assertTrue(progress(job)[0] > paused[0], "resumed");
             // cancel: the graph and config are as before, the target file gone

@@ -359,4 +359,40 @@ class JobsTest {
         assertEquals(before, Files.readString(config));
         assertTrue(stack.jobs().list().isEmpty());
     }
+
+    /**
+     * A node shaped like dedup (core's test driver {@code pair}: metadata and data children that
+     * only make sense together) gets snapshots and jobs from its declaration alone: an external
+     * snapshot puts overlays on both children, a commit merges both and pivots both.
+     */
+    @Test
+    void aTwoChildNodeIsSnapshottedAndCommittedFromItsShapeAlone() throws Exception {
+        stack.close();
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("meta.qcow2").toString(), "1M").ok();
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("data.qcow2").toString(), "16M").ok();
+        Files.writeString(config, """
+                {"blockdev": [
+                   {"driver": "qcow2", "node-name": "meta", "file": {"driver": "file", "filename": "meta.qcow2"}},
+                   {"driver": "qcow2", "node-name": "data", "file": {"driver": "file", "filename": "data.qcow2"}},
+                   {"driver": "pair", "node-name": "p0", "metadata": "meta", "data": "data"}],
+                 "exports": [{"id": "disk0", "node-name": "p0", "writable": true}]}
+                """);
+        open(JobClock.SYSTEM);
+        byte[] a = TestGraphs.randomBytes(10, 2 * MIB);
+        byte[] b = TestGraphs.randomBytes(11, MIB);
+        write(0, a);
+        snapshot("s1");
+        assertEquals("meta-s1", stack.graph().node("p0").child("metadata").node().nodeName());
+        assertEquals("data-s1", stack.graph().node("p0").child("data").node().nodeName());
+        write(4 * MIB, b);
+        finish(jobs.commit("disk0", "s1"));
+        assertEquals("meta", stack.graph().node("p0").child("metadata").node().nodeName());
+        assertEquals("data", stack.graph().node("p0").child("data").node().nodeName());
+        assertArrayEquals(a, read(0, 2 * MIB));
+        assertArrayEquals(b, read(4 * MIB, MIB));
+        assertArrayEquals(new byte[MIB], read(2 * MIB, MIB), "never written: the metadata child says so");
+        closeAndCheck("meta.qcow2", "data.qcow2");
+        open(JobClock.SYSTEM);
+        assertArrayEquals(b, read(4 * MIB, MIB));
+    }
 }
