@@ -31,6 +31,7 @@ public final class BlockGraph implements AutoCloseable {
     private static final Pattern NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_.\\-]{0,30}");
 
     private final DriverRegistry drivers;
+    private final io.diskstack.core.job.JobRegistry jobs = new io.diskstack.core.job.JobRegistry();
     private final ObjectRegistry objects;
     private final Path baseDir;
     /*
@@ -55,6 +56,11 @@ public final class BlockGraph implements AutoCloseable {
 
     public DriverRegistry drivers() {
         return drivers;
+    }
+
+    /** The block jobs running on this graph's nodes. */
+    public io.diskstack.core.job.JobRegistry jobs() {
+        return jobs;
     }
 
     public ObjectRegistry objects() {
@@ -554,6 +560,79 @@ public final class BlockGraph implements AutoCloseable {
                 generation.incrementAndGet();
             }
         }
+    }
+
+    /**
+     * Adds {@code child} at the end of the parent's {@linkplain BlockNode#growableChildren() list
+     * of children} (a quorum's new child), drained; the parent may refuse it, and a permission
+     * conflict refuses it too, with nothing changed.
+     */
+    public synchronized BlockChild addChild(BlockNode parent, BlockNode child) throws IOException {
+        checkMember(parent);
+        checkMember(child);
+        ChildList list = parent.growableChildren();
+        if (list == null) {
+            throw new ConfigException("node '" + parent.nodeName() + "' (" + parent.driver().name()
+                    + ") takes no new children");
+        }
+        if (reaches(child, parent)) {
+            throw new ConfigException("adding '" + child.nodeName() + "' below '" + parent.nodeName()
+                    + "' would make a cycle");
+        }
+        int index = 0;
+        for (BlockChild c : parent.children) {
+            if (c.name().startsWith(list.key() + ".")) {
+                index = Math.max(index, Integer.parseInt(c.name().substring(list.key().length() + 1)) + 1);
+            }
+        }
+        BlockChild edge = new BlockChild(parent, list.key() + "." + index, list.roles(), child);
+        try (Drained ignored = drain(List.of(parent))) {
+            parent.children.add(edge);
+            child.parents.add(edge);
+            try {
+                checkPermissions(Set.of());
+                parent.childAdded(edge);
+            } catch (IOException | RuntimeException e) {
+                parent.children.remove(edge);
+                child.parents.remove(edge);
+                throw e;
+            } finally {
+                generation.incrementAndGet();
+            }
+        }
+        return edge;
+    }
+
+    /** Takes a child out of the parent's growable list, drained; the parent may refuse (EBUSY). */
+    public synchronized void removeChild(BlockNode parent, BlockChild edge) throws IOException {
+        checkMember(parent);
+        if (edge.parent != parent || parent.growableChildren() == null) {
+            throw new ConfigException("node '" + parent.nodeName() + "' cannot give up child '" + edge.name() + "'");
+        }
+        try (Drained ignored = drain(List.of(parent))) {
+            parent.childRemoved(edge);
+            parent.children.remove(edge);
+            edge.node.parents.remove(edge);
+            generation.incrementAndGet();
+        }
+    }
+
+    /**
+     * Puts {@code node} in the place of the child on {@code edge} (blockdev-replace), drained, and
+     * tells the parent that the child holds data of its own (a quorum then resyncs it).
+     */
+    public synchronized void replaceChild(BlockChild edge, BlockNode node) {
+        try (Drained ignored = drain(List.of(edge.node))) {
+            repoint(List.of(edge), node);
+            if (edge.parent != null) {
+                edge.parent.childReplaced(edge);
+            }
+        }
+    }
+
+    /** True if the edge's parent brings a replaced child up to date itself (quorum). */
+    public static boolean resyncsReplacedChild(BlockChild edge) {
+        return edge.parent != null && edge.parent.resyncsReplacedChild(edge);
     }
 
     /**

@@ -227,6 +227,41 @@ public abstract class BlockNode {
         return Permissions.soleWriter(!isReadOnly());
     }
 
+    // ---- children that change while the node runs (a quorum rebuilding after a lost disk) ----
+
+    /** The list of children this node can take and give up while it runs; null if they are fixed. */
+    public ChildList growableChildren() {
+        return null;
+    }
+
+    /**
+     * A new child was added at the end of {@link #growableChildren()} (under a drain): the node
+     * starts using it, or throws to refuse it and nothing changes.
+     */
+    protected void childAdded(BlockChild edge) throws IOException {
+        throw new BlockIOException(Errno.ENOTSUP, nodeName + ": " + driver.name() + " nodes take no new children");
+    }
+
+    /**
+     * A child is about to go (under a drain): the node stops using it, or throws to refuse (EBUSY:
+     * fewer children than it needs) and nothing changes.
+     */
+    protected void childRemoved(BlockChild edge) throws IOException {
+        throw new BlockIOException(Errno.ENOTSUP, nodeName + ": " + driver.name() + " nodes give up no children");
+    }
+
+    /**
+     * True if the node brings a child that takes another's place up to date itself (a quorum
+     * resyncs it from the others), so that the replacement may hold other data than the child it
+     * replaces without changing what the node shows.
+     */
+    protected boolean resyncsReplacedChild(BlockChild edge) {
+        return false;
+    }
+
+    /** A new node took the place of a child on this edge (under a drain), holding data of its own. */
+    protected void childReplaced(BlockChild edge) {}
+
     // ---- what the driver implements ----
 
     /** Virtual size in bytes. Called on every request: keep it a field read. */

@@ -110,6 +110,31 @@ public abstract class FilterNode extends BlockNode {
     protected void releaseWritePermission() {}
 
     /** No: the one child orders its own requests if it needs to. */
+    /** A filter's one child is fixed. */
+    @Override
+    public ChildList growableChildren() {
+        return null;
+    }
+
+    @Override
+    protected void childAdded(BlockChild edge) throws IOException {
+        super.childAdded(edge);
+    }
+
+    @Override
+    protected void childRemoved(BlockChild edge) throws IOException {
+        super.childRemoved(edge);
+    }
+
+    /** A filter shows its child's bytes: a replaced child is what the filter shows from then on. */
+    @Override
+    protected boolean resyncsReplacedChild(BlockChild edge) {
+        return false;
+    }
+
+    @Override
+    protected void childReplaced(BlockChild edge) {}
+
     /** A filter has no backing file of its own. */
     @Override
     protected void changeBackingFile(BackingImage image, BlockChild edge) throws IOException {

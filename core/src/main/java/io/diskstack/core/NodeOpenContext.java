@@ -143,6 +143,11 @@ public final class NodeOpenContext {
         return graph.drivers();
     }
 
+    /** The graph's block jobs: a node that runs one of its own (a quorum's resync) starts it here. */
+    public io.diskstack.core.job.JobRegistry jobs() {
+        return graph.jobs();
+    }
+
     private BlockChild attach(String name, Set<ChildRole> roles, BlockNode child) {
         BlockChild edge = new BlockChild(null, name, roles, child);
         openedEdges.add(edge);

@@ -25,7 +25,6 @@ public final class Stack implements AutoCloseable {
     private final ObjectRegistry objects;
     private final BlockGraph graph;
     private volatile List<ExternalSnapshotRecord> externalSnapshots;
-    private final io.diskstack.core.job.JobRegistry jobs = new io.diskstack.core.job.JobRegistry();
 
     private Stack(StackConfig config, ObjectRegistry objects, BlockGraph graph) {
         this.config = config;
@@ -123,12 +122,12 @@ public final class Stack implements AutoCloseable {
 
     /** The mount's block jobs. */
     public io.diskstack.core.job.JobRegistry jobs() {
-        return jobs;
+        return graph.jobs();
     }
 
     /** Stops the jobs (each leaves the graph as before it), flushes and closes everything; true if it all went cleanly. */
     public boolean closeAndReport() {
-        jobs.stopAll();
+        graph.jobs().stopAll();
         boolean clean = graph.closeAndReport();
         objects.close();
         return clean;
