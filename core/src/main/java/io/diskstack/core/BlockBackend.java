@@ -22,6 +22,7 @@ public final class BlockBackend {
     private final InFlight inFlight = new InFlight();
     private final List<WriteInterceptor> interceptors = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final BackendStats stats = new BackendStats();
+    private volatile boolean removed;
 
     BlockBackend(String name, BlockChild root, boolean writable) {
         this.name = name;
@@ -246,7 +247,19 @@ public final class BlockBackend {
         }
     }
 
+    /** The export left the mount (block-export-del): its requests fail from now on. */
+    void markRemoved() {
+        removed = true;
+    }
+
+    private void checkRemoved() throws BlockIOException {
+        if (removed) {
+            throw new BlockIOException(Errno.ENODEV, "export '" + name + "' was removed");
+        }
+    }
+
     private void checkRange(long offset, long length, String what) throws BlockIOException {
+        checkRemoved();
         long size = size();
         if (offset < 0 || length < 0 || offset > size - length) {
             throw new BlockIOException(what.equals("read") ? Errno.EINVAL : Errno.ENOSPC,

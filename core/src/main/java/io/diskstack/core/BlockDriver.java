@@ -71,4 +71,13 @@ public interface BlockDriver {
     default boolean encrypts() {
         return false;
     }
+
+    /**
+     * Options of this driver that {@code blockdev-reopen} may change while a node runs (a throttle
+     * node's {@code throttle-group}, a qcow2 node's cache sizes), besides the generic read-only,
+     * detect-zeroes, discard and cache.no-flush. The node is opened again with them.
+     */
+    default java.util.Set<String> reopenableOptions() {
+        return java.util.Set.of();
+    }
 }

@@ -41,6 +41,8 @@ public final class BlockGraph implements AutoCloseable {
      */
     private final Map<String, BlockNode> nodes = Collections.synchronizedMap(new LinkedHashMap<>());
     private final Map<String, BlockBackend> backends = Collections.synchronizedMap(new LinkedHashMap<>());
+    /** Object id → the nodes that use it. */
+    private final Map<String, Set<String>> objectUsers = new java.util.concurrent.ConcurrentHashMap<>();
     private final Set<BlockNode> implicitNodes = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
     private final Map<String, Map<String, Object>> pending = new LinkedHashMap<>();
     private final LinkedHashSet<String> opening = new LinkedHashSet<>();
@@ -179,6 +181,9 @@ public final class BlockGraph implements AutoCloseable {
             edge.parent = node;
             node.children.add(edge);
             edge.node.parents.add(edge);
+        }
+        for (String id : ctx.usedObjects) {
+            objectUsers.computeIfAbsent(id, k -> java.util.concurrent.ConcurrentHashMap.newKeySet()).add(name);
         }
         generation.incrementAndGet();
         try {
@@ -496,6 +501,36 @@ public final class BlockGraph implements AutoCloseable {
         return backend;
     }
 
+    /**
+     * Takes an export out of the graph (block-export-del): drained, so no request of it is in
+     * flight; later requests through it fail with ENODEV.
+     */
+    public synchronized void removeBackend(String name) {
+        BlockBackend b = backends.get(name);
+        if (b == null) {
+            throw new ConfigException("no export '" + name + "'", Errno.ENOENT);
+        }
+        try (BlockBackend.Drain ignored = b.drain()) {
+            b.markRemoved();
+            BlockChild root = b.rootEdge();
+            root.node.parents.remove(root);
+            backends.remove(name);
+            generation.incrementAndGet();
+        }
+    }
+
+    /** Points an export at another node (blockdev-replace export=ID), drained, checked like any change. */
+    public synchronized void replaceExportRoot(String exportId, BlockNode node) {
+        BlockBackend b = backends.get(exportId);
+        if (b == null) {
+            throw new ConfigException("no export '" + exportId + "'", Errno.ENOENT);
+        }
+        checkMember(node);
+        try (Drained ignored = drain(List.of(b.rootNode(), node))) {
+            repoint(List.of(b.rootEdge()), node);
+        }
+    }
+
     /** The backend of that name, or null. Does not wait for graph changes or close (F8). */
     public BlockBackend backend(String name) {
         return backends.get(name);
@@ -774,7 +809,15 @@ public final class BlockGraph implements AutoCloseable {
         removeUnused(node);
     }
 
+    /** The nodes that use object {@code id} (a secret, a throttle group), sorted. */
+    public List<String> objectUsers(String id) {
+        return new ArrayList<>(new java.util.TreeSet<>(objectUsers.getOrDefault(id, Set.of())));
+    }
+
     private void removeUnused(BlockNode node) {
+        for (Set<String> users : objectUsers.values()) {
+            users.remove(node.nodeName());
+        }
         closeQuietly(node);
         nodes.remove(node.nodeName(), node);
         implicitNodes.remove(node);

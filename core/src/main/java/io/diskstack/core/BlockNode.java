@@ -229,6 +229,14 @@ public abstract class BlockNode {
 
     // ---- children that change while the node runs (a quorum rebuilding after a lost disk) ----
 
+    /**
+     * True if the node knows things about its children at run time that opening it again would
+     * lose (a quorum: which children are in sync): blockdev-reopen refuses it.
+     */
+    public boolean keepsRuntimeState() {
+        return false;
+    }
+
     /** The list of children this node can take and give up while it runs; null if they are fixed. */
     public ChildList growableChildren() {
         return null;

@@ -110,6 +110,12 @@ public abstract class FilterNode extends BlockNode {
     protected void releaseWritePermission() {}
 
     /** No: the one child orders its own requests if it needs to. */
+    /** A filter keeps nothing a reopen would lose. */
+    @Override
+    public boolean keepsRuntimeState() {
+        return false;
+    }
+
     /** A filter's one child is fixed. */
     @Override
     public ChildList growableChildren() {

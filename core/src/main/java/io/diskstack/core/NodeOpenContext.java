@@ -22,6 +22,8 @@ public final class NodeOpenContext {
     private final BlockNode.NodeSettings settings;
     private final Map<String, Object> flatOptions;
     final List<BlockChild> openedEdges = new ArrayList<>();
+    /** Objects the node uses (a secret, a throttle group): object-del refuses them while it is open. */
+    final List<String> usedObjects = new ArrayList<>();
 
     NodeOpenContext(BlockGraph graph, String nodeName, BlockDriver driver, NodeOptions options,
                     BlockNode.NodeSettings settings, Map<String, Object> flatOptions) {
@@ -132,7 +134,9 @@ public final class NodeOpenContext {
     /** The object named by option {@code key}, of the given type. */
     public <T> T object(String key, Class<T> type) {
         String id = options.requireString(key);
-        return graph.objects().get(id, type, options.owner(), key);
+        T object = graph.objects().get(id, type, options.owner(), key);
+        usedObjects.add(id);
+        return object;
     }
 
     public ObjectRegistry objects() {

@@ -391,7 +391,7 @@ final class DiskstackFs extends FuseStubFS {
     public int statfs(String path, Statvfs stbuf) {
         try {
             long total = 0;
-            for (Disk d : tree.disks()) {
+            for (Disk d : tree.allDisks()) {
                 total += d.backend().size();
             }
             stbuf.f_bsize.set(4096);
@@ -399,7 +399,7 @@ final class DiskstackFs extends FuseStubFS {
             stbuf.f_blocks.set(total / 4096);
             stbuf.f_bfree.set(0);
             stbuf.f_bavail.set(0);
-            stbuf.f_files.set(tree.disks().size());
+            stbuf.f_files.set(tree.allDisks().size());
             stbuf.f_namemax.set(255);
             return 0;
         } catch (Throwable t) {

@@ -105,7 +105,7 @@ final class FuseMount {
             throw new IOException("cannot mount at '" + mountpoint + "'"
                     + (t == null ? ": the mount did not appear" : ": " + t.getMessage()));
         }
-        LOG.info(() -> "serving " + tree.disks().size() + " disk(s) at " + mountpoint);
+        LOG.info(() -> "serving " + tree.allDisks().size() + " disk(s) at " + mountpoint);
         stop.await();
         if (finished.getCount() > 0) {
             unmount();

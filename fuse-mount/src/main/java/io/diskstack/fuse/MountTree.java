@@ -54,8 +54,11 @@ final class MountTree implements AutoCloseable {
     /** The control tree built at one version, as entries by absolute path. */
     private record Built(long version, Map<String, Entry> entries) {}
 
-    private final Map<String, Disk> disks = new LinkedHashMap<>();
-    private final Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+    /** The disks and their snapshot folders as the graph's exports are, rebuilt when they change. */
+    private record Disks(long generation, Map<String, Disk> byPath, Map<String, SnapshotViews> snapshots) {}
+
+    private final Stack stack;
+    private volatile Disks disks = new Disks(-1, Map.of(), Map.of());
     private final ViewCache views = ViewCache.withLinger(VIEW_LINGER_MILLIS);
     private final OpenDisks openDisks = new OpenDisks();
     private final List<ControlTreeProvider> providers;
@@ -82,9 +85,35 @@ final class MountTree implements AutoCloseable {
     MountTree(Stack stack, List<ControlTreeProvider> providers) {
         this.providers = List.copyOf(providers);
         this.context = new ControlContext(stack, openDisks);
-        for (BlockBackend b : stack.backends()) {
-            disks.put("/" + b.name(), new Disk(b));
-            snapshots.put(b.name(), new SnapshotViews(stack, b, views));
+        this.stack = stack;
+    }
+
+    /**
+     * The disks now: a volatile read and a counter compare on the hot path; rebuilt (keeping what
+     * is unchanged) only after block-export-add/-del or another graph change.
+     */
+    private Disks disks() {
+        Disks d = disks;
+        long generation = stack.graph().generation();
+        if (d.generation() == generation) {
+            return d;
+        }
+        synchronized (this) {
+            d = disks;
+            if (d.generation() == generation) {
+                return d;
+            }
+            Map<String, Disk> byPath = new LinkedHashMap<>();
+            Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+            for (BlockBackend b : stack.backends()) {
+                Disk old = d.byPath().get("/" + b.name());
+                byPath.put("/" + b.name(), old != null && old.backend() == b ? old : new Disk(b));
+                SnapshotViews views = d.snapshots().get(b.name());
+                snapshots.put(b.name(), views != null && old != null && old.backend() == b ? views
+                        : new SnapshotViews(stack, b, this.views));
+            }
+            disks = new Disks(generation, byPath, snapshots);
+            return disks;
         }
     }
 
@@ -93,19 +122,20 @@ final class MountTree implements AutoCloseable {
         return openDisks;
     }
 
-    List<Disk> disks() {
-        return new ArrayList<>(disks.values());
+    List<Disk> allDisks() {
+        return new ArrayList<>(disks().byPath().values());
     }
 
     /** The entry at an absolute path, or null. Disk lookups are a single map read. */
     Entry lookup(String path) {
-        Disk disk = disks.get(path);
+        Disks d = disks();
+        Disk disk = d.byPath().get(path);
         if (disk != null) {
             return disk;
         }
         if (path.equals("/")) {
             Set<String> names = new TreeSet<>();
-            for (String p : disks.keySet()) {
+            for (String p : d.byPath().keySet()) {
                 names.add(p.substring(1));
             }
             names.add(".control");
@@ -123,6 +153,7 @@ final class MountTree implements AutoCloseable {
 
     /** {@code .snapshots}, a disk's folder in it, or one snapshot's file; null if none. */
     private Entry snapshotEntry(String path) {
+        Map<String, SnapshotViews> snapshots = disks().snapshots();
         if (path.equals(SNAPSHOTS)) {
             return new Folder(new TreeSet<>(snapshots.keySet()));
         }

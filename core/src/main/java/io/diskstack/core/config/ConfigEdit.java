@@ -171,6 +171,84 @@ public final class ConfigEdit {
         }
     }
 
+    /** Adds an object's entry ({@code qom-type}, {@code id}, …). */
+    @SuppressWarnings("unchecked")
+    public void addObject(Map<String, Object> options) {
+        List<Object> list = top.get("objects") instanceof List<?> l ? (List<Object>) l : new ArrayList<>();
+        list.add(deepCopy(options));
+        top.put("objects", list);
+    }
+
+    /** Removes the object with this id; false if the config has none. */
+    public boolean removeObject(String id) {
+        return top.get("objects") instanceof List<?> l && l.removeIf(o -> o instanceof Map<?, ?> m && id.equals(m.get("id")));
+    }
+
+    /** Adds an export's entry ({@code id}, {@code node-name}, …). */
+    @SuppressWarnings("unchecked")
+    public void addExport(Map<String, Object> options) {
+        List<Object> list = top.get("exports") instanceof List<?> l ? (List<Object>) l : new ArrayList<>();
+        list.add(deepCopy(options));
+        top.put("exports", list);
+    }
+
+    /** Makes export {@code id} show node {@code node}. */
+    @SuppressWarnings("unchecked")
+    public void setExportNode(String id, String node) {
+        if (top.get("exports") instanceof List<?> exports) {
+            for (Object e : exports) {
+                if (e instanceof Map<?, ?> m && id.equals(m.get("id"))) {
+                    ((Map<String, Object>) m).put("node-name", node);
+                    return;
+                }
+            }
+        }
+        throw new ConfigException(where + ": has no export '" + id + "'");
+    }
+
+    /** Removes the export with this id; false if the config has none. */
+    public boolean removeExport(String id) {
+        return top.get("exports") instanceof List<?> l && l.removeIf(o -> o instanceof Map<?, ?> m && id.equals(m.get("id")));
+    }
+
+    /** Adds {@code child} (a node-name) at the end of the list {@code key} of node {@code node}'s entry. */
+    public void appendToList(String node, String key, String child) {
+        list(node, key).add(child);
+    }
+
+    /**
+     * Takes the child that is node {@code child} (by node-name) out of the list {@code key} of node
+     * {@code node}'s entry, or the one at {@code index} if no element names it.
+     */
+    public void removeFromList(String node, String key, String child, int index) {
+        List<Object> list = list(node, key);
+        for (int i = 0; i < list.size(); i++) {
+            if (child.equals(list.get(i)) || isNodeNamed(list.get(i), child)) {
+                list.remove(i);
+                return;
+            }
+        }
+        if (index < 0 || index >= list.size()) {
+            throw new ConfigException(where + ": the entry of node '" + node + "' has no '" + key + "." + index + "'");
+        }
+        list.remove(index);
+    }
+
+    /** The list {@code key} of a node's entry, gathered into a JSON list if the entry spells it dotted. */
+    @SuppressWarnings("unchecked")
+    private List<Object> list(String node, String key) {
+        Map<String, Object> e = entry(node);
+        if (e.get(key) instanceof List<?> l) {
+            return (List<Object>) l;
+        }
+        List<Object> out = new ArrayList<>();
+        for (int i = 0; e.containsKey(key + "." + i); i++) {
+            out.add(e.remove(key + "." + i));
+        }
+        e.put(key, out);
+        return out;
+    }
+
     // ---- finding entries ----
 
     /** The node's own entry, made top-level first if the config nests it in another. */

@@ -119,13 +119,22 @@ public final class ConfigReader {
         return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of(), List.of());
     }
 
+    /**
+     * Parses one line written to a control file: {@code key=value,…} (QEMU's dotted keys, {@code ,,}
+     * for a comma) or a JSON object, into flat options. Errors name {@code where}, never the text,
+     * which may hold a secret.
+     */
+    public static Map<String, Object> parseCommand(String where, String text, String impliedKey) {
+        return parseArgument(where, -1, text, impliedKey);
+    }
+
     @SuppressWarnings("unchecked")
     /**
      * Parses one argument. Errors name the option and its position, never its text, which may
      * hold a secret ({@code --object secret,id=s0,data=…}).
      */
     private static Map<String, Object> parseArgument(String option, int index, String text, String impliedKey) {
-        String where = option + " #" + (index + 1);
+        String where = index < 0 ? option : option + " #" + (index + 1);
         try {
             if (text.trim().startsWith("{")) {
                 Object tree = JSON.readValue(text, Object.class);

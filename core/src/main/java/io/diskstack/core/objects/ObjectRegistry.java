@@ -70,6 +70,17 @@ public final class ObjectRegistry implements AutoCloseable {
         generation++;
     }
 
+    /** Removes and closes the object; false if there is none with that id. */
+    public synchronized boolean remove(String id) {
+        Object o = objects.remove(id);
+        if (o == null) {
+            return false;
+        }
+        closeQuietly(o);
+        generation++;
+        return true;
+    }
+
     /** A counter that changes whenever an object is added or the registry is closed. */
     public long generation() {
         return generation;

@@ -60,6 +60,49 @@ public final class OptionTree {
         flat.put(key, value);
     }
 
+    /**
+     * The nested form of flat options, as a config file would write them: {@code file.filename}
+     * becomes {@code "file": {"filename": …}} and {@code children.0}, {@code children.1} a list.
+     * Flattening the result gives the input back.
+     */
+    public static Map<String, Object> unflatten(Map<String, Object> flat) {
+        Map<String, Object> root = new LinkedHashMap<>();
+        for (Map.Entry<String, Object> e : flat.entrySet()) {
+            String[] parts = e.getKey().split("\\.");
+            Map<String, Object> at = root;
+            for (int i = 0; i < parts.length - 1; i++) {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> next = (Map<String, Object>) at.computeIfAbsent(parts[i], k -> new LinkedHashMap<>());
+                at = next;
+            }
+            at.put(parts[parts.length - 1], e.getValue());
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> out = (Map<String, Object>) listify(root);
+        return out;
+    }
+
+    /** Maps whose keys are exactly 0, 1, …, n-1 become lists. */
+    private static Object listify(Object value) {
+        if (!(value instanceof Map<?, ?> map)) {
+            return value;
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        map.forEach((k, v) -> out.put((String) k, listify(v)));
+        boolean indexed = !out.isEmpty();
+        for (int i = 0; i < out.size() && indexed; i++) {
+            indexed = out.containsKey(Integer.toString(i));
+        }
+        if (indexed) {
+            java.util.List<Object> list = new java.util.ArrayList<>();
+            for (int i = 0; i < out.size(); i++) {
+                list.add(out.get(Integer.toString(i)));
+            }
+            return list;
+        }
+        return out;
+    }
+
     /** The options under {@code prefix.}, with the prefix taken off their keys. */
     public static Map<String, Object> subtree(Map<String, Object> flat, String prefix) {
         Map<String, Object> sub = new LinkedHashMap<>();

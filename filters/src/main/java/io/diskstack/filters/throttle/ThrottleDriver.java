@@ -22,6 +22,11 @@ public final class ThrottleDriver implements BlockDriver {
     }
 
     @Override
+    public java.util.Set<String> reopenableOptions() {
+        return java.util.Set.of("throttle-group");
+    }
+
+    @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         ThrottleGroup group = ctx.object("throttle-group", ThrottleGroup.class);
         return new ThrottleNode(ctx, group);

@@ -45,6 +45,11 @@ public final class FileDriver implements BlockDriver {
     }
 
     @Override
+    public java.util.Set<String> reopenableOptions() {
+        return java.util.Set.of("cache.direct");
+    }
+
+    @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         NodeOptions o = ctx.options();
         Path path = ctx.resolvePath(o.requireString("filename"));

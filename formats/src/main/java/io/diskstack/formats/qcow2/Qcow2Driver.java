@@ -73,6 +73,11 @@ public final class Qcow2Driver implements BlockDriver {
     }
 
     @Override
+    public java.util.Set<String> reopenableOptions() {
+        return java.util.Set.of("cache-size", "l2-cache-size", "refcount-cache-size");
+    }
+
+    @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         NodeOptions o = ctx.options();
         long cacheSize = o.optSize("cache-size", -1);
