@@ -270,6 +270,15 @@ public abstract class BlockNode {
     /** A new node took the place of a child on this edge (under a drain), holding data of its own. */
     protected void childReplaced(BlockChild edge) {}
 
+    /**
+     * Sends a read to this node through the request path, as any request would come (bounds,
+     * alignment, the serialisation of overlapping requests): for the node's own background work,
+     * such as a quorum's resync, which must not race the node's other requests.
+     */
+    protected final void readThroughRequestPath(long offset, ByteBuffer dst, int flags) throws IOException {
+        RequestPath.read(this, offset, dst, flags);
+    }
+
     // ---- what the driver implements ----
 
     /** Virtual size in bytes. Called on every request: keep it a field read. */

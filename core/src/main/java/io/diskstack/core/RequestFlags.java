@@ -15,6 +15,12 @@ public final class RequestFlags {
     public static final int COPY_ON_READ = 1 << 3;
     /** A write made by copy-on-read: it does not change guest-visible content. */
     public static final int CONTENT_UNCHANGED = 1 << 4;
+    /**
+     * A read that also writes what it returns to the node's copies that are behind (a quorum's
+     * resync of a new child): the node's own background work sends it, serialised with every
+     * other request on the node.
+     */
+    public static final int SYNC_COPIES = 1 << 5;
 
     private RequestFlags() {}
 
