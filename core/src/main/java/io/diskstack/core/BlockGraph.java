@@ -60,6 +60,17 @@ public final class BlockGraph implements AutoCloseable {
         return drivers;
     }
 
+    private volatile NodeOpenContext.StateRecorder stateRecorder = node -> { };
+
+    /** Where nodes' run-time state is recorded (the mount's config); by default nowhere. */
+    public void onStateChange(NodeOpenContext.StateRecorder recorder) {
+        this.stateRecorder = recorder;
+    }
+
+    void recordState(BlockNode node) throws IOException {
+        stateRecorder.record(node);
+    }
+
     /** The block jobs running on this graph's nodes. */
     public io.diskstack.core.job.JobRegistry jobs() {
         return jobs;
@@ -891,6 +902,7 @@ public final class BlockGraph implements AutoCloseable {
         if (closed) {
             return true;
         }
+        jobs.stopAll();
         closed = true;
         boolean clean = true;
         for (BlockBackend b : backends.values()) {

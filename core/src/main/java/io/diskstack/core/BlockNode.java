@@ -66,6 +66,11 @@ public abstract class BlockNode {
         return nodeName;
     }
 
+    /** The flat options the node was opened with (object ids, never secrets themselves). */
+    public final java.util.Map<String, Object> openOptions() {
+        return openOptions;
+    }
+
     public final BlockDriver driver() {
         return driver;
     }
@@ -235,6 +240,16 @@ public abstract class BlockNode {
      */
     public boolean keepsRuntimeState() {
         return false;
+    }
+
+    /**
+     * Options that describe what the node knows at run time and must still know after a remount
+     * (a quorum: which children are out of sync), to be written into its config entry; a null
+     * value removes the key. The node tells the graph when they change
+     * ({@link NodeOpenContext#stateRecorder()}), and reads them back as options when it opens.
+     */
+    public java.util.Map<String, Object> runtimeOptions() {
+        return java.util.Map.of();
     }
 
     /** The list of children this node can take and give up while it runs; null if they are fixed. */

@@ -110,6 +110,12 @@ public abstract class FilterNode extends BlockNode {
     protected void releaseWritePermission() {}
 
     /** No: the one child orders its own requests if it needs to. */
+    /** A filter has no run-time state to record. */
+    @Override
+    public java.util.Map<String, Object> runtimeOptions() {
+        return java.util.Map.of();
+    }
+
     /** A filter keeps nothing a reopen would lose. */
     @Override
     public boolean keepsRuntimeState() {

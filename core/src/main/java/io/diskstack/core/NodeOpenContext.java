@@ -147,6 +147,19 @@ public final class NodeOpenContext {
         return graph.drivers();
     }
 
+    /**
+     * What a node calls when its {@link BlockNode#runtimeOptions()} changed: the mount records them
+     * in the config (atomically, before it returns), so a remount knows them.
+     */
+    public StateRecorder stateRecorder() {
+        return graph::recordState;
+    }
+
+    /** Records a node's run-time state where a remount finds it. */
+    public interface StateRecorder {
+        void record(BlockNode node) throws IOException;
+    }
+
     /** The graph's block jobs: a node that runs one of its own (a quorum's resync) starts it here. */
     public io.diskstack.core.job.JobRegistry jobs() {
         return graph.jobs();

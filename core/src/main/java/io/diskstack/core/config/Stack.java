@@ -67,7 +67,9 @@ public final class Stack implements AutoCloseable {
                 graph.addBackend(e.id(), e.nodeName(), e.writable());
             }
             checkSnapshotRecords(config, graph);
-            return new Stack(config, objects, graph);
+            Stack stack = new Stack(config, objects, graph);
+            graph.onStateChange(stack::recordState);
+            return stack;
         } catch (IOException | RuntimeException | Error e) {
             if (graph != null) {
                 graph.close();
@@ -91,6 +93,36 @@ public final class Stack implements AutoCloseable {
                     throw new ConfigException(at + ": overlay '" + overlay + "' is not a node of the graph");
                 }
             }
+        }
+    }
+
+    /**
+     * Writes a node's {@link io.diskstack.core.BlockNode#runtimeOptions()} into its config entry,
+     * atomically; a mount without a config file, or a node without an entry, has nowhere to keep
+     * them (logged).
+     */
+    private void recordState(io.diskstack.core.BlockNode node) throws IOException {
+        java.util.Map<String, Object> options = node.runtimeOptions();
+        if (options.isEmpty()) {
+            return;
+        }
+        synchronized (this) {
+            Path source = config.source();
+            if (source == null || node.nodeName().startsWith("#")) {
+                java.util.logging.Logger.getLogger(Stack.class.getName()).warning("node '" + node.nodeName()
+                        + "': nowhere to record " + options.keySet() + " for the next mount (no config file or no "
+                        + "node-name)");
+                return;
+            }
+            ConfigEdit edit = ConfigEdit.of(Files.readAllBytes(source), "config '" + source + "'");
+            options.forEach((k, v) -> {
+                if (v == null) {
+                    edit.remove(node.nodeName(), k);
+                } else {
+                    edit.set(node.nodeName(), k, v);
+                }
+            });
+            ConfigRewrite.writeAtomically(source, edit.toBytes());
         }
     }
 

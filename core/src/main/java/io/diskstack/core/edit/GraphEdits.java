@@ -61,15 +61,10 @@ public final class GraphEdits {
     public void objectAdd(String text) throws IOException {
         synchronized (stack) {
             Map<String, Object> flat = parse("object-add", text, "qom-type");
-            record("object-add", e -> e.addObject(nested(text, flat)), null);
             Object id = flat.get("id");
-            stack.objects().create(flat, graph().baseDir());
-            try {
-                record("object-add", e -> e.addObject(nested(text, flat)), () -> {});
-            } catch (IOException | RuntimeException e) {
-                stack.objects().remove(String.valueOf(id));
-                throw e;
-            }
+            graphFirst("object-add", e -> e.addObject(nested(text, flat)),
+                    () -> stack.objects().create(flat, graph().baseDir()),
+                    () -> stack.objects().remove(String.valueOf(id)));
             LOG.info(() -> "object '" + id + "'");
         }
     }
@@ -88,7 +83,7 @@ public final class GraphEdits {
                 throw new BlockIOException(Errno.EBUSY, "object '" + id + "' is in use by node '"
                         + String.join("', '", users) + "'");
             }
-            record("object-del", e -> e.removeObject(id), () -> stack.objects().remove(id));
+            configFirst("object-del", e -> e.removeObject(id), () -> stack.objects().remove(id));
             LOG.info(() -> "object '" + id + "'");
         }
     }
@@ -106,14 +101,10 @@ public final class GraphEdits {
                 throw new ConfigException("blockdev '" + name + "': duplicate node-name", Errno.EEXIST);
             }
             Map<String, Object> nested = nested(text, flat);
-            record("blockdev-add", e -> e.append(nested), null);
-            BlockNode node = graph().open(flat);
-            try {
-                record("blockdev-add", e -> e.append(nested), () -> {});
-            } catch (IOException | RuntimeException e) {
-                graph().removeWithOrphans(node);
-                throw e;
-            }
+            BlockNode[] opened = new BlockNode[1];
+            graphFirst("blockdev-add", e -> e.append(nested), () -> opened[0] = graph().open(flat),
+                    () -> graph().removeWithOrphans(opened[0]));
+            BlockNode node = opened[0];
             LOG.info(() -> "node '" + name + "' (" + node.driver().name() + ")");
         }
     }
@@ -128,7 +119,7 @@ public final class GraphEdits {
                 throw new BlockIOException(Errno.EBUSY, "node '" + node.nodeName() + "' is in use by "
                         + node.parents().get(0).user());
             }
-            record("blockdev-del", e -> e.removeNode(node.nodeName()), () -> graph().remove(node));
+            configFirst("blockdev-del", e -> e.removeNode(node.nodeName()), () -> graph().remove(node));
             LOG.info(() -> "node '" + node.nodeName() + "'");
         }
     }
@@ -159,8 +150,9 @@ public final class GraphEdits {
                 }
                 BlockNode old = b.rootNode();
                 checkSameContent("export '" + exportId + "'", old, replacement, force, false);
-                record("blockdev-replace", e -> e.setExportNode(exportId, replacement.nodeName()),
-                        () -> graph().replaceExportRoot(exportId, replacement));
+                graphFirst("blockdev-replace", e -> e.setExportNode(exportId, replacement.nodeName()),
+                        () -> graph().replaceExportRoot(exportId, replacement),
+                        () -> graph().replaceExportRoot(exportId, old));
                 LOG.info(() -> "export '" + exportId + "' now shows node '" + replacement.nodeName()
                         + "' instead of '" + old.nodeName() + "'");
                 return;
@@ -182,8 +174,9 @@ public final class GraphEdits {
             checkSameContent("node '" + parentName + "'", old, replacement, force,
                     BlockGraph.resyncsReplacedChild(edge));
             checkNoJob(parent);
-            record("blockdev-replace", e -> e.repoint(parentName, childName, old.nodeName(), replacement.nodeName()),
-                    () -> graph().replaceChild(edge, replacement));
+            graphFirst("blockdev-replace", e -> e.repoint(parentName, childName, old.nodeName(),
+                    replacement.nodeName()), () -> graph().replaceChild(edge, replacement),
+                    () -> graph().replaceChild(edge, old));
             LOG.info(() -> "'" + parentName + "' " + childName + " is node '"
                     + replacement.nodeName() + "' instead of '" + old.nodeName() + "'");
         }
@@ -234,8 +227,14 @@ public final class GraphEdits {
             }
             checkNoJob(node);
             Map<String, Object> changes = new LinkedHashMap<>(flat);
-            record("blockdev-reopen", e -> changes.forEach((k, v) -> e.set(name, k, v)),
-                    () -> graph().reopen(node, changes));
+            Map<String, Object> previous = new LinkedHashMap<>();
+            for (String key : changes.keySet()) {
+                previous.put(key, node.openOptions().get(key));
+            }
+            BlockNode[] reopened = new BlockNode[1];
+            graphFirst("blockdev-reopen", e -> changes.forEach((k, v) -> e.set(name, k, v)),
+                    () -> reopened[0] = graph().reopen(node, changes),
+                    () -> graph().reopen(reopened[0], previous));
             LOG.info(() -> "node '" + name + "': " + changes.keySet());
         }
     }
@@ -266,7 +265,8 @@ public final class GraphEdits {
             entry.put("id", id);
             entry.put("node-name", nodeName);
             entry.put("writable", writable);
-            record("block-export-add", e -> e.addExport(entry), () -> graph().addBackend(id, nodeName, writable));
+            graphFirst("block-export-add", e -> e.addExport(entry), () -> graph().addBackend(id, nodeName, writable),
+                    () -> graph().removeBackend(id));
             LOG.info(() -> "export '" + id + "' of node '" + nodeName + "'");
         }
     }
@@ -291,7 +291,7 @@ public final class GraphEdits {
                 throw new BlockIOException(Errno.EBUSY, "export '" + id + "' is the mount's last "
                         + "disk (unmount instead)");
             }
-            ExportGuard.Action remove = () -> record("block-export-del", e -> {
+            ExportGuard.Action remove = () -> configFirst("block-export-del", e -> {
                 e.removeExport(id);
                 List<String> gone = new ArrayList<>();
                 for (ExternalSnapshotRecord r : e.snapshots()) {
@@ -324,8 +324,9 @@ public final class GraphEdits {
             }
             checkNoJob(parent);
             String key = parent.growableChildren().key();
-            record("add-child", e -> e.appendToList(parentName, key, child.nodeName()),
-                    () -> graph().addChild(parent, child));
+            io.diskstack.core.BlockChild[] added = new io.diskstack.core.BlockChild[1];
+            graphFirst("add-child", e -> e.appendToList(parentName, key, child.nodeName()),
+                    () -> added[0] = graph().addChild(parent, child), () -> graph().removeChild(parent, added[0]));
             LOG.info(() -> "node '" + child.nodeName() + "' joined '" + parentName + "'");
         }
     }
@@ -347,7 +348,7 @@ public final class GraphEdits {
             String key = parent.growableChildren().key();
             int index = Integer.parseInt(childName.substring(key.length() + 1));
             String child = edge.node().nodeName();
-            record("del-child", e -> e.removeFromList(parentName, key, child, index),
+            configFirst("del-child", e -> e.removeFromList(parentName, key, child, index),
                     () -> graph().removeChild(parent, edge));
             LOG.info(() -> "'" + childName + "' (" + child + ") left '" + parentName + "'");
         }
@@ -355,33 +356,47 @@ public final class GraphEdits {
 
     // ---- shared ----
 
-    /** Something to do to the graph that the config records; undone if the config cannot be written. */
+    /** A change of the graph (or the objects) that the config records. */
     private interface Change {
         void run() throws IOException;
     }
 
     /**
-     * Checks that the config can record the edit (a dry run, when {@code change} is null), or
-     * makes the change and records it: with the config written first for graph changes that could
-     * not be undone, the change is made, then the config written; a failure to write it undoes
-     * nothing the change cannot take back itself, so the change runs after the config is known to
-     * be writable and the config is put back if the change fails.
+     * An addition or a replacement: checks that the config can record it, makes it (the graph
+     * refuses what it must: a cycle, a permission conflict), then records it, and takes it back if
+     * the config cannot be written. A crash in between leaves the config as before: a remount
+     * opens the graph without the change, which wrote nothing yet.
      */
-    private void record(String command, Consumer<ConfigEdit> edit, Change change) throws IOException {
-        Path source = stack.config().source();
-        if (source == null) {
-            throw new BlockIOException(Errno.EINVAL, "mounted without a config file: nothing to record "
-                    + "the change in");
+    private void graphFirst(String command, Consumer<ConfigEdit> edit, Change change, Change undo)
+            throws IOException {
+        Path source = configFile();
+        edit(Files.readAllBytes(source), edit).toBytes();
+        change.run();
+        ConfigEdit e;
+        try {
+            // read again: the change may have recorded a node's state (a quorum child out of sync)
+            e = edit(Files.readAllBytes(source), edit);
+            ConfigRewrite.writeAtomically(source, e.toBytes());
+        } catch (IOException | RuntimeException failure) {
+            try {
+                undo.run();
+            } catch (IOException | RuntimeException again) {
+                failure.addSuppressed(again);
+            }
+            throw failure;
         }
-        String where = "config '" + source + "'";
+        stack.externalSnapshots(e.snapshots());
+    }
+
+    /**
+     * A removal: records it first, then makes it, and puts the config back if it fails. A crash
+     * in between leaves a config without the thing removed, as the user asked.
+     */
+    private void configFirst(String command, Consumer<ConfigEdit> edit, Change change) throws IOException {
+        Path source = configFile();
         byte[] before = Files.readAllBytes(source);
-        ConfigEdit e = ConfigEdit.of(before, where);
-        edit.accept(e);
-        byte[] after = e.toBytes();
-        if (change == null) {
-            return;
-        }
-        ConfigRewrite.writeAtomically(source, after);
+        ConfigEdit e = edit(before, edit);
+        ConfigRewrite.writeAtomically(source, e.toBytes());
         try {
             change.run();
         } catch (IOException | RuntimeException failure) {
@@ -393,6 +408,20 @@ public final class GraphEdits {
             throw failure;
         }
         stack.externalSnapshots(e.snapshots());
+    }
+
+    private Path configFile() throws BlockIOException {
+        Path source = stack.config().source();
+        if (source == null) {
+            throw new BlockIOException(Errno.EINVAL, "mounted without a config file: nothing to record the change in");
+        }
+        return source;
+    }
+
+    private ConfigEdit edit(byte[] config, Consumer<ConfigEdit> edit) {
+        ConfigEdit e = ConfigEdit.of(config, "config '" + stack.config().source() + "'");
+        edit.accept(e);
+        return e;
     }
 
     private void checkNoJob(BlockNode node) throws BlockIOException {

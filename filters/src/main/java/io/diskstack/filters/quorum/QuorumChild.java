@@ -2,6 +2,7 @@ package io.diskstack.filters.quorum;
 
 import io.diskstack.core.BlockChild;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -92,6 +93,10 @@ final class QuorumChild {
 
     /** A fresh start: the child on this edge is another image now, to be brought up to date. */
     void replaced() {
+        for (AtomicLong counter : List.of(errors, mismatches, lostWrites, failedFlushes, lossesAtFlush, ackedLost,
+                ackedLostAtDurable)) {
+            counter.set(0);
+        }
         stale = false;
         inSync = false;
         resynced.set(0);

@@ -80,6 +80,21 @@ public final class QuorumDriver implements BlockDriver {
                         + ": quorum children must have the same size");
             }
         }
-        return new QuorumNode(ctx, children, (int) threshold, pattern, rewrite, blkverify, size);
+        java.util.Set<String> outOfSync = new java.util.LinkedHashSet<>();
+        for (Object name : o.has("out-of-sync") || o.has("out-of-sync.0") ? o.takeList("out-of-sync") : List.of()) {
+            if (!(name instanceof String s) || children.stream().noneMatch(c -> c.name().equals(s))) {
+                throw o.error("out-of-sync", "names '" + name + "', which is not one of its children");
+            }
+            outOfSync.add((String) name);
+        }
+        if (children.size() - outOfSync.size() < threshold) {
+            throw o.error("out-of-sync", "leaves " + (children.size() - outOfSync.size())
+                    + " children in sync, vote-threshold is " + threshold);
+        }
+        QuorumNode node = new QuorumNode(ctx, children, (int) threshold, pattern, rewrite, blkverify, size, outOfSync);
+        if (!outOfSync.isEmpty()) {
+            node.startResync(false); // where an earlier mount left off
+        }
+        return node;
     }
 }

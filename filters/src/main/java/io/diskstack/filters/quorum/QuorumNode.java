@@ -54,13 +54,15 @@ final class QuorumNode extends BlockNode implements ControlProvider {
     private final ChildFanOut fanOut;
     private final LogLimiter nodeLog = new LogLimiter(1, TimeUnit.SECONDS.toNanos(1), System::nanoTime);
     private final JobRegistry jobs;
+    private final NodeOpenContext.StateRecorder stateRecorder;
 
+    /** @param outOfSync the children an earlier mount left out of sync (the {@code out-of-sync} option) */
     QuorumNode(NodeOpenContext ctx, List<BlockChild> children, int threshold, ReadPattern pattern,
-               boolean rewriteCorrupted, boolean blkverify, long size) {
+               boolean rewriteCorrupted, boolean blkverify, long size, java.util.Set<String> outOfSync) {
         super(ctx);
         List<QuorumChild> m = new ArrayList<>();
         for (BlockChild c : children) {
-            m.add(new QuorumChild(c, true));
+            m.add(new QuorumChild(c, !outOfSync.contains(c.name())));
         }
         this.members = List.copyOf(m);
         this.threshold = threshold;
@@ -70,6 +72,7 @@ final class QuorumNode extends BlockNode implements ControlProvider {
         this.size = size;
         this.fanOut = new ChildFanOut(ctx.nodeName());
         this.jobs = ctx.jobs();
+        this.stateRecorder = ctx.stateRecorder();
     }
 
     @Override
@@ -502,6 +505,7 @@ final class QuorumNode extends BlockNode implements ControlProvider {
         List<QuorumChild> m = new ArrayList<>(members);
         m.add(new QuorumChild(edge, false));
         members = List.copyOf(m);
+        recordState();
         LOG.info(() -> "quorum '" + nodeName() + "': " + edge.name() + " ('" + edge.node().nodeName()
                 + "') joined, out of sync until a resync copies the others' data");
         startResync(false);
@@ -519,6 +523,7 @@ final class QuorumNode extends BlockNode implements ControlProvider {
                     + " only " + inSync + " children in sync would remain, vote-threshold is " + threshold);
         }
         members = List.copyOf(m);
+        recordState();
     }
 
     /** A resync brings a replaced child up to date. */
@@ -532,6 +537,12 @@ final class QuorumNode extends BlockNode implements ControlProvider {
     protected void childReplaced(BlockChild edge) {
         QuorumChild c = member(edge);
         c.replaced();
+        try {
+            recordState();
+        } catch (IOException e) {
+            LOG.warning("quorum '" + nodeName() + "': cannot record that " + c.describe() + " is out of sync: "
+                    + e.getMessage());
+        }
         LOG.info(() -> "quorum '" + nodeName() + "': " + c.describe() + " replaced, out of sync until a resync "
                 + "copies the others' data");
         try {
@@ -564,12 +575,17 @@ final class QuorumNode extends BlockNode implements ControlProvider {
      */
     ResyncJob startResync(boolean stale) throws IOException {
         if (stale) {
+            boolean changed = false;
             for (QuorumChild c : members) {
                 if (c.stale && c.inSync) {
                     c.inSync = false;
                     c.stale = false;
                     c.resynced.set(0);
+                    changed = true;
                 }
+            }
+            if (changed) {
+                recordState();
             }
         }
         if (members.stream().allMatch(c -> c.inSync)) {
@@ -583,6 +599,23 @@ final class QuorumNode extends BlockNode implements ControlProvider {
     /** The children a resync brings up to date now. */
     List<QuorumChild> behind() {
         return members.stream().filter(c -> !c.inSync).toList();
+    }
+
+    /**
+     * The children out of sync, as the {@code out-of-sync} option a remount reads (null: none), so
+     * that a child a resync has not finished does not count again after a remount.
+     */
+    @Override
+    public Map<String, Object> runtimeOptions() {
+        List<String> behind = members.stream().filter(c -> !c.inSync).map(c -> c.edge.name()).toList();
+        Map<String, Object> options = new LinkedHashMap<>();
+        options.put("out-of-sync", behind.isEmpty() ? null : behind);
+        return options;
+    }
+
+    /** Writes which children are out of sync where the next mount finds it. */
+    void recordState() throws IOException {
+        stateRecorder.record(this);
     }
 
     /** All children and what is known of them. */

@@ -78,6 +78,7 @@ final class ResyncJob extends BlockJob {
             c.inSync = true;
             LOG.info(() -> "quorum '" + quorum.nodeName() + "': " + c.describe() + " is in sync again");
         }
+        quorum.recordState();
     }
 
     @Override
