@@ -78,7 +78,8 @@ class Qcow2FuzzTest {
                 throw new AssertionError("iteration " + iterations + ": " + t, t);
             }
             long took = (System.nanoTime() - t0) / 1_000_000;
-            assertTrue(took < 5000, "iteration " + iterations + " took " + took + " ms");
+            // a hang, not a slow machine: generous, so a loaded CI host does not fail it
+            assertTrue(took < 30_000, "iteration " + iterations + " took " + took + " ms");
         }
         Files.deleteIfExists(target);
         if (!work.equals(dir)) {
