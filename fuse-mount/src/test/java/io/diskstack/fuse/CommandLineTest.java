@@ -94,11 +94,17 @@ class CommandLineTest {
                 + " \"blockdev\": [], \"exports\": []}", "create 'a.img': 'size' value '12x' is not a size");
     }
 
+    /** Every top-level name a control-file provider uses is refused as an export id; the message lists them. */
     @Test
     void exportIdReservedForControlFiles() throws Exception {
-        assertBadConfig("{\"blockdev\": [], \"exports\": [{\"id\": \"graph\", \"node-name\": \"x\"}]}",
-                "export 'graph': 'id' is reserved for the mount's control files (graph, jobs, last-error, nodes, objects, "
-                        + "snapshots, throttle-groups)");
+        for (String reserved : List.of("graph", "jobs", "blockdev-add", "last-error")) {
+            Outcome o = diskstack("mount", config("{\"blockdev\": [], \"exports\": [{\"id\": \"" + reserved
+                    + "\", \"node-name\": \"x\"}]}").toString(), dir.resolve("mnt").toString());
+            assertEquals(2, o.code(), o.err());
+            assertTrue(o.err().startsWith("diskstack: export '" + reserved + "': 'id' is reserved for the mount's "
+                    + "control files (") && o.err().contains(" " + reserved + ",") || o.err().contains("(" + reserved
+                    + ","), o.err());
+        }
     }
 
     @Test
