@@ -76,9 +76,12 @@ class LiveEditsMountTest {
                 }
             }
             assertFalse(throttled.isEmpty(), "fio logged seconds while throttled: " + seconds);
+            // the rate over the throttled seconds is the limit within 10 %; each second is near it
+            // (a second's sample can catch a burst of the leaky bucket, or a busy host)
+            double mean = throttled.stream().mapToLong(Long::longValue).average().orElseThrow();
+            assertTrue(Math.abs(mean - 20480) <= 2048, "read " + mean + " KiB/s throttled to 20 MiB/s: " + throttled);
             for (long kib : throttled) {
-                assertTrue(Math.abs(kib - 20480) <= 2048, "a throttled second read " + kib + " KiB/s (limit 20 MiB/s): "
-                        + throttled);
+                assertTrue(Math.abs(kib - 20480) <= 5120, "a throttled second read " + kib + " KiB/s: " + throttled);
             }
             assertFalse(after.isEmpty(), "fio logged seconds after the throttle left: " + seconds);
             assertTrue(after.stream().allMatch(kib -> kib > 2 * 20480), "the rate came back: " + after);
