@@ -82,8 +82,12 @@ final class MountTree implements AutoCloseable {
     MountTree(Stack stack, List<ControlTreeProvider> providers) {
         this.providers = List.copyOf(providers);
         this.context = new ControlContext(stack, openDisks);
+        Set<String> fuseExports = new java.util.HashSet<>();
+        stack.config().exports().stream().filter(e -> e.isFuse()).forEach(e -> fuseExports.add(e.id()));
         for (BlockBackend b : stack.backends()) {
-            disks.put("/" + b.name(), new Disk(b));
+            if (fuseExports.contains(b.name())) {
+                disks.put("/" + b.name(), new Disk(b));
+            }
             snapshots.put(b.name(), new SnapshotViews(stack, b, views));
         }
     }
