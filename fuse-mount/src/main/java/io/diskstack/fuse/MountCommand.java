@@ -76,15 +76,25 @@ final class MountCommand implements Callable<Integer> {
         }
         MountTree.checkExportIds(config);
         FuseMount.checkMountpoint(mountpoint);
-        NbdFrontEnd.check(config);
-        Stack stack = Stack.open(config, DriverRegistry.load());
+        java.nio.channels.ServerSocketChannel nbdListener = NbdFrontEnd.listen(config);
+        Stack stack;
+        try {
+            stack = Stack.open(config, DriverRegistry.load());
+        } catch (Exception | Error e) {
+            if (nbdListener != null) {
+                nbdListener.close();
+            }
+            throw e;
+        }
         NbdServer nbd = null;
         try {
-            nbd = NbdFrontEnd.start(stack);
+            nbd = NbdFrontEnd.start(stack, nbdListener);
             return new FuseMount(stack, mountpoint, !pageCache, fuseOptions, nbd).run();
         } catch (Exception | Error e) {
             if (nbd != null) {
                 nbd.close();
+            } else if (nbdListener != null) {
+                nbdListener.close();
             }
             stack.close();
             throw e;

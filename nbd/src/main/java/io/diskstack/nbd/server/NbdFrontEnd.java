@@ -30,10 +30,21 @@ public final class NbdFrontEnd {
         }
     }
 
-    /** The running server, or null if the config has no {@code nbd-server}. */
-    public static NbdServer start(Stack stack) throws IOException {
-        check(stack.config());
-        if (stack.config().nbdServer().isEmpty()) {
+    /**
+     * Checks the section and listens on its address before anything opens, so that a bad
+     * section or a port in use changes nothing (exit 2); null if the config has no server.
+     */
+    public static java.nio.channels.ServerSocketChannel listen(io.diskstack.core.config.StackConfig config) {
+        check(config);
+        if (config.nbdServer().isEmpty()) {
+            return null;
+        }
+        return NbdServer.bind(NbdServerConfig.parse(config.nbdServer(), config.baseDir()));
+    }
+
+    /** Serves the stack's nbd exports on what {@link #listen} returned; null if that was null. */
+    public static NbdServer start(Stack stack, java.nio.channels.ServerSocketChannel listener) throws IOException {
+        if (listener == null) {
             return null;
         }
         NbdServerConfig config = NbdServerConfig.parse(stack.config().nbdServer(), stack.config().baseDir());
@@ -57,7 +68,7 @@ public final class NbdFrontEnd {
             BlockBackend backend = stack.graph().backend(e.id());
             exports.add(new NbdExport(e.id(), name, (String) e.options().get("description"), backend));
         }
-        NbdServer server = NbdServer.start(config, tls, List.of());
+        NbdServer server = NbdServer.start(config, tls, List.of(), listener);
         try {
             for (NbdExport e : exports) {
                 server.addExport(e);

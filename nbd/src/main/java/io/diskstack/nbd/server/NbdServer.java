@@ -83,6 +83,25 @@ public final class NbdServer implements AutoCloseable {
      * @param tls the server's credentials, or null for none
      */
     public static NbdServer start(NbdServerConfig config, TlsCreds tls, List<NbdExport> exports) throws IOException {
+        return start(config, tls, exports, bind(config));
+    }
+
+    /** Starts serving on a listener {@link #bind} made. */
+    public static NbdServer start(NbdServerConfig config, TlsCreds tls, List<NbdExport> exports,
+                                  ServerSocketChannel listener) throws IOException {
+        NbdServer server = new NbdServer(config, tls, listener);
+        for (NbdExport e : exports) {
+            server.addExport(e);
+        }
+        server.acceptor.start();
+        return server;
+    }
+
+    /**
+     * Listens on the configured address (no client is accepted until {@link #start}), so that a
+     * port in use is found before anything else is opened.
+     */
+    public static ServerSocketChannel bind(NbdServerConfig config) {
         NbdAddress address = config.address();
         ServerSocketChannel listener;
         try {
@@ -109,12 +128,7 @@ public final class NbdServer implements AutoCloseable {
         } catch (IOException e) {
             throw new ConfigException(NbdServerConfig.OWNER + ": cannot listen on " + address + ": " + e.getMessage());
         }
-        NbdServer server = new NbdServer(config, tls, listener);
-        for (NbdExport e : exports) {
-            server.addExport(e);
-        }
-        server.acceptor.start();
-        return server;
+        return listener;
     }
 
     private static void removeStaleSocket(NbdAddress address) throws IOException {
