@@ -98,7 +98,13 @@ public final class NbdPeer implements AutoCloseable {
 
     private boolean accepts() {
         if (socket != null) {
-            return Files.exists(socket);
+            // the socket file appears before the server listens on it: connect to be sure
+            try (java.nio.channels.SocketChannel c = java.nio.channels.SocketChannel.open(
+                    java.net.UnixDomainSocketAddress.of(socket))) {
+                return true;
+            } catch (IOException e) {
+                return false;
+            }
         }
         try (Socket s = new Socket("127.0.0.1", port)) {
             return true;
