@@ -97,7 +97,7 @@ class CommandLineTest {
     @Test
     void exportIdReservedForControlFiles() throws Exception {
         assertBadConfig("{\"blockdev\": [], \"exports\": [{\"id\": \"graph\", \"node-name\": \"x\"}]}",
-                "export 'graph': 'id' is reserved for the mount's control files (graph, jobs, last-error, nodes, objects, "
+                "export 'graph': 'id' is reserved for the mount's control files (graph, jobs, last-error, nbd-server, nodes, objects, "
                         + "snapshots, throttle-groups)");
     }
 
