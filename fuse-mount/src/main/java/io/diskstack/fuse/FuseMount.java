@@ -30,11 +30,18 @@ final class FuseMount {
     private final Path mountpoint;
     private final boolean directIo;
     private final List<String> extraOptions;
+    /** Another front end serving the same stack (the NBD server), stopped before the disks close; or null. */
+    private final AutoCloseable alsoServing;
     private final CountDownLatch finished = new CountDownLatch(1);
     private final CountDownLatch mounted = new CountDownLatch(1);
     private volatile Throwable mountFailure;
 
     FuseMount(Stack stack, Path mountpoint, boolean directIo, List<String> extraOptions) {
+        this(stack, mountpoint, directIo, extraOptions, null);
+    }
+
+    FuseMount(Stack stack, Path mountpoint, boolean directIo, List<String> extraOptions, AutoCloseable alsoServing) {
+        this.alsoServing = alsoServing;
         this.stack = stack;
         this.mountpoint = mountpoint.toAbsolutePath().normalize();
         this.directIo = directIo;
@@ -109,6 +116,13 @@ final class FuseMount {
         stop.await();
         if (finished.getCount() > 0) {
             unmount();
+        }
+        if (alsoServing != null) {
+            try {
+                alsoServing.close();
+            } catch (Exception e) {
+                LOG.warning("stopping " + alsoServing + ": " + e.getMessage());
+            }
         }
         // Requests in flight finish (a throttle lets the ones it holds go); new ones wait until
         // the process exits, when the kernel fails them. Clients that keep a disk open (a VM)

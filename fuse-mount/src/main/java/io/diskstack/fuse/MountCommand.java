@@ -5,6 +5,8 @@ import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.config.ConfigReader;
 import io.diskstack.core.config.Stack;
 import io.diskstack.core.config.StackConfig;
+import io.diskstack.nbd.server.NbdFrontEnd;
+import io.diskstack.nbd.server.NbdServer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,8 +37,13 @@ final class MountCommand implements Callable<Integer> {
     @Option(names = "--blockdev", paramLabel = "driver=...,node-name=...", description = "A block node (QEMU -blockdev syntax, or JSON).")
     List<String> blockdevs = new ArrayList<>();
 
-    @Option(names = "--export", paramLabel = "id=ID,node-name=NODE[,writable=on]", description = "A disk file in the mount.")
+    @Option(names = "--export", paramLabel = "[type=fuse|nbd,]id=ID,node-name=NODE[,writable=on]",
+            description = "A disk file in the mount (type=fuse, the default), or an NBD export (type=nbd, name=NAME).")
     List<String> exports = new ArrayList<>();
+
+    @Option(names = "--nbd-server", paramLabel = "addr.type=inet,addr.host=H,addr.port=P",
+            description = "Serve the nbd exports (addr.type=unix,addr.path=PATH; tls-creds=ID; max-connections=N).")
+    String nbdServer;
 
     @Option(names = "--page-cache", description = "Let the kernel cache disk data (allows mmap; default is direct I/O).")
     boolean pageCache;
@@ -54,7 +61,7 @@ final class MountCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Logging.configure(verbose.length);
         Path mountpoint = positional.get(positional.size() - 1);
-        boolean hasArguments = !(objects.isEmpty() && blockdevs.isEmpty() && exports.isEmpty());
+        boolean hasArguments = !(objects.isEmpty() && blockdevs.isEmpty() && exports.isEmpty() && nbdServer == null);
         StackConfig config;
         if (positional.size() == 2) {
             if (hasArguments) {
@@ -62,17 +69,33 @@ final class MountCommand implements Callable<Integer> {
             }
             config = ConfigReader.readFile(positional.get(0));
         } else if (hasArguments) {
-            config = ConfigReader.readArguments(objects, blockdevs, exports, Path.of("").toAbsolutePath());
+            config = ConfigReader.readArguments(objects, blockdevs, exports, nbdServer, Path.of("").toAbsolutePath());
             InlineSecretWarning.check(config.objects(), spec.commandLine().getErr());
         } else {
             config = ConfigReader.readFile(DefaultExample.prepare());
         }
         MountTree.checkExportIds(config);
         FuseMount.checkMountpoint(mountpoint);
-        Stack stack = Stack.open(config, DriverRegistry.load());
+        java.nio.channels.ServerSocketChannel nbdListener = NbdFrontEnd.listen(config);
+        Stack stack;
         try {
-            return new FuseMount(stack, mountpoint, !pageCache, fuseOptions).run();
+            stack = Stack.open(config, DriverRegistry.load());
         } catch (Exception | Error e) {
+            if (nbdListener != null) {
+                nbdListener.close();
+            }
+            throw e;
+        }
+        NbdServer nbd = null;
+        try {
+            nbd = NbdFrontEnd.start(stack, nbdListener);
+            return new FuseMount(stack, mountpoint, !pageCache, fuseOptions, nbd).run();
+        } catch (Exception | Error e) {
+            if (nbd != null) {
+                nbd.close();
+            } else if (nbdListener != null) {
+                nbdListener.close();
+            }
             stack.close();
             throw e;
         }

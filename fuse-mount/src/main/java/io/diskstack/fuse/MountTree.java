@@ -105,12 +105,17 @@ final class MountTree implements AutoCloseable {
             }
             Map<String, Disk> byPath = new LinkedHashMap<>();
             Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+            Set<String> nbdOnly = new java.util.HashSet<>();
+            stack.config().exports().stream().filter(e -> !e.isFuse()).forEach(e -> nbdOnly.add(e.id()));
             for (BlockBackend b : stack.backends()) {
-                Disk old = d.byPath().get("/" + b.name());
-                byPath.put("/" + b.name(), old != null && old.backend() == b ? old : new Disk(b));
                 SnapshotViews views = d.snapshots().get(b.name());
+                Disk old = d.byPath().get("/" + b.name());
                 snapshots.put(b.name(), views != null && old != null && old.backend() == b ? views
                         : new SnapshotViews(stack, b, this.views));
+                if (nbdOnly.contains(b.name())) {
+                    continue; // served over NBD only: no file in the mount
+                }
+                byPath.put("/" + b.name(), old != null && old.backend() == b ? old : new Disk(b));
             }
             disks = new Disks(generation, byPath, snapshots);
             return disks;

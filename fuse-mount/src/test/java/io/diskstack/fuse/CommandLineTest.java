@@ -97,7 +97,7 @@ class CommandLineTest {
     /** Every top-level name a control-file provider uses is refused as an export id; the message lists them. */
     @Test
     void exportIdReservedForControlFiles() throws Exception {
-        for (String reserved : List.of("graph", "jobs", "blockdev-add", "last-error")) {
+        for (String reserved : List.of("graph", "jobs", "blockdev-add", "nbd-server", "last-error")) {
             Outcome o = diskstack("mount", config("{\"blockdev\": [], \"exports\": [{\"id\": \"" + reserved
                     + "\", \"node-name\": \"x\"}]}").toString(), dir.resolve("mnt").toString());
             assertEquals(2, o.code(), o.err());

@@ -31,7 +31,12 @@ import java.util.Set;
  * </pre>
  */
 public final class ConfigReader {
-    private static final Set<String> TOP_LEVEL = Set.of("objects", "blockdev", "exports", "create", ConfigEdit.SNAPSHOTS);
+    /** The {@code nbd-server} section (QEMU's {@code --nbd-server}), read by the NBD front end. */
+    public static final String NBD_SERVER = "nbd-server";
+    /** The export type served by the NBD front end. */
+    public static final String NBD_EXPORT = "nbd";
+    private static final Set<String> TOP_LEVEL = Set.of("objects", "blockdev", "exports", "create", NBD_SERVER,
+            ConfigEdit.SNAPSHOTS);
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
@@ -58,7 +63,8 @@ public final class ConfigReader {
         for (String key : top.keySet()) {
             if (!TOP_LEVEL.contains(key)) {
                 throw new ConfigException(where + ": unknown key '" + key
-                        + "' (expected objects, blockdev, exports, create, " + ConfigEdit.SNAPSHOTS + ")");
+                        + "' (expected objects, blockdev, exports, create, " + NBD_SERVER + ", "
+                        + ConfigEdit.SNAPSHOTS + ")");
             }
         }
         Path base = file.toAbsolutePath().getParent();
@@ -73,7 +79,22 @@ public final class ConfigReader {
             images.add(image(c));
         }
         return new StackConfig(file.toAbsolutePath(), base, objects, blockdevs, exports, images,
-                snapshotRecords(where, top.get(ConfigEdit.SNAPSHOTS)));
+                snapshotRecords(where, top.get(ConfigEdit.SNAPSHOTS)), nbdServer(where, top.get(NBD_SERVER)));
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> nbdServer(String where, Object value) {
+        if (value == null) {
+            return Map.of();
+        }
+        if (!(value instanceof Map)) {
+            throw new ConfigException(where + ": '" + NBD_SERVER + "' must be an object");
+        }
+        try {
+            return OptionTree.flatten((Map<String, Object>) value);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(where + ": " + NBD_SERVER + ": " + e.getMessage());
+        }
     }
 
     /** The {@code external-snapshots} list: name, export and overlay node-names of each. */
@@ -104,6 +125,12 @@ public final class ConfigReader {
      */
     public static StackConfig readArguments(List<String> objects, List<String> blockdevs, List<String> exports,
                                             Path baseDir) {
+        return readArguments(objects, blockdevs, exports, null, baseDir);
+    }
+
+    /** The same, with a {@code --nbd-server} argument (null if none). */
+    public static StackConfig readArguments(List<String> objects, List<String> blockdevs, List<String> exports,
+                                            String nbdServer, Path baseDir) {
         List<Map<String, Object>> objs = new ArrayList<>();
         for (int i = 0; i < objects.size(); i++) {
             objs.add(parseArgument("--object", i, objects.get(i), "qom-type"));
@@ -116,7 +143,8 @@ public final class ConfigReader {
         for (int i = 0; i < exports.size(); i++) {
             exps.add(export(parseArgument("--export", i, exports.get(i), "type")));
         }
-        return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of(), List.of());
+        Map<String, Object> server = nbdServer == null ? Map.of() : parseArgument("--" + NBD_SERVER, 0, nbdServer, null);
+        return new StackConfig(null, baseDir.toAbsolutePath(), objs, devs, exps, List.of(), List.of(), server);
     }
 
     /**
@@ -154,15 +182,24 @@ public final class ConfigReader {
     private static ExportConfig export(Map<String, Object> flat) {
         Object id = flat.get("id");
         NodeOptions o = new NodeOptions(id instanceof String s ? "export '" + s + "'" : "export", flat);
-        String type = o.optString("type", "fuse");
-        if (!type.equals("fuse")) {
-            throw o.error("type", "value '" + type + "' is not supported (only fuse)");
+        String type = o.optString("type", ExportConfig.FUSE);
+        if (!type.equals(ExportConfig.FUSE) && !type.equals(NBD_EXPORT)) {
+            throw o.error("type", "value '" + type + "' is not supported (fuse or " + NBD_EXPORT + ")");
         }
         String exportId = o.requireString("id");
         String nodeName = o.requireString("node-name");
         boolean writable = o.optBool("writable", false);
+        Map<String, Object> options = new LinkedHashMap<>();
+        if (type.equals(NBD_EXPORT)) {
+            // qemu-storage-daemon's BlockExportOptionsNbd: the name defaults to the node-name
+            options.put("name", o.optString("name", nodeName));
+            String description = o.optString("description", null);
+            if (description != null) {
+                options.put("description", description);
+            }
+        }
         o.assertAllConsumed();
-        return new ExportConfig(exportId, nodeName, writable);
+        return new ExportConfig(exportId, nodeName, writable, type, options);
     }
 
     private static ImageSpec image(Map<String, Object> flat) {

@@ -11,11 +11,21 @@ import java.util.Map;
  * @param source  the config file, or null if it came from the command line
  * @param baseDir relative file names resolve against this
  * @param externalSnapshots the external snapshots taken so far, as the config recorded them
+ * @param nbdServer the {@code nbd-server} section as flat options (QEMU's {@code --nbd-server}),
+ *                  or empty if there is none; its front end checks it
  */
 public record StackConfig(Path source, Path baseDir, List<Map<String, Object>> objects,
                           List<Map<String, Object>> blockdevs, List<ExportConfig> exports,
-                          List<ImageSpec> images, List<ExternalSnapshotRecord> externalSnapshots) {
+                          List<ImageSpec> images, List<ExternalSnapshotRecord> externalSnapshots,
+                          Map<String, Object> nbdServer) {
+    public StackConfig(Path source, Path baseDir, List<Map<String, Object>> objects,
+                       List<Map<String, Object>> blockdevs, List<ExportConfig> exports,
+                       List<ImageSpec> images, List<ExternalSnapshotRecord> externalSnapshots) {
+        this(source, baseDir, objects, blockdevs, exports, images, externalSnapshots, Map.of());
+    }
+
     public StackConfig {
+        nbdServer = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(nbdServer));
         externalSnapshots = List.copyOf(externalSnapshots);
         objects = List.copyOf(objects);
         blockdevs = List.copyOf(blockdevs);

@@ -67,10 +67,31 @@ class ConfigReaderTest {
                 () -> ConfigReader.readFile(write("{\"exports\": [{\"id\": \"disk0\"}]}")));
         assertError("export 'disk0': unknown option 'writeable'",
                 () -> ConfigReader.readFile(write("{\"exports\": [{\"id\": \"disk0\", \"node-name\": \"a\", \"writeable\": true}]}")));
-        assertError("export 'd': 'type' value 'nbd' is not supported (only fuse)",
-                () -> ConfigReader.readArguments(List.of(), List.of(), List.of("nbd,id=d,node-name=x"), dir));
+        assertError("export 'd': 'type' value 'vhost-user-blk' is not supported (fuse or nbd)",
+                () -> ConfigReader.readArguments(List.of(), List.of(), List.of("vhost-user-blk,id=d,node-name=x"), dir));
+        assertError("export 'd': unknown option 'bitmap'",
+                () -> ConfigReader.readArguments(List.of(), List.of(), List.of("nbd,id=d,node-name=x,bitmap=b0"), dir));
         assertError("--blockdev #1: trailing comma",
                 () -> ConfigReader.readArguments(List.of(), List.of("driver=file,"), List.of(), dir));
+    }
+
+    @Test
+    void nbdExportsAndTheNbdServerSection() throws Exception {
+        StackConfig c = ConfigReader.readFile(write("""
+                {"nbd-server": {"addr": {"type": "inet", "host": "127.0.0.1", "port": "10809"}, "max-connections": 4},
+                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true},
+                             {"type": "nbd", "id": "e0", "node-name": "r0", "name": "vol"},
+                             {"type": "nbd", "id": "e1", "node-name": "r0"}]}
+                """));
+        assertEquals(Map.of("addr.type", "inet", "addr.host", "127.0.0.1", "addr.port", "10809", "max-connections", 4L),
+                c.nbdServer());
+        assertEquals(new ExportConfig("e0", "r0", false, "nbd", Map.of("name", "vol")), c.exports().get(1));
+        assertEquals("r0", c.exports().get(2).options().get("name"), "the name defaults to the node-name, as in qsd");
+        assertTrue(c.exports().get(0).isFuse());
+        StackConfig a = ConfigReader.readArguments(List.of(), List.of(), List.of("type=nbd,id=e0,node-name=r0,writable=on"),
+                "addr.type=unix,addr.path=/tmp/s", dir);
+        assertEquals(Map.of("addr.type", "unix", "addr.path", "/tmp/s"), a.nbdServer());
+        assertEquals(new ExportConfig("e0", "r0", true, "nbd", Map.of("name", "r0")), a.exports().get(0));
     }
 
     @Test

@@ -87,8 +87,13 @@ final class Qcow2Create {
                 throw o.error("backing_file", "is longer than 1023 bytes");
             }
             Path dir = ctx.file().toAbsolutePath().getParent();
-            Path target = dir.resolve(backingFile).normalize();
-            if (!Files.exists(target)) {
+            // a protocol URL (an nbd export) is not a file to look at: the caller gives format and size
+            boolean url = backingFile.matches("[a-z][a-z0-9+.-]*://.*");
+            if (url && (backingFmt == null || size < 0)) {
+                throw o.error("backing_file", "'" + backingFile + "' is a URL: give backing_fmt and a size");
+            }
+            Path target = url ? null : dir.resolve(backingFile).normalize();
+            if (!url && !Files.exists(target)) {
                 throw o.error("backing_file", "'" + backingFile + "' does not exist (looked for '" + target + "')");
             }
             if (backingFmt == null) {

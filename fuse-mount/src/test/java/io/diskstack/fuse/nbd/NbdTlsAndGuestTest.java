@@ -1,0 +1,165 @@
+package io.diskstack.fuse.nbd;
+
+import static io.diskstack.core.testing.Shell.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.testing.Shell;
+import io.diskstack.fuse.testing.MountedDaemon;
+import io.diskstack.nbd.testing.NbdPeer;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * TLS with x509 certificates made by certtool (QEMU's file layout), a plain client refused by a
+ * TLS server, a QEMU TCG guest booting from our export, and the bad inputs a mount refuses.
+ */
+class NbdTlsAndGuestTest {
+    @TempDir
+    Path dir;
+
+    /** A CA, a server certificate for 127.0.0.1 and a client certificate, in QEMU's layout. */
+    private void makeCertificates(Path server, Path client) throws IOException {
+        Shell.requireTool("certtool");
+        Files.createDirectories(server);
+        Files.createDirectories(client);
+        Files.writeString(dir.resolve("ca.info"), "cn = diskstack test CA\nca\ncert_signing_key\nexpiration_days = 2\n");
+        Files.writeString(dir.resolve("server.info"), "organization = diskstack\ncn = localhost\ndns_name = localhost\n"
+                + "ip_address = 127.0.0.1\ntls_www_server\nencryption_key\nsigning_key\nexpiration_days = 2\n");
+        Files.writeString(dir.resolve("client.info"), "organization = diskstack\ncn = client\ntls_www_client\n"
+                + "encryption_key\nsigning_key\nexpiration_days = 2\n");
+        String ca = dir.resolve("ca-key.pem").toString();
+        run("certtool", "--generate-privkey", "--outfile", ca).ok();
+        run("certtool", "--generate-self-signed", "--load-privkey", ca, "--template", dir.resolve("ca.info").toString(),
+                "--outfile", server.resolve("ca-cert.pem").toString()).ok();
+        Files.copy(server.resolve("ca-cert.pem"), client.resolve("ca-cert.pem"));
+        for (String who : List.of("server", "client")) {
+            Path d = who.equals("server") ? server : client;
+            run("certtool", "--generate-privkey", "--outfile", d.resolve(who + "-key.pem").toString()).ok();
+            run("certtool", "--generate-certificate", "--load-privkey", d.resolve(who + "-key.pem").toString(),
+                    "--load-ca-certificate", server.resolve("ca-cert.pem").toString(), "--load-ca-privkey", ca,
+                    "--template", dir.resolve(who + ".info").toString(),
+                    "--outfile", d.resolve(who + "-cert.pem").toString()).ok();
+        }
+    }
+
+    private Path config(String nbdServer, String objects) throws IOException {
+        Path c = dir.resolve("config.json");
+        Files.writeString(c, """
+                {"create": [{"filename": "a.img", "format": "raw", "size": "16M"}],
+                 "objects": [%s],
+                 "nbd-server": %s,
+                 "blockdev": [{"driver": "raw", "node-name": "r0", "file": {"driver": "file", "filename": "a.img"}}],
+                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true},
+                             {"type": "nbd", "id": "e0", "node-name": "r0", "name": "vol", "writable": true}]}
+                """.formatted(objects, nbdServer));
+        return c;
+    }
+
+    @Test
+    void tlsWithCertificatesAndAPlainClientRefused() throws Exception {
+        Path server = dir.resolve("server-pki");
+        Path client = dir.resolve("client-pki");
+        makeCertificates(server, client);
+        int port = NbdPeer.freePort();
+        Path config = config("{\"addr\": {\"type\": \"inet\", \"host\": \"127.0.0.1\", \"port\": \"" + port + "\"}, "
+                        + "\"tls-creds\": \"tls0\"}",
+                "{\"qom-type\": \"tls-creds-x509\", \"id\": \"tls0\", \"dir\": \"" + server + "\", \"endpoint\": \"server\", "
+                        + "\"verify-peer\": true}");
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            List<String> tls = List.of("--object", "tls-creds-x509,id=tls0,dir=" + client + ",endpoint=client",
+                    "--image-opts", "driver=nbd,host=127.0.0.1,port=" + port + ",export=vol,tls-creds=tls0");
+            run(concat(List.of("qemu-io", "-c", "write -P 0x7e 0 1M"), tls)).ok();
+            String info = run(concat(List.of("qemu-img", "info"), tls)).ok().stdout();
+            assertTrue(info.contains("virtual size: 16 MiB"), info);
+            String read = run(concat(List.of("qemu-io", "-c", "read -P 0x7e 0 1M"), tls)).ok().stdout();
+            assertTrue(read.contains("read 1048576/1048576"), read);
+            Shell.Result plain = run("qemu-img", "info", "nbd://127.0.0.1:" + port + "/vol");
+            assertTrue(plain.exitCode() != 0 && plain.stderr().contains("TLS"), "a plain client is refused: " + plain.stderr());
+            assertTrue(Files.readString(d.control("nbd-server")).contains("tls x509 (tls0)"));
+            // our own nbd node over TLS, as a second mount's child
+            Path cfg2 = dir.resolve("client.json");
+            Files.writeString(cfg2, """
+                    {"objects": [{"qom-type": "tls-creds-x509", "id": "t1", "dir": "%s", "endpoint": "client"}],
+                     "blockdev": [{"driver": "nbd", "node-name": "n0", "server": {"type": "inet", "host": "127.0.0.1",
+                                   "port": "%d"}, "export": "vol", "tls-creds": "t1"}],
+                     "exports": [{"id": "remote", "node-name": "n0", "writable": true}]}
+                    """.formatted(client, port));
+            try (MountedDaemon d2 = MountedDaemon.mount(cfg2, dir.resolve("mnt2"))) {
+                assertEquals(0, run("cmp", "-n", "1048576", d2.disk("remote").toString(), d.disk("disk0").toString())
+                        .exitCode());
+                assertTrue(d2.stop() == 0, d2.log());
+            }
+            assertTrue(!d.log().contains("BEGIN") && !d.log().contains("PRIVATE"), "no key material in the log");
+        }
+    }
+
+    @Test
+    void aMountRefusesBadNbdInputWithOneLineAndExitTwo() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            assertRefused(config("{\"addr\": {\"type\": \"inet\", \"host\": \"127.0.0.1\", \"port\": \""
+                    + taken.getLocalPort() + "\"}}", ""), "nbd-server: cannot listen on 127.0.0.1:" + taken.getLocalPort()
+                    + ": address already in use");
+        }
+        assertRefused(config("{\"addr\": {\"type\": \"inet\", \"host\": \"0.0.0.0\", \"port\": \"10809\"}}", ""),
+                "nbd-server: listening on 0.0.0.0:10809 without TLS: give tls-creds= (a tls-creds-x509 object), "
+                        + "or insecure=on to serve the disks in clear to the network");
+        assertRefused(config("{\"addr\": {\"type\": \"inet\", \"host\": \"no-such-host.invalid\"}}", ""),
+                "nbd-server: 'addr.host' 'no-such-host.invalid' does not resolve");
+        Files.createDirectories(dir.resolve("empty-pki"));
+        assertRefused(config("{\"addr\": {\"type\": \"unix\", \"path\": \"s.sock\"}, \"tls-creds\": \"tls0\"}",
+                        "{\"qom-type\": \"tls-creds-x509\", \"id\": \"tls0\", \"dir\": \"empty-pki\", \"endpoint\": \"server\"}"),
+                "object 'tls0' (tls-creds-x509): '" + dir.resolve("empty-pki/ca-cert.pem") + "' is missing");
+        Path c = config("{\"addr\": {\"type\": \"unix\", \"path\": \"s.sock\"}}", "");
+        Files.writeString(c, Files.readString(c).replace("\"nbd-server\": {\"addr\": {\"type\": \"unix\", \"path\": \"s.sock\"}},", ""));
+        assertRefused(c, "export 'e0': type nbd needs an nbd-server (--nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=10809)");
+        assertTrue(!Files.exists(dir.resolve("a.img")), "nothing was created");
+    }
+
+    private void assertRefused(Path config, String message) {
+        Shell.Result r = MountedDaemon.runToCompletion(List.of("mount", config.toString(), dir.resolve("mnt-bad").toString()),
+                Map.of());
+        assertEquals(2, r.exitCode(), r.stderr());
+        assertEquals("diskstack: " + message + "\n", r.stderr());
+    }
+
+    @Test
+    void aTcgGuestBootsFromTheExport() throws Exception {
+        Shell.requireTool("qemu-system-x86_64");
+        int port = NbdPeer.freePort();
+        Path config = config("{\"addr\": {\"type\": \"inet\", \"host\": \"127.0.0.1\", \"port\": \"" + port + "\"}}", "");
+        // a boot sector: print a line on COM1, then leave through isa-debug-exit
+        String code = "31c08ed8fc" + "baf803" + "be1a7c" + "ac" + "84c0" + "7403" + "ee" + "ebf8" + "b001" + "e6f4" + "f4" + "ebfd";
+        byte[] sector = new byte[512];
+        byte[] program = HexFormat.of().parseHex(code);
+        System.arraycopy(program, 0, sector, 0, program.length);
+        byte[] message = "diskstack nbd boot ok\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        System.arraycopy(message, 0, sector, 26, message.length);
+        sector[510] = 0x55;
+        sector[511] = (byte) 0xaa;
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            Files.write(d.disk("disk0"), sector, java.nio.file.StandardOpenOption.WRITE);
+            Path serial = dir.resolve("serial.txt");
+            Shell.Result r = Shell.run(Duration.ofMinutes(2), dir, List.of("qemu-system-x86_64", "-accel", "tcg",
+                    "-M", "pc", "-m", "32", "-display", "none", "-no-reboot", "-serial", "file:" + serial,
+                    "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                    "-drive", "file=nbd://127.0.0.1:" + port + "/vol,format=raw,cache=none,if=ide"));
+            assertEquals(3, r.exitCode(), "the guest left through isa-debug-exit: " + r.stderr());
+            assertTrue(Files.readString(serial).contains("diskstack nbd boot ok"), Files.readString(serial));
+        }
+    }
+
+    private static String[] concat(List<String> a, List<String> b) {
+        List<String> all = new java.util.ArrayList<>(a);
+        all.addAll(b);
+        return all.toArray(new String[0]);
+    }
+}

@@ -1,0 +1,198 @@
+package io.diskstack.nbd;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+
+/**
+ * A connected byte stream, plain or TLS, in blocking mode. Reads come from one thread at a time;
+ * writers serialise themselves (a whole message under one lock).
+ */
+public abstract class Transport implements AutoCloseable {
+    /** Fills {@code dst} to its limit; EOFException if the peer closed first. */
+    public abstract void readFully(ByteBuffer dst) throws IOException;
+
+    /** Writes every buffer from its position to its limit, in order. */
+    public abstract void write(ByteBuffer... srcs) throws IOException;
+
+    /** True once {@link #startTls} made this a TLS stream. */
+    public abstract boolean isTls();
+
+    @Override
+    public abstract void close();
+
+    /** Closes the connection under any thread blocked on it, as a peer that vanished would. */
+    public void abort() {
+        close();
+    }
+
+    /**
+     * Upgrades to TLS (NBD_OPT_STARTTLS) and completes the handshake; the returned transport
+     * replaces this one. {@code peerHost} is checked against the server's certificate on a client.
+     */
+    public abstract Transport startTls(SSLContext context, boolean client, boolean needClientAuth, String peerHost)
+            throws IOException;
+
+    public static Transport of(SocketChannel channel) {
+        return new Plain(channel);
+    }
+
+    /** A socket channel in blocking mode; scatter/gather I/O straight from direct buffers. */
+    static final class Plain extends Transport {
+        private final SocketChannel channel;
+
+        Plain(SocketChannel channel) {
+            this.channel = channel;
+        }
+
+        @Override
+        public void readFully(ByteBuffer dst) throws IOException {
+            while (dst.hasRemaining()) {
+                if (channel.read(dst) < 0) {
+                    throw new EOFException("the peer closed the connection");
+                }
+            }
+        }
+
+        @Override
+        public void write(ByteBuffer... srcs) throws IOException {
+            long left = 0;
+            for (ByteBuffer b : srcs) {
+                left += b.remaining();
+            }
+            while (left > 0) {
+                left -= channel.write(srcs);
+            }
+        }
+
+        @Override
+        public boolean isTls() {
+            return false;
+        }
+
+        @Override
+        public void close() {
+            try {
+                channel.close();
+            } catch (IOException ignored) {
+                // closing: nothing left to do
+            }
+        }
+
+        @Override
+        public Transport startTls(SSLContext context, boolean client, boolean needClientAuth, String peerHost)
+                throws IOException {
+            Socket socket;
+            try {
+                socket = channel.socket();
+            } catch (UnsupportedOperationException e) {
+                throw new IOException("TLS is supported on inet sockets only");
+            }
+            SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(socket,
+                    peerHost == null ? "localhost" : peerHost, socket.getPort(), true);
+            tls.setUseClientMode(client);
+            SSLParameters params = tls.getSSLParameters();
+            params.setProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
+            if (client && peerHost != null) {
+                params.setEndpointIdentificationAlgorithm("HTTPS");
+            }
+            if (!client) {
+                params.setNeedClientAuth(needClientAuth);
+            }
+            tls.setSSLParameters(params);
+            tls.startHandshake();
+            return new Tls(tls, channel);
+        }
+    }
+
+    /** TLS over a socket: copies between the stream's arrays and the callers' buffers. */
+    static final class Tls extends Transport {
+        private final SSLSocket socket;
+        private final SocketChannel channel;
+        private final InputStream in;
+        private final OutputStream out;
+        private final byte[] readChunk = new byte[64 << 10];
+        private final byte[] writeChunk = new byte[64 << 10];
+
+        Tls(SSLSocket socket, SocketChannel channel) throws IOException {
+            this.socket = socket;
+            this.channel = channel;
+            this.in = socket.getInputStream();
+            this.out = socket.getOutputStream();
+        }
+
+        @Override
+        public void readFully(ByteBuffer dst) throws IOException {
+            while (dst.hasRemaining()) {
+                int n = in.read(readChunk, 0, Math.min(readChunk.length, dst.remaining()));
+                if (n < 0) {
+                    throw new EOFException("the peer closed the connection");
+                }
+                dst.put(readChunk, 0, n);
+            }
+        }
+
+        @Override
+        public void write(ByteBuffer... srcs) throws IOException {
+            int filled = 0;
+            for (ByteBuffer b : srcs) {
+                while (b.hasRemaining()) {
+                    int n = Math.min(writeChunk.length - filled, b.remaining());
+                    b.get(writeChunk, filled, n);
+                    filled += n;
+                    if (filled == writeChunk.length) {
+                        out.write(writeChunk, 0, filled);
+                        filled = 0;
+                    }
+                }
+            }
+            if (filled > 0) {
+                out.write(writeChunk, 0, filled);
+            }
+            out.flush();
+        }
+
+        @Override
+        public boolean isTls() {
+            return true;
+        }
+
+        @Override
+        public void close() {
+            try {
+                socket.close();
+            } catch (IOException ignored) {
+                // closing: nothing left to do
+            }
+            try {
+                channel.close();
+            } catch (IOException ignored) {
+                // closing: nothing left to do
+            }
+        }
+
+        @Override
+        public void abort() {
+            // closing an SSLSocket may wait to send close_notify behind a blocked writer
+            try {
+                channel.close();
+            } catch (IOException ignored) {
+                // closing: nothing left to do
+            }
+            close();
+        }
+
+        @Override
+        public Transport startTls(SSLContext context, boolean client, boolean needClientAuth, String peerHost)
+                throws IOException {
+            throw new IOException("TLS is already running");
+        }
+    }
+}
