@@ -56,6 +56,13 @@ class LuksDamagedCorpusTest {
     static void tools() {
         ExternalTools.require("cryptsetup");
         ExternalTools.require("qemu-img");
+        // a damaged cost just under the minute's bound would outlast the case's timeout
+        KdfCost.limitMillis(3_000);
+    }
+
+    @org.junit.jupiter.api.AfterAll
+    static void defaultBound() {
+        KdfCost.limitMillis(KdfCost.DEFAULT_LIMIT_MILLIS);
     }
 
     private record Seed(String name, byte[] bytes) {}
