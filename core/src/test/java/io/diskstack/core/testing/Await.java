@@ -22,16 +22,24 @@ public final class Await {
     }
 
     public static void until(String what, Duration timeout, BooleanSupplier condition) {
+        if (!within(timeout, condition)) {
+            fail("waited " + timeout.toSeconds() + " s for " + what);
+        }
+    }
+
+    /** True as soon as the condition holds; false if it still does not after {@code timeout}. */
+    public static boolean within(Duration timeout, BooleanSupplier condition) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() - deadline > 0) {
-                fail("waited " + timeout.toSeconds() + " s for " + what);
+                return false;
             }
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
             if (Thread.interrupted()) {
                 Thread.currentThread().interrupt();
-                fail("interrupted while waiting for " + what);
+                fail("interrupted while waiting");
             }
         }
+        return true;
     }
 }
