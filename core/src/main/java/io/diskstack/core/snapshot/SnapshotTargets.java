@@ -27,8 +27,9 @@ import java.util.stream.Collectors;
  *
  * <p>The commands are all or nothing, and run with every backend over a target drained (no
  * request in flight) and under the graph's monitor (no topology change, no other command):
- * create checks every target first and deletes the snapshots it already took if one target
- * fails; delete and revert check that every target has the snapshot before changing any.
+ * create checks every target first, flushes them before the drain (so that little is left to
+ * flush in it), takes the snapshot on all targets at once and deletes the ones it took if one
+ * target fails; delete and revert check that every target has the snapshot before changing any.
  */
 public final class SnapshotTargets {
     private static final Logger LOG = Logger.getLogger(SnapshotTargets.class.getName());

@@ -55,9 +55,9 @@ public final class StackSnapshots {
 
     /**
      * Takes external snapshot {@code name} of export {@code exportId}: one overlay per image below
-     * the filters, recorded in the config file, then swapped into the graph. All or nothing,
-     * under a drain of the affected exports: on failure the graph and the config are as before
-     * and no overlay file is left.
+     * the filters, recorded in the config file, then swapped into the graph. All or nothing: on
+     * failure the graph and the config are as before and no overlay file is left. The affected
+     * exports are drained only for the config's rename and the swap.
      *
      * @return the overlays made
      */
