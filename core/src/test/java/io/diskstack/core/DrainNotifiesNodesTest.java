@@ -3,64 +3,36 @@ package io.diskstack.core;
 import static io.diskstack.core.testing.TestGraphs.opts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.diskstack.core.objects.ObjectRegistry;
-import java.io.IOException;
+import io.diskstack.core.testing.RecordingDriver;
+import io.diskstack.core.testing.TestGraphs;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A draining backend tells every node below it, once each, and resume tells the same nodes. */
 class DrainNotifiesNodesTest {
-    static final List<String> EVENTS = new CopyOnWriteArrayList<>();
-
     @TempDir
     Path dir;
 
-    /** A filter that records drainBegin/drainEnd. */
-    static final class Recording implements BlockDriver {
-        public String name() {
-            return "drain-recorder";
-        }
-
-        public DriverKind kind() {
-            return DriverKind.FILTER;
-        }
-
-        public BlockNode open(NodeOpenContext ctx) throws IOException {
-            return new FilterNode(ctx) {
-                @Override
-                protected void drainBegin() {
-                    EVENTS.add("begin " + nodeName());
-                }
-
-                @Override
-                protected void drainEnd() {
-                    EVENTS.add("end " + nodeName());
-                }
-            };
-        }
-    }
-
     @Test
     void drainBeginAndEndReachEveryNodeBelowOnce() throws Exception {
-        DriverRegistry drivers = DriverRegistry.load();
-        drivers.register(new Recording());
-        try (BlockGraph g = new BlockGraph(drivers, ObjectRegistry.load(), dir)) {
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            RecordingDriver rec = RecordingDriver.of(g);
             g.open(opts("driver", "memory", "node-name", "m0"));
-            g.open(opts("driver", "drain-recorder", "node-name", "low", "file", "m0"));
-            g.open(opts("driver", "drain-recorder", "node-name", "top", "file", "low"));
-            g.open(opts("driver", "drain-recorder", "node-name", "other", "file", "m0"));
+            g.open(opts("driver", "recorder", "node-name", "low", "file", "m0"));
+            g.open(opts("driver", "recorder", "node-name", "top", "file", "low"));
+            g.open(opts("driver", "recorder", "node-name", "other", "file", "m0"));
             g.addBackend("d0", "top", true);
             g.addBackend("d1", "other", true);
-            EVENTS.clear();
+            rec.clear();
             try (BlockGraph.Drained ignored = g.drain(List.of(g.node("low")))) {
-                assertEquals(List.of("begin top", "begin low"), EVENTS);
+                assertEquals(List.of("top drain-begin", "low drain-begin"), rec.events());
                 // A node opened during the drain is not told of its end.
-                g.open(opts("driver", "drain-recorder", "node-name", "mid", "file", "low"));
+                g.open(opts("driver", "recorder", "node-name", "mid", "file", "low"));
             }
-            assertEquals(List.of("begin top", "begin low", "end top", "end low"), EVENTS);
+            assertEquals(List.of("top drain-begin", "low drain-begin", "top drain-end", "low drain-end"),
+                    rec.events());
         }
     }
 
@@ -70,25 +42,24 @@ class DrainNotifiesNodesTest {
      */
     @Test
     void overlappingDrainsEachEndTheirOwnNodes() throws Exception {
-        DriverRegistry drivers = DriverRegistry.load();
-        drivers.register(new Recording());
-        try (BlockGraph g = new BlockGraph(drivers, ObjectRegistry.load(), dir)) {
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            RecordingDriver rec = RecordingDriver.of(g);
             g.open(opts("driver", "memory", "node-name", "m0"));
-            g.open(opts("driver", "drain-recorder", "node-name", "top", "file", "m0"));
+            g.open(opts("driver", "recorder", "node-name", "top", "file", "m0"));
             g.addBackend("d0", "top", true);
             BlockGraph.Drained first = g.drain(List.of(g.node("top")));
-            g.insertAbove(g.node("top"), opts("driver", "drain-recorder", "node-name", "ins", "file", "top"));
-            EVENTS.clear();
+            g.insertAbove(g.node("top"), opts("driver", "recorder", "node-name", "ins", "file", "top"));
+            rec.clear();
             BlockGraph.Drained second = g.drain(List.of(g.node("ins")));
-            assertEquals(List.of("begin ins", "begin top"), EVENTS);
-            EVENTS.clear();
+            assertEquals(List.of("ins drain-begin", "top drain-begin"), rec.events());
+            rec.clear();
             first.close();
-            assertEquals(List.of("end top"), EVENTS, "the first drain ends only what it began");
-            EVENTS.clear();
+            assertEquals(List.of("top drain-end"), rec.events(), "the first drain ends only what it began");
+            rec.clear();
             second.close();
-            assertEquals(List.of("end ins", "end top"), EVENTS);
+            assertEquals(List.of("ins drain-end", "top drain-end"), rec.events());
             first.close();
-            assertEquals(List.of("end ins", "end top"), EVENTS, "closing a drain twice ends it once");
+            assertEquals(List.of("ins drain-end", "top drain-end"), rec.events(), "closing a drain twice ends it once");
         }
     }
 }

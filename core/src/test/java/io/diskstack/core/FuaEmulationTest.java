@@ -3,12 +3,12 @@ package io.diskstack.core;
 import static io.diskstack.core.testing.TestGraphs.opts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.diskstack.core.objects.ObjectRegistry;
+import io.diskstack.core.testing.RecordingDriver;
+import io.diskstack.core.testing.TestGraphs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -17,60 +17,20 @@ import org.junit.jupiter.api.io.TempDir;
  * is a write-zeroes, or a write that detect-zeroes turns into one (F5).
  */
 class FuaEmulationTest {
-    static final List<String> EVENTS = new CopyOnWriteArrayList<>();
-
     @TempDir
     Path dir;
 
-    /** A filter without FUA support that records what reaches it. */
-    static final class Recording implements BlockDriver {
-        public String name() {
-            return "fua-recorder";
-        }
+    private RecordingDriver rec;
 
-        public DriverKind kind() {
-            return DriverKind.FILTER;
-        }
-
-        public BlockNode open(NodeOpenContext ctx) throws IOException {
-            return new FilterNode(ctx) {
-                @Override
-                public boolean supportsFua() {
-                    return false;
-                }
-
-                @Override
-                protected void write(long offset, ByteBuffer src, int flags) throws IOException {
-                    EVENTS.add("write" + fua(flags));
-                    super.write(offset, src, flags);
-                }
-
-                @Override
-                protected void writeZeroes(long offset, long length, int flags) throws IOException {
-                    EVENTS.add("zeroes" + fua(flags));
-                    super.writeZeroes(offset, length, flags);
-                }
-
-                @Override
-                protected void flush() throws IOException {
-                    EVENTS.add("flush");
-                }
-            };
-        }
-
-        private static String fua(int flags) {
-            return RequestFlags.has(flags, RequestFlags.FUA) ? "+fua" : "";
-        }
-    }
-
+    /** A recorder without FUA support over memory, exported as d0. */
     private BlockGraph graph(String detectZeroes) throws IOException {
-        DriverRegistry drivers = DriverRegistry.load();
-        drivers.register(new Recording());
-        BlockGraph g = new BlockGraph(drivers, ObjectRegistry.load(), dir);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        rec = RecordingDriver.of(g);
         g.open(opts("driver", "memory", "node-name", "m0", "align", 512));
-        g.open(opts("driver", "fua-recorder", "node-name", "rec", "file", "m0", "detect-zeroes", detectZeroes));
+        g.open(opts("driver", "recorder", "node-name", "rec", "file", "m0", "fua", false,
+                "detect-zeroes", detectZeroes));
         g.addBackend("d0", "rec", true);
-        EVENTS.clear();
+        rec.clear();
         return g;
     }
 
@@ -78,7 +38,7 @@ class FuaEmulationTest {
     void fuaWriteIsFollowedByAFlush() throws Exception {
         try (BlockGraph g = graph("off")) {
             g.backend("d0").write(0, ByteBuffer.allocate(4096).put(0, (byte) 1), RequestFlags.FUA);
-            assertEquals(List.of("write", "flush"), EVENTS);
+            assertEquals(List.of("rec write", "rec flush"), rec.events());
         }
     }
 
@@ -86,7 +46,7 @@ class FuaEmulationTest {
     void fuaWriteZeroesIsFollowedByAFlush() throws Exception {
         try (BlockGraph g = graph("off")) {
             g.backend("d0").writeZeroes(0, 4096, RequestFlags.FUA);
-            assertEquals(List.of("zeroes", "flush"), EVENTS);
+            assertEquals(List.of("rec zeroes", "rec flush"), rec.events());
         }
     }
 
@@ -94,9 +54,10 @@ class FuaEmulationTest {
     void unalignedFuaWriteZeroesIsFollowedByOneFlush() throws Exception {
         try (BlockGraph g = graph("off")) {
             g.backend("d0").writeZeroes(100, 2000, RequestFlags.FUA);
-            assertEquals("flush", EVENTS.get(EVENTS.size() - 1), EVENTS.toString());
-            assertEquals(1, EVENTS.stream().filter(e -> e.equals("flush")).count(), EVENTS.toString());
-            assertEquals(0, EVENTS.stream().filter(e -> e.endsWith("+fua")).count(), EVENTS.toString());
+            List<String> events = rec.events();
+            assertEquals("rec flush", events.get(events.size() - 1), events.toString());
+            assertEquals(1, rec.count("rec flush"), events.toString());
+            assertEquals(0, events.stream().filter(e -> e.endsWith("+fua")).count(), events.toString());
         }
     }
 
@@ -105,7 +66,7 @@ class FuaEmulationTest {
         for (String mode : List.of("on", "unmap")) {
             try (BlockGraph g = graph(mode)) {
                 g.backend("d0").write(0, ByteBuffer.allocate(4096), RequestFlags.FUA);
-                assertEquals(List.of("zeroes", "flush"), EVENTS, "detect-zeroes=" + mode);
+                assertEquals(List.of("rec zeroes", "rec flush"), rec.events(), "detect-zeroes=" + mode);
             }
         }
     }

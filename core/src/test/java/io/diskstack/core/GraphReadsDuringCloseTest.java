@@ -4,12 +4,12 @@ import static io.diskstack.core.testing.TestGraphs.opts;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.core.control.GraphView;
-import io.diskstack.core.objects.ObjectRegistry;
-import java.io.IOException;
+import io.diskstack.core.testing.Await;
+import io.diskstack.core.testing.Background;
+import io.diskstack.core.testing.RecordingDriver;
+import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,68 +19,36 @@ import org.junit.jupiter.api.io.TempDir;
  * (the node and backend lists, the graph view) answers at once instead of waiting for the close (F8).
  */
 class GraphReadsDuringCloseTest {
-    static final CountDownLatch ENTERED = new CountDownLatch(1);
-    static final CountDownLatch RELEASE = new CountDownLatch(1);
-
     @TempDir
     Path dir;
 
-    /** A filter whose reads wait until the test lets them go. */
-    static final class Stuck implements BlockDriver {
-        public String name() {
-            return "stuck";
-        }
-
-        public DriverKind kind() {
-            return DriverKind.FILTER;
-        }
-
-        public BlockNode open(NodeOpenContext ctx) throws IOException {
-            return new FilterNode(ctx) {
-                @Override
-                protected void read(long offset, ByteBuffer dst, int flags) throws IOException {
-                    ENTERED.countDown();
-                    try {
-                        RELEASE.await();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                    super.read(offset, dst, flags);
-                }
-            };
-        }
-    }
-
     @Test
     void controlReadsDoNotWaitForClose() throws Exception {
-        DriverRegistry drivers = DriverRegistry.load();
-        drivers.register(new Stuck());
-        BlockGraph g = new BlockGraph(drivers, ObjectRegistry.load(), dir);
+        BlockGraph g = TestGraphs.newGraph(dir);
+        RecordingDriver rec = RecordingDriver.of(g);
         g.open(opts("driver", "memory", "node-name", "m0"));
-        g.open(opts("driver", "stuck", "node-name", "s0", "file", "m0"));
+        g.open(opts("driver", "recorder", "node-name", "s0", "file", "m0"));
         BlockBackend b = g.addBackend("d0", "s0", true);
-        CompletableFuture<Void> read = CompletableFuture.runAsync(() -> {
-            try {
-                b.read(0, ByteBuffer.allocate(512));
-            } catch (IOException e) {
-                throw new RuntimeException(e);
-            }
-        });
-        CompletableFuture<Boolean> close = null;
+        RecordingDriver.Hold held = RecordingDriver.node(g, "s0").hold("read");
+        Background<Void> read = Background.start("read", () -> b.read(0, ByteBuffer.allocate(512)));
+        Background<Boolean> close = null;
         try {
-            assertTrue(ENTERED.await(10, TimeUnit.SECONDS));
-            close = CompletableFuture.supplyAsync(g::closeAndReport);
-            Thread.sleep(300); // the close is now waiting for the read in flight
+            held.awaitHeld();
+            close = Background.call("close", g::closeAndReport);
+            // The close has told the nodes below the backend it drains: it holds the graph and
+            // waits for the read in flight.
+            Await.until("the close to drain d0", () -> rec.events().contains("s0 drain-begin"));
+            close.assertBlocked("the close must wait for the read in flight");
 
-            CompletableFuture<String> view = CompletableFuture.supplyAsync(() -> GraphView.render(g)
+            Background<String> view = Background.call("view", () -> GraphView.render(g)
                     + g.nodes() + g.backends() + g.node("s0") + g.backend("d0"));
-            String text = view.get(5, TimeUnit.SECONDS);
+            String text = view.join(5, TimeUnit.SECONDS);
             assertTrue(text.contains("s0"), text);
         } finally {
-            RELEASE.countDown();
-            read.get(10, TimeUnit.SECONDS);
+            held.release();
+            read.join();
             if (close != null) {
-                assertTrue(close.get(10, TimeUnit.SECONDS));
+                assertTrue(close.join());
             }
         }
     }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.core.control.GraphView;
+import io.diskstack.core.testing.Background;
 import io.diskstack.core.testing.MemoryDriver;
 import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;
@@ -203,23 +204,15 @@ class GraphTest {
         try (BlockGraph g = graph()) {
             g.open(opts("driver", "memory", "node-name", "m0"));
             BlockBackend b = g.addBackend("disk0", "m0", true);
-            java.util.concurrent.atomic.AtomicBoolean wrote = new java.util.concurrent.atomic.AtomicBoolean();
-            Thread writer;
+            Background<Void> writer;
             try (BlockGraph.Drained d = g.drain(List.of(g.node("m0")))) {
-                writer = new Thread(() -> {
-                    try {
-                        b.write(0, ByteBuffer.wrap(new byte[] {9}), 0);
-                        wrote.set(true);
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
-                writer.start();
-                Thread.sleep(200);
-                assertTrue(!wrote.get(), "a write must wait while the backend is drained");
+                writer = Background.start("writer", () -> b.write(0, ByteBuffer.wrap(new byte[] {9}), 0));
+                writer.assertBlocked("a write must wait while the backend is drained");
             }
-            writer.join(5000);
-            assertTrue(wrote.get(), "the write goes on after resume");
+            writer.join();
+            ByteBuffer back = ByteBuffer.allocate(1);
+            b.read(0, back);
+            assertEquals(9, back.get(0), "the write goes on after resume");
         }
     }
 

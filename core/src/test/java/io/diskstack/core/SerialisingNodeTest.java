@@ -93,6 +93,7 @@ class SerialisingNodeTest {
         }
     }
 
+    /** Stays inside the driver a moment, so that a request the core failed to hold back would meet this one. */
     private static void pause() {
         try {
             Thread.sleep(1);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.fuse.testing.MountedDaemon;
+import io.diskstack.core.testing.Await;
 import io.diskstack.core.testing.Shell;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -60,15 +61,10 @@ class ImageLockingTest {
                 "driver=file,node-name=f,filename=" + dir.resolve("b.qcow2"), "--blockdev", "driver=qcow2,node-name=q,file=f")
                 .redirectErrorStream(true).start();
         try {
-            Shell.Result mount = null;
-            for (int i = 0; i < 50; i++) {
-                mount = MountedDaemon.runToCompletion(List.of("mount", config("c.json", "b.qcow2", true).toString(),
-                        dir.resolve("mnt").toString()), Map.of());
-                if (mount.exitCode() == 2) {
-                    break;
-                }
-                Thread.sleep(100);
-            }
+            Await.until("qemu-storage-daemon to lock b.qcow2",
+                    () -> run("qemu-img", "info", dir.resolve("b.qcow2").toString()).stderr().contains("lock"));
+            Shell.Result mount = MountedDaemon.runToCompletion(List.of("mount",
+                    config("c.json", "b.qcow2", true).toString(), dir.resolve("mnt").toString()), Map.of());
             assertEquals(2, mount.exitCode(), mount.stderr());
             assertTrue(mount.stderr().contains("blockdev '#q0.file' (file): 'filename' '" + dir.resolve("b.qcow2")
                     + "' is in use"), mount.stderr());

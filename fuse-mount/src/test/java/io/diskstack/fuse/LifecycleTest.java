@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.testing.Await;
 import io.diskstack.fuse.testing.MountedDaemon;
 import io.diskstack.core.testing.Shell;
 import java.nio.file.Files;
@@ -56,7 +57,7 @@ class LifecycleTest {
             sh("dd if=" + data + " of=" + d.disk("disk0") + " bs=1M seek=100 conv=notrunc,fsync status=none").ok();
             Process writer = new ProcessBuilder("dd", "if=/dev/urandom", "of=" + d.disk("disk0"), "bs=1M", "seek=200", "count=300",
                     "conv=notrunc", "status=none").redirectErrorStream(true).start();
-            Thread.sleep(300);
+            Await.until("dd to write", () -> d.stat("disk0", "writes") > 0);
             assertEquals(0, d.stop(), "SIGTERM drains, flushes, closes and exits 0: " + d.log());
             writer.waitFor();
             assertTrue(d.log().contains("closed cleanly"), d.log());

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.testing.Background;
 import io.diskstack.fuse.testing.MountedDaemon;
 import io.diskstack.core.testing.Shell;
 import java.io.IOException;
@@ -77,7 +78,7 @@ class Qcow2CrashTest {
                     "--time_based", "--runtime=20", "--fsync=32", "--output=/dev/null")
                     .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             List<Integer> confirmed = new ArrayList<>();
-            Thread writer = new Thread(() -> {
+            Background<Void> writer = Background.start("writer", () -> {
                 List<Integer> pending = new ArrayList<>();
                 try (FileChannel ch = FileChannel.open(d.disk("disk0"), StandardOpenOption.WRITE)) {
                     while (next.get() < SLOTS) {
@@ -100,10 +101,10 @@ class Qcow2CrashTest {
                     // the daemon died under us: what was not fsynced is not promised
                 }
             });
-            writer.start();
+            // The kill lands at a random point of the writes: the random wait is what is under test.
             Thread.sleep(300 + rnd.nextInt(1200));
             d.kill9();
-            writer.join(30_000);
+            writer.join();
             fio.descendants().forEach(ProcessHandle::destroyForcibly); // none with --thread, but never leave any
             fio.destroyForcibly();
             fio.waitFor();

@@ -4,11 +4,13 @@ import static io.diskstack.core.testing.Shell.sh;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
+import io.diskstack.core.testing.Await;
 import io.diskstack.fuse.testing.MountedDaemon;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,8 +18,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Throttle groups through the mount: the rate dd sees, a group shared by two exports, and limits
- * changed at run time through {@code .control/throttle-groups/ID/}. Limits are small so the tests
- * stay short; the bucket lets a tenth of a second of the rate, and one request, through at once.
+ * changed at run time through {@code .control/throttle-groups/ID/}. Only the rate test judges
+ * time; the others use limits so small that a request visibly waits (the {@code throttled-now}
+ * counter) until the test lifts them.
  */
 class ThrottleMountTest {
     private static final long MIB = 1 << 20;
@@ -35,8 +38,8 @@ class ThrottleMountTest {
                             {"filename": "d.img", "format": "raw", "size": "64M"},
                             {"filename": "e.img", "format": "raw", "size": "64M"}],
                  "objects": [{"qom-type": "throttle-group", "id": "solo", "limits": {"bps-total": 4194304}},
-                             {"qom-type": "throttle-group", "id": "shared", "limits": {"bps-write": 4194304}},
-                             {"qom-type": "throttle-group", "id": "live", "limits": {"bps-total": 1048576}},
+                             {"qom-type": "throttle-group", "id": "shared", "limits": {"bps-write": 1000}},
+                             {"qom-type": "throttle-group", "id": "live", "limits": {"bps-total": 1000}},
                              {"qom-type": "throttle-group", "id": "burst",
                               "limits": {"bps-total": 2097152, "bps-total-max": 8388608}}],
                  "blockdev": [
@@ -74,47 +77,64 @@ class ThrottleMountTest {
         return (System.nanoTime() - t0) / 1e9;
     }
 
+    /** A direct dd of {@code count} 64 KiB blocks to an export, running. */
+    private static Process dd(MountedDaemon d, String export, int count) throws Exception {
+        return new ProcessBuilder("dd", "if=/dev/zero", "of=" + d.disk(export), "bs=64k", "count=" + count,
+                "oflag=direct", "conv=notrunc", "status=none").redirectErrorStream(true).start();
+    }
+
+    /** Waits until a request to the export waits for its throttle node {@code node}'s limits. */
+    private static void awaitThrottled(MountedDaemon d, String export, String node) {
+        Await.until("a request to " + export + " to wait for the limits",
+                () -> d.stat(export, node + ".throttled-now") >= 1);
+    }
+
+    private static void awaitExit(Process p, String what) throws Exception {
+        if (!p.waitFor(60, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            fail(what + " still running after 60 s");
+        }
+        assertEquals(0, p.exitValue(), what + ": " + new String(p.getInputStream().readAllBytes()));
+    }
+
     /**
-     * Within 5 % of the expected time; slower by up to 150 ms more, which is what starting dd
-     * takes on a loaded machine (the throttle can make a run slow, never early).
+     * The one test here that judges time (the group tests run on a clock they move): dd sees
+     * the limit, within 30 %, on whatever machine runs it.
      */
-    private static boolean withinFivePercent(double seconds, double expected) {
-        return seconds >= 0.95 * expected && seconds <= 1.05 * expected + 0.15;
-    }
-
-    private static double expectedSeconds(long bytes, long rate) {
-        return (bytes - rate / 10.0 - 65536) / rate;
-    }
-
     @Test
-    void ddRateIsWithinFivePercentOfTheLimit() {
+    void ddRateIsWithinThirtyPercentOfTheLimit() {
         double seconds = ddSeconds("solo", 256);
-        double expected = expectedSeconds(16 * MIB, 4 * MIB);
-        assertTrue(withinFivePercent(seconds, expected),
+        // The bucket lets a tenth of a second of the rate, and the request that fills it, through at once.
+        double expected = (16 * MIB - 4 * MIB / 10.0 - 65536) / (4 * MIB);
+        assertTrue(Math.abs(seconds - expected) <= 0.3 * expected,
                 "16 MiB at 4 MiB/s took " + seconds + " s, expected " + expected + " s");
     }
 
     @Test
-    void aBurstGoesAtOnceThenTheSteadyRate() {
-        // 12 MiB with an 8 MiB burst at 2 MiB/s: the burst at once, the other 4 MiB in 2 s (not 6 s).
-        double seconds = ddSeconds("burst", 192);
-        double expected = (12 * MIB - 8 * MIB - 65536) / (2.0 * MIB);
-        assertTrue(withinFivePercent(seconds, expected),
-                "12 MiB took " + seconds + " s, expected " + expected + " s");
+    void burstLimitsFromTheConfigReachTheGroup() throws Exception {
+        assertEquals("2097152\n", Files.readString(daemon.control("throttle-groups/burst/bps-total")));
+        assertEquals("8388608\n", Files.readString(daemon.control("throttle-groups/burst/bps-total-max")));
+        assertEquals("te\n", Files.readString(daemon.control("throttle-groups/burst/members")));
     }
 
+    /**
+     * Two exports in one group share its buckets: a write to one fills them, and a write to the
+     * other then waits, until the limit goes.
+     */
     @Test
     void twoExportsShareTheirGroupsBudget() throws Exception {
-        CompletableFuture<Double> one = CompletableFuture.supplyAsync(() -> ddSeconds("shared1", 128));
-        CompletableFuture<Double> two = CompletableFuture.supplyAsync(() -> ddSeconds("shared2", 128));
-        double a = one.get();
-        double b = two.get();
-        // 2 × 8 MiB through one 4 MiB/s budget: both take about as long as 16 MiB alone would.
-        double expected = expectedSeconds(16 * MIB, 4 * MIB);
-        assertTrue(Math.abs(a - expected) <= 0.1 * expected && Math.abs(b - expected) <= 0.1 * expected,
-                "the exports took " + a + " s and " + b + " s, expected both about " + expected + " s");
-        String members = Files.readString(daemon.control("throttle-groups/shared/members"));
-        assertEquals("tb\ntc\n", members);
+        assertEquals("tb\ntc\n", Files.readString(daemon.control("throttle-groups/shared/members")));
+        sh("dd if=/dev/zero of=" + daemon.disk("shared1") + " bs=64k count=1 oflag=direct conv=notrunc status=none")
+                .ok();
+        Process second = dd(daemon, "shared2", 1);
+        try {
+            awaitThrottled(daemon, "shared2", "tc");
+            assertTrue(second.isAlive(), "64 KiB more at 1000 B/s waits a minute");
+            sh("echo 0 > " + daemon.control("throttle-groups/shared/bps-write")).ok();
+            awaitExit(second, "dd to shared2 once the limit went");
+        } finally {
+            second.destroyForcibly();
+        }
     }
 
     /**
@@ -132,9 +152,8 @@ class ThrottleMountTest {
                  "exports": [{"id": "slow", "node-name": "ts", "writable": true}]}
                 """);
         try (MountedDaemon slow = MountedDaemon.mount(sub.resolve("config.json"), sub.resolve("mnt"))) {
-            Process dd = new ProcessBuilder("dd", "if=/dev/zero", "of=" + slow.disk("slow"), "bs=64k", "count=16",
-                    "oflag=direct", "conv=notrunc", "status=none").start();
-            Thread.sleep(500);
+            Process dd = dd(slow, "slow", 16);
+            awaitThrottled(slow, "slow", "ts");
             assertTrue(dd.isAlive(), "1 MiB at 1000 B/s takes a quarter of an hour");
             long t0 = System.nanoTime();
             assertEquals(0, slow.stop());
@@ -147,15 +166,16 @@ class ThrottleMountTest {
     @Test
     void limitsChangeAtRunTimeThroughControlFiles() throws Exception {
         Path bps = daemon.control("throttle-groups/live/bps-total");
-        assertEquals("1048576\n", Files.readString(bps));
-        // 6 MiB at 1 MiB/s would take about 6 s; the limit is raised after one.
-        long t0 = System.nanoTime();
-        CompletableFuture<Double> dd = CompletableFuture.supplyAsync(() -> ddSeconds("live", 96));
-        Thread.sleep(1000);
-        sh("echo 100M > " + bps).ok();
-        double seconds = dd.get();
-        assertTrue(seconds < 2.5, "dd finished soon after the limit went up: " + seconds + " s");
-        assertTrue((System.nanoTime() - t0) / 1e9 >= 1.0);
+        assertEquals("1000\n", Files.readString(bps));
+        // 1 MiB at 1000 B/s would take a quarter of an hour: raising the limit lets dd finish.
+        Process dd = dd(daemon, "live", 16);
+        try {
+            awaitThrottled(daemon, "live", "td");
+            sh("echo 100M > " + bps).ok();
+            awaitExit(dd, "dd once the limit went up");
+        } finally {
+            dd.destroyForcibly();
+        }
         assertEquals("104857600\n", Files.readString(bps));
 
         var refused = sh("echo 5 > " + daemon.control("throttle-groups/live/bps-total-max"));
@@ -166,8 +186,7 @@ class ThrottleMountTest {
         assertEquals("104857600\n", Files.readString(bps));
 
         sh("echo 0 > " + bps).ok();
-        assertTrue(ddSeconds("live", 256) < 3, "no limit at all");
-        String stats = Files.readString(daemon.control("live/stats"));
-        assertTrue(stats.matches("(?s).*td\\.throttled-requests [1-9].*"), stats);
+        assertEquals("0\n", Files.readString(bps));
+        assertTrue(daemon.stat("live", "td.throttled-requests") >= 1);
     }
 }

@@ -3,6 +3,7 @@ package io.diskstack.fuse;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.testing.Await;
 import io.diskstack.core.testing.Shell;
 import io.diskstack.fuse.testing.MountedDaemon;
 import java.nio.file.Files;
@@ -47,9 +48,11 @@ class ThrottleSaturationMountTest {
                             + " of=/dev/null bs=4k count=50 skip=$i iflag=direct status=none & done; wait")
                     .redirectErrorStream(true).redirectOutput(dir.resolve("clients.log").toFile()).start();
             try {
-                // Let them all start and queue their first read.
-                awaitClients(clients, CLIENTS, 20);
-                Thread.sleep(2000);
+                // Let them all start, and the disk's FUSE threads (all but the one whose read goes
+                // now) wait in the throttle: the export is saturated.
+                Await.until("all " + CLIENTS + " clients to start", () -> countClients(clients) == CLIENTS);
+                Await.until("the slow export's FUSE threads to wait for the limit",
+                        () -> d.stat("slow", "ts.throttled-now") >= FuseSession.LANE_THREADS - 4);
                 assertEquals(CLIENTS, countClients(clients), "every client is still waiting behind the limit");
 
                 long t0 = System.nanoTime();
@@ -92,13 +95,5 @@ class ThrottleSaturationMountTest {
         return (int) clients.children()
                 .filter(p -> p.info().command().map(c -> c.endsWith("/dd")).orElse(false))
                 .count();
-    }
-
-    private static void awaitClients(Process clients, int n, int seconds) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-        while (countClients(clients) < n && System.nanoTime() < deadline) {
-            Thread.sleep(100);
-        }
-        assertEquals(n, countClients(clients), "all clients started");
     }
 }

@@ -21,6 +21,15 @@ public final class ConfigRewrite {
      * the same permissions, written and synced, renamed over it, and the folder synced.
      */
     public static void writeAtomically(Path file, byte[] content) throws IOException {
+        stage(file, content).commit();
+    }
+
+    /**
+     * The first half of {@link #writeAtomically}: the new content in a synced temp file beside
+     * {@code file}, which {@link Staged#commit()} renames over it. So the slow part can run
+     * before a caller stops the world, and only the rename while it is stopped.
+     */
+    public static Staged stage(Path file, byte[] content) throws IOException {
         Path target = file.toAbsolutePath();
         Path dir = target.getParent();
         Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
@@ -36,12 +45,42 @@ public final class ConfigRewrite {
                 }
                 ch.force(true);
             }
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException | RuntimeException e) {
             Files.deleteIfExists(tmp);
             throw e;
         }
-        syncFolder(dir);
+        return new Staged(target, tmp);
+    }
+
+    /** New content waiting beside its file; commit or discard it, once. */
+    public static final class Staged {
+        private final Path target;
+        private final Path tmp;
+
+        private Staged(Path target, Path tmp) {
+            this.target = target;
+            this.tmp = tmp;
+        }
+
+        /** Renames the new content over the file, then syncs the folder. */
+        public void commit() throws IOException {
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException | RuntimeException e) {
+                discard();
+                throw e;
+            }
+            syncFolder(target.getParent());
+        }
+
+        /** Deletes the temp file; the file stays as it was. */
+        public void discard() {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // a leftover hidden temp file is harmless
+            }
+        }
     }
 
     /** Makes the folder's entries (a new file, a rename) durable, where the file system can. */

@@ -36,7 +36,9 @@ import java.util.logging.Logger;
  * <p>Two steps, so a caller can record the change (rewrite the config) in between:
  * {@link #prepare} creates the overlay files and opens their nodes beside the graph's edges;
  * {@link Prepared#commit()} swaps them in; {@link Prepared#abort()} closes them and deletes the
- * files. Run all of it under a drain of the affected backends ({@link BlockGraph#drain}).
+ * files. Preparing leaves the guest's disk as it is, so it may run while the guest writes; run
+ * the commit under a drain of the affected backends ({@link BlockGraph#drain}), after a last
+ * {@link Prepared#flushBases()}.
  */
 public final class ExternalSnapshots {
     private static final Logger LOG = Logger.getLogger(ExternalSnapshots.class.getName());
@@ -191,7 +193,11 @@ public final class ExternalSnapshots {
         try {
             for (Plan plan : plans) {
                 p.files.add(plan.path());
-                Map<String, Object> options = format.createOverlay(plan.request());
+            }
+            List<Map<String, Object>> created = AtOnce.all(plans, plan -> format.createOverlay(plan.request()));
+            for (int i = 0; i < plans.size(); i++) {
+                Plan plan = plans.get(i);
+                Map<String, Object> options = created.get(i);
                 BlockNode overlay = graph.open(OptionTree.flatten(options));
                 p.opened.add(overlay);
                 for (var c : overlay.children()) {
@@ -232,9 +238,10 @@ public final class ExternalSnapshots {
 
         /** Flushes each base, so what it holds now is on disk before it becomes a backing file. */
         public void flushBases() throws IOException {
-            for (Overlay o : overlays) {
+            AtOnce.all(overlays, o -> {
                 o.overlay().cowChild().flush();
-            }
+                return null;
+            });
         }
 
         /**

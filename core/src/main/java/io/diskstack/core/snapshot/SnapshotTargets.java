@@ -27,8 +27,9 @@ import java.util.stream.Collectors;
  *
  * <p>The commands are all or nothing, and run with every backend over a target drained (no
  * request in flight) and under the graph's monitor (no topology change, no other command):
- * create checks every target first and deletes the snapshots it already took if one target
- * fails; delete and revert check that every target has the snapshot before changing any.
+ * create checks every target first, flushes them before the drain (so that little is left to
+ * flush in it), takes the snapshot on all targets at once and deletes the ones it took if one
+ * target fails; delete and revert check that every target has the snapshot before changing any.
  */
 public final class SnapshotTargets {
     private static final Logger LOG = Logger.getLogger(SnapshotTargets.class.getName());
@@ -96,7 +97,9 @@ public final class SnapshotTargets {
     /** Takes a snapshot named {@code name} on every target, or on none. */
     public void create(String name) throws IOException {
         checkName(name);
+        PhaseTimer timer = new PhaseTimer(LOG, "snapshot-internal '" + printable(name) + "' of '" + backend.name() + "'");
         synchronized (graph) {
+            timer.done("wait for other changes");
             List<Target> targets = writableTargets();
             for (Target t : targets) {
                 for (Snapshot s : t.snapshots().listSnapshots()) {
@@ -106,18 +109,34 @@ public final class SnapshotTargets {
                     }
                 }
             }
-            List<Target> taken = new ArrayList<>();
-            List<String> ids = new ArrayList<>();
+            timer.done("checks");
+            // What the guest wrote so far reaches the disk while it goes on writing; under the
+            // drain, only what arrives meanwhile is left to flush.
+            AtOnce.all(targets, t -> {
+                t.node().parents().get(0).flush();
+                return null;
+            });
+            timer.done("flush");
+            long paused = System.nanoTime();
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
-                for (Target t : targets) {
-                    try {
-                        ids.add(t.snapshots().createSnapshot(name).id());
-                        taken.add(t);
-                    } catch (IOException | RuntimeException e) {
-                        throw takeBack(name, t, e, taken, ids);
+                timer.done("drain");
+                List<AtOnce.Outcome<Snapshot>> made = AtOnce.each(targets, t -> t.snapshots().createSnapshot(name));
+                timer.done("snapshot of " + names(targets));
+                List<Target> taken = new ArrayList<>();
+                List<String> ids = new ArrayList<>();
+                for (int i = 0; i < targets.size(); i++) {
+                    if (made.get(i).failure() == null) {
+                        taken.add(targets.get(i));
+                        ids.add(made.get(i).value().id());
+                    }
+                }
+                for (int i = 0; i < targets.size(); i++) {
+                    if (made.get(i).failure() != null) {
+                        throw takeBack(name, targets.get(i), made.get(i).failure(), taken, ids);
                     }
                 }
             }
+            timer.total("guest I/O held " + PhaseTimer.millis(System.nanoTime() - paused) + " ms");
             LOG.info(() -> "export '" + backend.name() + "': took snapshot '" + name + "' on " + names(targets));
         }
     }

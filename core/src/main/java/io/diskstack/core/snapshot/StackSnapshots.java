@@ -55,15 +55,17 @@ public final class StackSnapshots {
 
     /**
      * Takes external snapshot {@code name} of export {@code exportId}: one overlay per image below
-     * the filters, recorded in the config file, then swapped into the graph. All or nothing,
-     * under a drain of the affected exports: on failure the graph and the config are as before
-     * and no overlay file is left.
+     * the filters, recorded in the config file, then swapped into the graph. All or nothing: on
+     * failure the graph and the config are as before and no overlay file is left. The affected
+     * exports are drained only for the config's rename and the swap.
      *
      * @return the overlays made
      */
     public static List<ExternalSnapshots.Overlay> external(Stack stack, String exportId, ExternalCommand command)
             throws IOException {
+        PhaseTimer timer = new PhaseTimer(LOG, "snapshot-external '" + command.name() + "' of '" + exportId + "'");
         synchronized (stack) {
+            timer.done("wait for other changes");
             BlockGraph graph = stack.graph();
             BlockBackend backend = graph.backend(exportId);
             if (backend == null) {
@@ -108,18 +110,36 @@ public final class StackSnapshots {
             }
             record(ConfigEdit.of(original, where), exportId, name, plans, placeholders);
 
-            try (BlockGraph.Drained ignored = graph.drain(bases)) {
-                ExternalSnapshots.Prepared prepared = ExternalSnapshots.prepare(graph, plans, format);
-                try {
+            timer.done("checks");
+            // What does not change the guest's disk runs while it goes on writing: the overlays
+            // are made and opened beside the graph, the bases flushed once, the new config
+            // written to a temp file. The drain holds the guest's I/O only for a last flush of
+            // what arrived since, the config's rename, and the swap.
+            ExternalSnapshots.Prepared prepared = ExternalSnapshots.prepare(graph, plans, format);
+            ConfigRewrite.Staged staged = null;
+            try {
+                timer.done("create and open overlays");
+                for (Path folder : prepared.overlays().stream().map(o -> o.path().getParent()).distinct().toList()) {
+                    // the config about to name the overlay must never outlive its file's entry
+                    ConfigRewrite.syncFolder(folder);
+                }
+                timer.done("sync overlay folders");
+                prepared.flushBases();
+                timer.done("flush bases");
+                ConfigEdit edit = ConfigEdit.of(original, where);
+                record(edit, exportId, name, plans,
+                        prepared.overlays().stream().map(ExternalSnapshots.Overlay::options).toList());
+                staged = ConfigRewrite.stage(source, edit.toBytes());
+                timer.done("write new config");
+                long paused = System.nanoTime();
+                try (BlockGraph.Drained ignored = graph.drain(bases)) {
+                    timer.done("drain");
                     prepared.flushBases();
-                    for (ExternalSnapshots.Overlay o : prepared.overlays()) {
-                        // the config about to name the overlay must never outlive its file's entry
-                        ConfigRewrite.syncFolder(o.path().getParent());
-                    }
-                    ConfigEdit edit = ConfigEdit.of(original, where);
-                    record(edit, exportId, name, plans,
-                            prepared.overlays().stream().map(ExternalSnapshots.Overlay::options).toList());
-                    ConfigRewrite.writeAtomically(source, edit.toBytes());
+                    timer.done("flush bases again");
+                    ConfigRewrite.Staged renaming = staged;
+                    staged = null;
+                    renaming.commit();
+                    timer.done("rename config");
                     try {
                         prepared.commit();
                     } catch (RuntimeException | Error e) {
@@ -132,16 +152,21 @@ public final class StackSnapshots {
                         }
                         throw e;
                     }
-                    stack.externalSnapshots(edit.snapshots());
-                    for (ExternalSnapshots.Overlay o : prepared.overlays()) {
-                        LOG.info(() -> "export '" + exportId + "': external snapshot '" + name + "': '"
-                                + o.overlay().nodeName() + "' (" + o.path() + ") over '" + o.base().nodeName() + "'");
-                    }
-                    return prepared.overlays();
-                } catch (IOException | RuntimeException | Error e) {
-                    prepared.abort();
-                    throw e;
+                    timer.done("swap");
                 }
+                timer.total("guest I/O held " + PhaseTimer.millis(System.nanoTime() - paused) + " ms");
+                stack.externalSnapshots(edit.snapshots());
+                for (ExternalSnapshots.Overlay o : prepared.overlays()) {
+                    LOG.info(() -> "export '" + exportId + "': external snapshot '" + name + "': '"
+                            + o.overlay().nodeName() + "' (" + o.path() + ") over '" + o.base().nodeName() + "'");
+                }
+                return prepared.overlays();
+            } catch (IOException | RuntimeException | Error e) {
+                if (staged != null) {
+                    staged.discard();
+                }
+                prepared.abort();
+                throw e;
             }
         }
     }

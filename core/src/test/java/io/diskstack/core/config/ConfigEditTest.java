@@ -141,6 +141,27 @@ class ConfigEditTest {
         }
         assertFalse(Files.exists(dir.resolve("c.json.tmp")));
     }
+
+    /** Staged content stays beside the file until the commit; a discard leaves nothing behind. */
+    @Test
+    void stagedContentReplacesTheFileOnlyOnCommit() throws Exception {
+        Path file = dir.resolve("c.json");
+        Files.writeString(file, "{}");
+        ConfigRewrite.Staged dropped = ConfigRewrite.stage(file, "{\"a\": 1}\n".getBytes(StandardCharsets.UTF_8));
+        assertEquals("{}", Files.readString(file));
+        dropped.discard();
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(file), files.toList());
+        }
+        ConfigRewrite.Staged kept = ConfigRewrite.stage(file, "{\"b\": 2}\n".getBytes(StandardCharsets.UTF_8));
+        assertEquals("{}", Files.readString(file));
+        kept.commit();
+        assertEquals("{\"b\": 2}\n", Files.readString(file));
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(file), files.toList());
+        }
+    }
+
     @Test
     void recordsRemovesAndReadsBackExternalSnapshots() throws Exception {
         ConfigEdit edit = ConfigEdit.of("{\"blockdev\": []}".getBytes(StandardCharsets.UTF_8), "c");

@@ -250,11 +250,26 @@ public final class ThrottleGroup implements ControlProvider {
         }
     }
 
-    /** Requests that had to wait, and how long they waited in all, for one member. */
+    /** Requests that had to wait, how long they waited in all, and how many wait now, for one member. */
     long[] memberStats(Member m) {
         lock.lock();
         try {
-            return new long[] {m.throttled, TimeUnit.NANOSECONDS.toMillis(m.waitedNanos)};
+            return new long[] {m.throttled, TimeUnit.NANOSECONDS.toMillis(m.waitedNanos),
+                m.waiting[0].size() + m.waiting[1].size()};
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Tells the requests whose turn it is to look at the clock again. Only a clock that jumps
+     * (a test's) needs this; with the system clock they wake when their wait is over.
+     */
+    void clockMoved() {
+        lock.lock();
+        try {
+            signalTurn(0);
+            signalTurn(1);
         } finally {
             lock.unlock();
         }

@@ -73,6 +73,7 @@ final class ThrottleNode extends FilterNode {
         Map<String, Long> stats = new LinkedHashMap<>();
         stats.put("throttled-requests", s[0]);
         stats.put("throttled-wait-ms", s[1]);
+        stats.put("throttled-now", s[2]);
         return stats;
     }
 }

@@ -5,15 +5,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
+import io.diskstack.core.testing.Background;
 import io.diskstack.core.testing.TestGraphs;
 import io.diskstack.filters.blkdebug.InjectionRule.Action;
 import io.diskstack.filters.blkdebug.InjectionRule.IoType;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -78,21 +81,16 @@ class BlkdebugRulesTest {
         for (int round = 0; round < 1500; round++) {
             InjectionRule rule = InjectionRule.parse(Action.ERROR, "test", Map.of("once", true));
             AtomicInteger fired = new AtomicInteger();
-            Thread[] ts = new Thread[threads];
+            List<Background<Void>> ts = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
-                ts[t] = new Thread(() -> {
-                    try {
-                        barrier.await();
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
+                ts.add(Background.start("rule-" + t, () -> {
+                    barrier.await(30, TimeUnit.SECONDS);
                     if (rule.fires(IoType.WRITE, 0, 512)) {
                         fired.incrementAndGet();
                     }
-                });
-                ts[t].start();
+                }));
             }
-            for (Thread t : ts) {
+            for (Background<Void> t : ts) {
                 t.join();
             }
             assertEquals(1, fired.get(), "round " + round + ": a once-rule fired " + fired.get() + " times");

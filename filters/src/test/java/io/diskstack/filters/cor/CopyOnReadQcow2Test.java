@@ -68,6 +68,7 @@ class CopyOnReadQcow2Test {
         try (BlockGraph graph = TestGraphs.newGraph(dir)) {
             graph.open(opts("driver", "qcow2", "node-name", "base", "read-only", true,
                     "file", Map.of("driver", "file", "filename", "base.qcow2")));
+            // Delays on the base's reads and before each write widen the races under test.
             graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "jitter", "file", "base",
                     "read-only", true, "inject-delay", List.of(Map.of("iotype", "read", "ms", 2, "every", 2)))));
             graph.open(opts("driver", "qcow2", "node-name", "top", "backing", "jitter",

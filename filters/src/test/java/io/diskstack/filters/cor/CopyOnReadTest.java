@@ -11,6 +11,8 @@ import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.options.OptionTree;
+import io.diskstack.core.testing.Background;
+import io.diskstack.core.testing.RecordingDriver;
 import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -184,28 +186,22 @@ class CopyOnReadTest {
     @Test
     void writeDuringACopyIsNotLost() throws Exception {
         base("base", 8);
-        graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "slow-base", "file", "base",
-                "inject-delay", List.of(Map.of("iotype", "read", "ms", 300)))));
+        graph.open(opts("driver", "recorder", "node-name", "slow-base", "file", "base"));
         TestOverlayDriver.Overlay ov = overlay("ov", "slow-base");
         BlockBackend disk = cor("ov");
         byte[] newer = TestGraphs.randomBytes(9, CLUSTER);
-        List<Throwable> errors = new CopyOnWriteArrayList<>();
-        Thread reader = new Thread(() -> {
-            try {
-                read(disk, 2 * CLUSTER, 100);
-            } catch (Throwable e) {
-                errors.add(e);
-            }
-        });
-        reader.start();
-        Thread.sleep(100);
-        long t0 = System.nanoTime();
-        disk.write(2 * CLUSTER, ByteBuffer.wrap(newer), 0);
-        long writeNanos = System.nanoTime() - t0;
+        RecordingDriver.Hold copy = RecordingDriver.node(graph, "slow-base").hold("read");
+        Background<byte[]> reader = Background.call("reader", () -> read(disk, 2 * CLUSTER, 100));
+        Background<Void> writer;
+        try {
+            copy.awaitHeld();
+            writer = Background.start("writer", () -> disk.write(2 * CLUSTER, ByteBuffer.wrap(newer), 0));
+            writer.assertBlocked("the write must wait for the copy of its cluster");
+        } finally {
+            copy.release();
+        }
         reader.join();
-        assertTrue(errors.isEmpty(), errors.toString());
-        // The copy reads the base for 300 ms; the write came 100 ms in and waited for it.
-        assertTrue(writeNanos > 100_000_000L, "the write waited for the copy: " + writeNanos / 1_000_000 + " ms");
+        writer.join();
         assertArrayEquals(newer, read(disk, 2 * CLUSTER, CLUSTER), "the newer write wins");
         assertTrue(ov.isAllocated(2 * CLUSTER));
     }
@@ -215,24 +211,23 @@ class CopyOnReadTest {
     void copyDuringAWriteSeesTheWrite() throws Exception {
         byte[] base = base("base", 10);
         graph.open(opts("driver", "memory", "node-name", "ov-mem", "size", SIZE));
-        graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "ov-data", "file", "ov-mem",
-                "inject-delay", List.of(Map.of("iotype", "write", "ms", 300)))));
+        graph.open(opts("driver", "recorder", "node-name", "ov-data", "file", "ov-mem"));
         graph.open(opts("driver", "test-overlay", "node-name", "ov", "file", "ov-data", "backing", "base",
                 "cluster-size", CLUSTER));
         BlockBackend disk = cor("ov");
         byte[] newer = TestGraphs.randomBytes(11, CLUSTER);
-        Thread writer = new Thread(() -> {
-            try {
-                disk.write(3 * CLUSTER, ByteBuffer.wrap(newer), 0);
-            } catch (Exception e) {
-                throw new RuntimeException(e);
-            }
-        });
-        writer.start();
-        Thread.sleep(100);
-        byte[] got = read(disk, 3 * CLUSTER, CLUSTER);
+        RecordingDriver.Hold write = RecordingDriver.node(graph, "ov-data").hold("write");
+        Background<Void> writer = Background.start("writer", () -> disk.write(3 * CLUSTER, ByteBuffer.wrap(newer), 0));
+        Background<byte[]> reader;
+        try {
+            write.awaitHeld();
+            reader = Background.call("reader", () -> read(disk, 3 * CLUSTER, CLUSTER));
+            reader.assertBlocked("the read must wait for the write in flight");
+        } finally {
+            write.release();
+        }
         writer.join();
-        assertArrayEquals(newer, got, "the read waited for the write in flight");
+        assertArrayEquals(newer, reader.join(), "the read waited for the write in flight");
         assertArrayEquals(newer, read(disk, 3 * CLUSTER, CLUSTER));
         assertArrayEquals(Arrays.copyOfRange(base, 4 * CLUSTER, 5 * CLUSTER), read(disk, 4 * CLUSTER, CLUSTER));
     }
@@ -245,6 +240,7 @@ class CopyOnReadTest {
     @Test
     void concurrentReadsAndWritesNeverLeaveAStaleCopy() throws Exception {
         byte[] base = base("base", 12);
+        // Delays on the base's reads and before each write widen the races under test.
         graph.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "jitter", "file", "base",
                 "inject-delay", List.of(Map.of("iotype", "read", "ms", 2, "every", 2)))));
         TestOverlayDriver.Overlay ov = overlay("ov", "jitter");

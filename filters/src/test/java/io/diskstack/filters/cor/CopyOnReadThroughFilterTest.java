@@ -5,11 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
-import io.diskstack.core.options.OptionTree;
+import io.diskstack.core.testing.Background;
+import io.diskstack.core.testing.RecordingDriver;
 import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -38,26 +38,32 @@ class CopyOnReadThroughFilterTest {
         run("qemu-io", "-f", "qcow2", "-c", "write -P 0x6b 0 1M", base);
         run("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top);
         try (BlockGraph g = TestGraphs.newGraph(dir)) {
-            g.open(opts("driver", "qcow2", "node-name", "top", "file", Map.of("driver", "file", "filename", "top.qcow2")));
-            // a pass-through filter (stands for throttle) that is slow to forward writes
-            g.open(OptionTree.flatten(Map.of("driver", "blkdebug", "node-name", "slow", "file", "top",
-                    "inject-delay", List.of(Map.of("iotype", "write", "ms", 300)))));
-            g.open(opts("driver", "copy-on-read", "node-name", "cor", "file", "slow"));
+            g.open(opts("driver", "qcow2", "node-name", "base", "read-only", true,
+                    "file", Map.of("driver", "file", "filename", "base.qcow2")));
+            // holds the copy's read of the base: the copy is then in flight in 'top'
+            g.open(opts("driver", "recorder", "node-name", "held-base", "read-only", true, "file", "base"));
+            g.open(opts("driver", "qcow2", "node-name", "top", "backing", "held-base",
+                    "file", Map.of("driver", "file", "filename", "top.qcow2")));
+            // a pass-through filter between copy-on-read and the image (stands for throttle)
+            g.open(opts("driver", "recorder", "node-name", "filter", "file", "top"));
+            g.open(opts("driver", "copy-on-read", "node-name", "cor", "file", "filter"));
             BlockBackend viaCor = g.addBackend("a", "cor", true);
             BlockBackend direct = g.addBackend("b", "top", true);
-            Thread reader = new Thread(() -> {
-                try {
-                    viaCor.read(0, ByteBuffer.allocateDirect(4096));
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            });
-            reader.start();
-            Thread.sleep(100);   // the copy has read the base and is on its way down
-            ByteBuffer w = ByteBuffer.allocateDirect(65536);
-            while (w.hasRemaining()) w.put((byte) 0xEE);
-            w.flip();
-            direct.write(0, w, 0);  // a newer guest write to the same cluster, acknowledged
+            RecordingDriver.Hold copy = RecordingDriver.node(g, "held-base").hold("read");
+            Background<Void> reader = Background.start("reader", () -> viaCor.read(0, ByteBuffer.allocateDirect(4096)));
+            Background<Void> writer;
+            try {
+                copy.awaitHeld();
+                ByteBuffer w = ByteBuffer.allocateDirect(65536);
+                while (w.hasRemaining()) w.put((byte) 0xEE);
+                w.flip();
+                // a newer guest write to the same cluster, by another route, acknowledged after the copy
+                writer = Background.start("writer", () -> direct.write(0, w, 0));
+                writer.assertBlocked("the write must wait for the copy in flight");
+            } finally {
+                copy.release();
+            }
+            writer.join();
             reader.join();
             ByteBuffer back = ByteBuffer.allocateDirect(4096);
             direct.read(0, back);

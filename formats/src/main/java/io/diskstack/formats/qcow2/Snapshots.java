@@ -4,11 +4,13 @@ import io.diskstack.core.BlockIOException;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.Errno;
 import io.diskstack.core.snapshot.InternalSnapshots;
+import io.diskstack.core.snapshot.PhaseTimer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.logging.Logger;
 
 /**
  * Internal snapshots of one image (spec: "Snapshots"), in QEMU's on-disk form so that
@@ -18,6 +20,7 @@ import java.util.List;
  * the decreases.
  */
 final class Snapshots {
+    private static final Logger LOG = Logger.getLogger(Snapshots.class.getName());
     private final Qcow2Node node;
     private final Layout layout;
     private final List<SnapshotTable.Entry> entries;
@@ -124,9 +127,11 @@ final class Snapshots {
         if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 65535) {
             throw new ConfigException(node.describe + ": snapshot name is too long");
         }
+        PhaseTimer timer = new PhaseTimer(LOG, node.describe + ": snapshot '" + name + "'");
         node.gate.writeLock().lock();
         node.lock.lock();
         try {
+            timer.done("locks");
             for (SnapshotTable.Entry e : entries) {
                 if (e.name.equals(name) || e.id.equals(name)) {
                     throw new ConfigException(node.describe + ": a snapshot named '" + name + "' exists already");
@@ -137,6 +142,7 @@ final class Snapshots {
             }
             node.refcounts.releaseReserved();
             node.flushMetadata();
+            timer.done("flush metadata");
             ClusterMap map = node.map;
             long[] l1 = map.l1;
             // 1. the snapshot's copy of the L1 table
@@ -150,21 +156,20 @@ final class Snapshots {
             if (l1.length > 0) {
                 node.file.write(snapL1, ClusterMap.toBytes(copy));
             }
-            // 2. one more reference to everything the active L1 reaches, written before it is shared
+            // 2. one more reference to everything the active L1 reaches, on disk before it is shared
             try {
                 map.adjustReachable(l1, +1);
             } catch (IOException | RuntimeException ex) {
                 node.refcounts.free(snapL1, l1.length == 0 ? 0 : l1Clusters);
                 throw ex;
             }
-            node.file.flush();
             node.refcounts.writeBlocks();
             node.file.flush();
-            // 3. nothing the active L1 reaches has refcount 1 any more
+            timer.done("L1 copy and refcounts");
+            // 3. nothing the active L1 reaches has refcount 1 any more; and the new table, in
+            // clusters nothing points to yet: both on disk before the header points to the table
             map.fixCopiedFlags();
             node.l2cache.writeBack();
-            node.file.flush();
-            // 4. the new table, then the header that points to it
             SnapshotTable.Entry e = new SnapshotTable.Entry();
             e.l1Offset = snapL1;
             e.l1Size = l1.length;
@@ -179,7 +184,12 @@ final class Snapshots {
             e.icount = 0;
             List<SnapshotTable.Entry> next = new ArrayList<>(entries);
             next.add(e);
-            writeTable(next);
+            long[] table = stageTable(next);
+            node.file.flush();
+            timer.done("COPIED flags and table");
+            // 4. the header that points to the table
+            publishTable(next, table);
+            timer.done("header");
             return info(e);
         } finally {
             node.metadataMoved();
@@ -202,23 +212,38 @@ final class Snapshots {
 
     /** Writes a new snapshot table, points the header at it, frees the old one. */
     private void writeTable(List<SnapshotTable.Entry> next) throws IOException {
+        long[] table = stageTable(next);
+        if (table[0] != 0) {
+            node.file.flush();
+        }
+        publishTable(next, table);
+    }
+
+    /**
+     * Writes the table for {@code next} to new clusters nothing points to yet; returns its
+     * offset and length. Sync it before {@link #publishTable} points the header at it.
+     */
+    private long[] stageTable(List<SnapshotTable.Entry> next) throws IOException {
+        if (next.isEmpty()) {
+            return new long[] {0, 0};
+        }
+        ByteBuffer b = SnapshotTable.serialize(next);
+        long bytes = b.remaining();
+        long offset = node.refcounts.allocate((int) layout.clustersFor(bytes));
+        node.file.write(offset, b);
+        return new long[] {offset, bytes};
+    }
+
+    /** Points the header at the staged table, then frees the old one. */
+    private void publishTable(List<SnapshotTable.Entry> next, long[] table) throws IOException {
         Qcow2Header h = node.header;
         long oldOffset = h.snapshotsOffset;
         long oldClusters = h.nbSnapshots == 0 ? 0 : layout.clustersFor(tableBytes);
-        long newOffset = 0;
-        long newBytes = 0;
-        if (!next.isEmpty()) {
-            ByteBuffer b = SnapshotTable.serialize(next);
-            newBytes = b.remaining();
-            newOffset = node.refcounts.allocate((int) layout.clustersFor(b.remaining()));
-            node.file.write(newOffset, b);
-            node.file.flush();
-        }
-        ByteBuffer hb = ByteBuffer.allocate(12).putInt(0, next.size()).putLong(4, newOffset);
+        ByteBuffer hb = ByteBuffer.allocate(12).putInt(0, next.size()).putLong(4, table[0]);
         node.writeHeader(Qcow2Header.OFF_NB_SNAPSHOTS, hb);
         h.nbSnapshots = next.size();
-        h.snapshotsOffset = newOffset;
-        tableBytes = newBytes;
+        h.snapshotsOffset = table[0];
+        tableBytes = table[1];
         synchronized (entries) {
             entries.clear();
             entries.addAll(next);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import io.diskstack.core.BlockBackend;
 import io.diskstack.core.BlockGraph;
 import io.diskstack.core.RequestFlags;
+import io.diskstack.core.testing.Await;
 import io.diskstack.core.testing.TestGraphs;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -157,6 +158,7 @@ class Qcow2ConcurrencyTest {
         int region = 2 << 20;
         byte[][] models = new byte[writers][region];
         java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong writes = new java.util.concurrent.atomic.AtomicLong();
         try (BlockGraph g = TestGraphs.newGraph(dir)) {
             g.open(Images.node("q0", img));
             BlockBackend d = g.addBackend("d", "q0", true);
@@ -168,7 +170,8 @@ class Qcow2ConcurrencyTest {
                         if (i % 3 == 2) {
                             snaps.deleteSnapshot("s" + (i - 1));
                         }
-                        Thread.sleep(5);
+                        long before = writes.get();
+                        Await.until("the writers to write between snapshots", () -> writes.get() >= before + writers);
                     }
                     stop.set(true);
                     return;
@@ -181,6 +184,7 @@ class Qcow2ConcurrencyTest {
                     byte[] data = TestGraphs.randomBytes(r.nextLong(), len);
                     d.write(base + off, ByteBuffer.wrap(data), 0);
                     System.arraycopy(data, 0, models[id], off, len);
+                    writes.incrementAndGet();
                 }
             });
             for (int t = 0; t < writers; t++) {

@@ -3,11 +3,13 @@ package io.diskstack.fuse.testing;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.diskstack.core.testing.Await;
 import io.diskstack.core.testing.Shell;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -79,18 +81,13 @@ public final class MountedDaemon implements AutoCloseable {
     }
 
     private void awaitMounted() {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (System.nanoTime() < deadline) {
-            if (isMounted(mountpoint)) {
-                return;
-            }
-            if (!process.isAlive()) {
-                fail("diskstack exited with " + process.exitValue() + " before mounting: " + log());
-            }
-            sleep(20);
+        if (!Await.within(Duration.ofSeconds(30), () -> isMounted(mountpoint) || !process.isAlive())) {
+            process.destroyForcibly();
+            fail("diskstack did not mount " + mountpoint + " within 30 s: " + log());
         }
-        process.destroyForcibly();
-        fail("diskstack did not mount " + mountpoint + " within 30 s: " + log());
+        if (!isMounted(mountpoint)) {
+            fail("diskstack exited with " + process.exitValue() + " before mounting: " + log());
+        }
     }
 
     public static boolean isMounted(Path mountpoint) {
@@ -115,6 +112,18 @@ public final class MountedDaemon implements AutoCloseable {
     /** A file under .control. */
     public Path control(String relative) {
         return mountpoint.resolve(".control").resolve(relative);
+    }
+
+    /** A counter from {@code .control/EXPORT/stats}, such as {@code writes} or {@code t0.throttled-now}. */
+    public long stat(String export, String key) {
+        try {
+            return Files.readAllLines(control(export + "/stats")).stream()
+                    .filter(l -> l.startsWith(key + " "))
+                    .mapToLong(l -> Long.parseLong(l.substring(key.length() + 1).trim()))
+                    .findFirst().orElseThrow(() -> new AssertionError("no " + key + " in " + export + "/stats"));
+        } catch (IOException e) {
+            throw new AssertionError("cannot read " + export + "/stats: " + e.getMessage(), e);
+        }
     }
 
     public long pid() {
@@ -157,11 +166,7 @@ public final class MountedDaemon implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (isMounted(mountpoint) && System.nanoTime() < deadline) {
-            sleep(20);
-        }
-        boolean gone = !isMounted(mountpoint);
+        boolean gone = Await.within(Duration.ofSeconds(5), () -> !isMounted(mountpoint));
         clearMount();
         return gone;
     }
@@ -204,14 +209,6 @@ public final class MountedDaemon implements AutoCloseable {
             Files.deleteIfExists(log);
         } catch (IOException ignored) {
             // a leftover temp file is harmless
-        }
-    }
-
-    private static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
     }
 }
