@@ -52,6 +52,7 @@ public final class BlockBackend {
 
     public void read(long offset, ByteBuffer dst) throws IOException {
         int length = dst.remaining();
+        long start = System.nanoTime();
         inFlight.enter();
         stats.begin();
         try {
@@ -64,11 +65,13 @@ public final class BlockBackend {
         } finally {
             stats.end();
             inFlight.exit();
+            stats.timed(BackendStats.Op.READ, start);
         }
     }
 
     public void write(long offset, ByteBuffer src, int flags) throws IOException {
         int length = src.remaining();
+        long start = System.nanoTime();
         inFlight.enter();
         stats.begin();
         try {
@@ -83,10 +86,12 @@ public final class BlockBackend {
         } finally {
             stats.end();
             inFlight.exit();
+            stats.timed(BackendStats.Op.WRITE, start);
         }
     }
 
     public void writeZeroes(long offset, long length, int flags) throws IOException {
+        long start = System.nanoTime();
         inFlight.enter();
         try {
             checkWritable();
@@ -101,10 +106,12 @@ public final class BlockBackend {
             throw e;
         } finally {
             inFlight.exit();
+            stats.timed(BackendStats.Op.WRITE_ZEROES, start);
         }
     }
 
     public void discard(long offset, long length) throws IOException {
+        long start = System.nanoTime();
         inFlight.enter();
         try {
             checkWritable();
@@ -117,10 +124,12 @@ public final class BlockBackend {
             throw e;
         } finally {
             inFlight.exit();
+            stats.timed(BackendStats.Op.DISCARD, start);
         }
     }
 
     public void flush() throws IOException {
+        long start = System.nanoTime();
         inFlight.enter();
         try {
             root.flush();
@@ -130,6 +139,7 @@ public final class BlockBackend {
             throw e;
         } finally {
             inFlight.exit();
+            stats.timed(BackendStats.Op.FLUSH, start);
         }
     }
 
