@@ -46,6 +46,11 @@ public final class BlockBackend {
         return root;
     }
 
+    /** True if {@code edge} is this backend's root edge (for views of the graph). */
+    public boolean isRoot(BlockChild edge) {
+        return edge == root;
+    }
+
     public long size() {
         return root.size();
     }
