@@ -13,7 +13,8 @@ import picocli.CommandLine.Command;
 @Command(name = "diskstack", mixinStandardHelpOptions = true, version = "diskstack 0.1.0",
         description = "Stacks of block nodes (file, raw, qcow2, luks, throttle, quorum, ...) served as flat disk "
                 + "files in a FUSE mount.",
-        subcommands = {MountCommand.class, CreateCommand.class, LuksCommand.class, CheckCommand.class, JobCommand.class,
+        subcommands = {MountCommand.class, CreateCommand.class, InfoCommand.class, LuksCommand.class, CheckCommand.class,
+                JobCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     static final int EXIT_RUNTIME = 1;
@@ -53,6 +54,6 @@ public final class Main implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(new CommandLine(this), "a command is required (mount, create, luks, check, job)");
+        throw new CommandLine.ParameterException(new CommandLine(this), "a command is required (mount, create, info, luks, check, job)");
     }
 }

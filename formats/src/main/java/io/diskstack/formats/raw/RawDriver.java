@@ -24,6 +24,12 @@ public final class RawDriver implements BlockDriver {
         return DriverKind.FORMAT;
     }
 
+    /** Any file is raw, as a last resort (QEMU's raw probe). */
+    @Override
+    public int probe(byte[] head) {
+        return 1;
+    }
+
     @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         NodeOptions o = ctx.options();
