@@ -97,7 +97,8 @@ class CommandLineTest {
     @Test
     void exportIdReservedForControlFiles() throws Exception {
         assertBadConfig("{\"blockdev\": [], \"exports\": [{\"id\": \"graph\", \"node-name\": \"x\"}]}",
-                "export 'graph': 'id' is reserved for the mount's control files (graph, jobs, last-error, nodes, objects, "
+                "export 'graph': 'id' is reserved for the mount's control files (graph, graph.dot, graph.json, jobs, last-error, "
+                        + "metrics, nodes, objects, "
                         + "snapshots, throttle-groups)");
     }
 
