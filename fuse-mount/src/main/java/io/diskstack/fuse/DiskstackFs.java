@@ -121,7 +121,9 @@ final class DiskstackFs extends FuseStubFS {
                 stat.st_nlink.set(2);
             } else if (e instanceof Disk d) {
                 long size = d.backend().size();
-                stat.st_mode.set(FileStat.S_IFREG | (d.backend().isWritable() ? 0600 : 0400));
+                stat.st_uid.set(d.access().uid());
+                stat.st_gid.set(d.access().gid());
+                stat.st_mode.set(FileStat.S_IFREG | d.access().mode());
                 stat.st_nlink.set(1);
                 stat.st_size.set(size);
                 stat.st_blocks.set((size + 511) / 512);

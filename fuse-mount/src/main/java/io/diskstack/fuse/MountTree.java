@@ -43,7 +43,20 @@ final class MountTree implements AutoCloseable {
 
     record Folder(Set<String> children) implements Entry {}
 
-    record Disk(BlockBackend backend) implements Entry {}
+    /** A disk file; {@code access} is its owner, group and mode. */
+    record Disk(BlockBackend backend, DiskAccess access) implements Entry {}
+
+    /** Who a disk file belongs to and its permission bits, as {@code stat} shows them. */
+    record DiskAccess(long uid, long gid, int mode) {
+        /** True if the file is meant for someone besides its mounting user. */
+        boolean sharedBeyond(long mountingUid) {
+            return uid != mountingUid || (mode & 0077) != 0;
+        }
+
+        String describe() {
+            return UnixUsers.name(uid) + ":" + UnixUsers.groupName(gid) + " " + String.format("%04o", mode);
+        }
+    }
 
     /** A control file in {@code folder} (relative to {@code .control}, {@code ""} for the top). */
     record Control(String folder, ControlFile file) implements Entry {}
@@ -64,6 +77,24 @@ final class MountTree implements AutoCloseable {
     private volatile Built control = new Built(-1, Map.of());
     private int builds;
 
+    /**
+     * Each export's file owner, group and mode: the mounting user's and 0600 (0400 read-only)
+     * unless the export says otherwise; a read-only export never shows write bits.
+     *
+     * @throws ConfigException for an owner or group that does not exist
+     */
+    static Map<String, DiskAccess> access(StackConfig config, long uid, long gid) {
+        Map<String, DiskAccess> out = new HashMap<>();
+        for (var e : config.exports()) {
+            String where = "export '" + e.id() + "'";
+            long owner = e.owner() == null ? uid : UnixUsers.uid(e.owner(), where);
+            long group = e.group() == null ? gid : UnixUsers.gid(e.group(), where);
+            int mode = e.mode() >= 0 ? e.mode() : 0600;
+            out.put(e.id(), new DiskAccess(owner, group, e.writable() ? mode : mode & ~0222));
+        }
+        return out;
+    }
+
     /** Refuses export ids that would clash with the mount's own control files. */
     static void checkExportIds(StackConfig config) {
         Set<String> reserved = ControlTree.reservedNames(ControlTreeProvider.load());
@@ -82,8 +113,12 @@ final class MountTree implements AutoCloseable {
     MountTree(Stack stack, List<ControlTreeProvider> providers) {
         this.providers = List.copyOf(providers);
         this.context = new ControlContext(stack, openDisks);
+        var user = new com.sun.security.auth.module.UnixSystem();
+        Map<String, DiskAccess> access = access(stack.config(), user.getUid(), user.getGid());
         for (BlockBackend b : stack.backends()) {
-            disks.put("/" + b.name(), new Disk(b));
+            DiskAccess a = access.getOrDefault(b.name(), new DiskAccess(user.getUid(), user.getGid(),
+                    b.isWritable() ? 0600 : 0400));
+            disks.put("/" + b.name(), new Disk(b, a));
             snapshots.put(b.name(), new SnapshotViews(stack, b, views));
         }
     }
