@@ -77,7 +77,7 @@ final class GraphDot {
                 }
                 String look = switch (n.passage()) {
                     case PASS -> "shape=box, style=\"rounded,filled\", fillcolor=\"#fff2cc\"";
-                    case FAN_OUT -> "shape=trapezium, style=filled, fillcolor=\"#f4cccc\"";
+                    case FAN_OUT -> "shape=hexagon, style=filled, fillcolor=\"#f4cccc\"";
                     case IMAGE -> protocol ? "shape=cylinder, style=filled, fillcolor=\"#eeeeee\""
                             : "shape=box3d, style=filled, fillcolor=\"#d9ead3\"";
                 };
