@@ -423,6 +423,28 @@ final class DiskstackFs extends FuseStubFS {
         return -ErrorCodes.EPERM();
     }
 
+    /**
+     * The config says who owns a disk, so a chown may only confirm it: libvirt's DAC driver
+     * chowns a disk to QEMU's user before a VM starts, which succeeds when the export already
+     * names that owner. Anything else is EPERM.
+     */
+    @Override
+    public int chown(String path, @jnr.ffi.types.uid_t long newUid, @jnr.ffi.types.gid_t long newGid) {
+        try {
+            Entry e = tree.lookup(path);
+            if (e == null) {
+                return -ErrorCodes.ENOENT();
+            }
+            long owner = e instanceof Disk d ? d.access().uid() : uid;
+            long group = e instanceof Disk d ? d.access().gid() : gid;
+            boolean sameUid = newUid == owner || newUid == -1 || newUid == 0xffff_ffffL;
+            boolean sameGid = newGid == group || newGid == -1 || newGid == 0xffff_ffffL;
+            return sameUid && sameGid ? 0 : -ErrorCodes.EPERM();
+        } catch (Throwable t) {
+            return fail("chown", path, t);
+        }
+    }
+
     @Override
     public int create(String path, @mode_t long mode, FuseFileInfo fi) {
         return -ErrorCodes.EPERM();

@@ -71,6 +71,10 @@ class DiskOwnerMountTest {
             assertEquals(0, as(STRANGER, gid, "head -c 1 " + d.disk("disk0") + " >/dev/null").exitCode());
             Shell.Result stranger = as(STRANGER, STRANGER, "head -c 1 " + d.disk("disk0"));
             assertTrue(stranger.exitCode() != 0 && stranger.stderr().contains("Permission denied"), stranger.stderr());
+            // a chown can only confirm the owner the export names (what libvirt's DAC driver does)
+            Shell.run("chown", OWNER + ":" + gid, d.disk("disk0").toString()).ok();
+            Shell.Result chown = Shell.run("chown", "0", d.disk("disk0").toString());
+            assertTrue(chown.exitCode() != 0 && chown.stderr().contains("Operation not permitted"), chown.stderr());
             // control files stay the mounting user's (0600, 0400 if read-only) in a 0700 folder
             Shell.Result control = as(OWNER, gid, "cat " + d.control("graph"));
             assertTrue(control.exitCode() != 0 && control.stderr().contains("Permission denied"), control.stderr());
