@@ -128,7 +128,10 @@ final class FuseMount {
         }
         Exception notReady = null;
         try {
-            checkAnswers(tree);
+            // Only when someone waits for it: an unmount while this stat is on its way fails with EBUSY.
+            if (!listeners.isEmpty()) {
+                checkAnswers(tree);
+            }
             for (MountListener l : listeners) {
                 l.ready(mountpoint, tree.disks().size());
             }
