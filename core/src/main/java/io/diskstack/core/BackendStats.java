@@ -1,15 +1,34 @@
 package io.diskstack.core;
 
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAccumulator;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Request counters of one backend, whatever front end sends the requests, for
- * {@code MNT/.control/DISK/stats}. Discards count every request that may deallocate (a discard,
- * or write-zeroes that may unmap: what a punched hole becomes).
+ * Request counters and latency histograms of one backend, whatever front end sends the
+ * requests, for {@code MNT/.control/DISK/stats} and {@code MNT/.control/metrics}. Discards
+ * count every request that may deallocate (a discard, or write-zeroes that may unmap: what a
+ * punched hole becomes). Recording takes no lock and allocates nothing.
  */
 public final class BackendStats {
+    /** The kinds of request whose latencies are kept apart. */
+    public enum Op {
+        READ("read"), WRITE("write"), WRITE_ZEROES("write-zeroes"), DISCARD("discard"), FLUSH("flush");
+
+        private final String label;
+
+        Op(String label) {
+            this.label = label;
+        }
+
+        /** The name metrics use: {@code read}, {@code write-zeroes}… */
+        public String label() {
+            return label;
+        }
+    }
+
     private final LongAdder reads = new LongAdder();
     private final LongAdder readBytes = new LongAdder();
     private final LongAdder writes = new LongAdder();
@@ -19,6 +38,13 @@ public final class BackendStats {
     private final LongAdder errors = new LongAdder();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final LongAccumulator peakInFlight = new LongAccumulator(Math::max, 0);
+    private final LatencyHistogram[] latencies = new LatencyHistogram[Op.values().length];
+
+    BackendStats() {
+        for (int i = 0; i < latencies.length; i++) {
+            latencies[i] = new LatencyHistogram();
+        }
+    }
 
     /** A read or write begins; pair with {@link #end()}. */
     void begin() {
@@ -51,16 +77,41 @@ public final class BackendStats {
         errors.increment();
     }
 
+    /** A request of kind {@code op} that started at {@code startNanos} ({@link System#nanoTime()}) is over. */
+    void timed(Op op, long startNanos) {
+        latencies[op.ordinal()].record(System.nanoTime() - startNanos);
+    }
+
+    /** The counters at one moment (each read once; they may be a request apart). */
+    public Counters counters() {
+        return new Counters(reads.sum(), readBytes.sum(), writes.sum(), writeBytes.sum(), flushes.sum(),
+                discards.sum(), errors.sum(), inFlight.get(), peakInFlight.get());
+    }
+
+    /** The latency histogram of each kind of request, successful or not. */
+    public Map<Op, LatencyHistogram.Snapshot> latencies() {
+        Map<Op, LatencyHistogram.Snapshot> out = new EnumMap<>(Op.class);
+        for (Op op : Op.values()) {
+            out.put(op, latencies[op.ordinal()].snapshot());
+        }
+        return out;
+    }
+
+    /** The values of {@link BackendStats}' counters. */
+    public record Counters(long reads, long readBytes, long writes, long writeBytes, long flushes, long discards,
+                           long errors, long inFlight, long peakInFlight) {}
+
     /** One {@code name value} line per counter. */
     public String render() {
-        return "reads " + reads.sum() + "\n"
-                + "read-bytes " + readBytes.sum() + "\n"
-                + "writes " + writes.sum() + "\n"
-                + "write-bytes " + writeBytes.sum() + "\n"
-                + "flushes " + flushes.sum() + "\n"
-                + "discards " + discards.sum() + "\n"
-                + "errors " + errors.sum() + "\n"
-                + "in-flight " + inFlight.get() + "\n"
-                + "peak-in-flight " + peakInFlight.get() + "\n";
+        Counters c = counters();
+        return "reads " + c.reads() + "\n"
+                + "read-bytes " + c.readBytes() + "\n"
+                + "writes " + c.writes() + "\n"
+                + "write-bytes " + c.writeBytes() + "\n"
+                + "flushes " + c.flushes() + "\n"
+                + "discards " + c.discards() + "\n"
+                + "errors " + c.errors() + "\n"
+                + "in-flight " + c.inFlight() + "\n"
+                + "peak-in-flight " + c.peakInFlight() + "\n";
     }
 }

@@ -47,12 +47,18 @@ public final class BlockBackend {
         return root;
     }
 
+    /** True if {@code edge} is this backend's root edge (for views of the graph). */
+    public boolean isRoot(BlockChild edge) {
+        return edge == root;
+    }
+
     public long size() {
         return root.size();
     }
 
     public void read(long offset, ByteBuffer dst) throws IOException {
         int length = dst.remaining();
+        long start = System.nanoTime();
         inFlight.enter();
         stats.begin();
         try {
@@ -65,11 +71,13 @@ public final class BlockBackend {
         } finally {
             stats.end();
             inFlight.exit();
+            stats.timed(BackendStats.Op.READ, start);
         }
     }
 
     public void write(long offset, ByteBuffer src, int flags) throws IOException {
         int length = src.remaining();
+        long start = System.nanoTime();
         inFlight.enter();
         stats.begin();
         try {
@@ -84,10 +92,12 @@ public final class BlockBackend {
         } finally {
             stats.end();
             inFlight.exit();
+            stats.timed(BackendStats.Op.WRITE, start);
         }
     }
 
     public void writeZeroes(long offset, long length, int flags) throws IOException {
+        long start = System.nanoTime();
         inFlight.enter();
         try {
             checkWritable();
@@ -102,10 +112,12 @@ public final class BlockBackend {
             throw e;
         } finally {
             inFlight.exit();
+            stats.timed(BackendStats.Op.WRITE_ZEROES, start);
         }
     }
 
     public void discard(long offset, long length) throws IOException {
+        long start = System.nanoTime();
         inFlight.enter();
         try {
             checkWritable();
@@ -118,10 +130,12 @@ public final class BlockBackend {
             throw e;
         } finally {
             inFlight.exit();
+            stats.timed(BackendStats.Op.DISCARD, start);
         }
     }
 
     public void flush() throws IOException {
+        long start = System.nanoTime();
         inFlight.enter();
         try {
             root.flush();
@@ -131,6 +145,7 @@ public final class BlockBackend {
             throw e;
         } finally {
             inFlight.exit();
+            stats.timed(BackendStats.Op.FLUSH, start);
         }
     }
 

@@ -49,6 +49,14 @@ public final class BlockChild {
         return permissions;
     }
 
+    /**
+     * Who holds the node through this edge when it has no parent node: {@code export 'disk0'},
+     * {@code job 'commit-disk0'}; null for an edge from a parent node.
+     */
+    public String holder() {
+        return holder;
+    }
+
     /** Who uses the node through this edge, for messages: {@code blockdev 'q0' (qcow2)}, {@code export 'disk0'}. */
     public String user() {
         return holder != null ? holder : "blockdev " + parentName();

@@ -65,6 +65,16 @@ public interface BlockDriver {
     }
 
     /**
+     * How sure the driver is that an image starting with {@code head} (its first bytes, fewer
+     * for a short file) is in its format: 0 not at all, 100 certain (a magic number); a format
+     * that takes anything, such as raw, says 1. {@code diskstack info} without {@code -f} uses
+     * the best (QEMU's probing). Protocols and filters keep 0.
+     */
+    default int probe(byte[] head) {
+        return 0;
+    }
+
+    /**
      * True for a driver whose images are encrypted under a {@code key-secret} (luks): a backup
      * with {@code encrypt=SECRET} creates one, and opens it with that option added.
      */

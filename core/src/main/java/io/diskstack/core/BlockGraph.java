@@ -49,11 +49,40 @@ public final class BlockGraph implements AutoCloseable {
     /** Bumped by every change of nodes, edges or backends; see {@link #generation()}. */
     private final java.util.concurrent.atomic.AtomicLong generation = new java.util.concurrent.atomic.AtomicLong();
     private boolean closed;
+    /** A graph opened only to describe images ({@link #forInspection}), and whether it follows backing files. */
+    private final boolean inspecting;
+    private final boolean backingFiles;
 
     public BlockGraph(DriverRegistry drivers, ObjectRegistry objects, Path baseDir) {
+        this(drivers, objects, baseDir, false, true);
+    }
+
+    private BlockGraph(DriverRegistry drivers, ObjectRegistry objects, Path baseDir, boolean inspecting,
+                       boolean backingFiles) {
         this.drivers = drivers;
         this.objects = objects;
         this.baseDir = baseDir.toAbsolutePath().normalize();
+        this.inspecting = inspecting;
+        this.backingFiles = backingFiles;
+    }
+
+    /**
+     * A graph whose nodes are opened only to describe their images ({@code diskstack info}),
+     * never for I/O (QEMU's BDRV_O_NO_IO): a driver may then skip what only I/O needs, such as
+     * the key of an encrypted image ({@link NodeOpenContext#inspectOnly()}). Without
+     * {@code backingFiles}, images do not open the backing files they name (BDRV_O_NO_BACKING).
+     */
+    public static BlockGraph forInspection(DriverRegistry drivers, ObjectRegistry objects, Path baseDir,
+                                           boolean backingFiles) {
+        return new BlockGraph(drivers, objects, baseDir, true, backingFiles);
+    }
+
+    boolean inspecting() {
+        return inspecting;
+    }
+
+    boolean opensBackingFiles() {
+        return backingFiles;
     }
 
     public DriverRegistry drivers() {

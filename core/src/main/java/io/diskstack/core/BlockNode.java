@@ -445,6 +445,23 @@ public abstract class BlockNode {
         return java.util.Map.of();
     }
 
+    /**
+     * Tells {@code diskstack info} what the node knows of its image, as a format driver does for
+     * {@code qemu-img info}: cluster size, encryption, a dirty image, the backing file the image
+     * names, and its format's own fields. The core adds format, sizes and internal snapshots.
+     * The default tells nothing (raw, filters).
+     */
+    public void describeImage(io.diskstack.core.info.ImageFacts facts) throws IOException {}
+
+    /**
+     * Bytes of host storage the node's image takes ({@code qemu-img info}'s disk size): a
+     * protocol node says for its file; by default the primary child's, or -1 if there is none.
+     */
+    public long allocatedSize() throws IOException {
+        BlockChild primary = primaryChild();
+        return primary == null ? -1 : primary.node().allocatedSize();
+    }
+
     /** Extra facts for the graph view, like "cluster 64 KiB" or "read-pattern quorum". */
     public String details() {
         return "";

@@ -35,6 +35,20 @@ public final class DriverRegistry {
         return d;
     }
 
+    /** The driver most sure that an image starting with {@code head} is in its format, or null. */
+    public BlockDriver probe(byte[] head) {
+        BlockDriver best = null;
+        int bestScore = 0;
+        for (BlockDriver d : drivers.values()) {
+            int score = d.probe(head);
+            if (score > bestScore) {
+                best = d;
+                bestScore = score;
+            }
+        }
+        return best;
+    }
+
     public boolean has(String name) {
         return drivers.containsKey(name);
     }

@@ -193,6 +193,16 @@ public abstract class FilterNode extends BlockNode {
         return "";
     }
 
+    /** A plain filter has no image of its own to describe (qemu-img shows the filter's driver and sizes). */
+    @Override
+    public void describeImage(io.diskstack.core.info.ImageFacts facts) {}
+
+    /** The child's storage is the filter's. */
+    @Override
+    public long allocatedSize() throws IOException {
+        return filtered.node().allocatedSize();
+    }
+
     @Override
     public java.util.Map<String, Long> stats() {
         return java.util.Map.of();

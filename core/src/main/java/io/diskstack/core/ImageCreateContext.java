@@ -13,7 +13,12 @@ import java.nio.file.Path;
  * @param options the {@code -o} options
  * @param objects secrets and other objects given with {@code --object}
  * @param drivers the drivers, to open a backing file for its size
+ * @param progress where a long create (preallocation) reports how far it is
  */
 public record ImageCreateContext(Path file, long size, NodeOptions options, ObjectRegistry objects,
-                                 DriverRegistry drivers) {
+                                 DriverRegistry drivers, Progress progress) {
+    /** Without progress reports. */
+    public ImageCreateContext(Path file, long size, NodeOptions options, ObjectRegistry objects, DriverRegistry drivers) {
+        this(file, size, options, objects, drivers, Progress.NONE);
+    }
 }

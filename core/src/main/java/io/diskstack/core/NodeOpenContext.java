@@ -52,6 +52,23 @@ public final class NodeOpenContext {
         return settings.readOnly();
     }
 
+    /**
+     * True if the node is opened only to describe its image ({@code diskstack info}) and will
+     * get no I/O: a driver may skip what only I/O needs (deriving a key) and refuse I/O.
+     */
+    public boolean inspectOnly() {
+        return graph.inspecting();
+    }
+
+    /**
+     * False if images should not open the backing files their headers name (the caller wants
+     * the image alone, as {@code qemu-img info} without {@code --backing-chain}); an explicit
+     * {@code backing} option still applies.
+     */
+    public boolean opensBackingFiles() {
+        return graph.opensBackingFiles();
+    }
+
     BlockNode.NodeSettings settings() {
         return settings;
     }

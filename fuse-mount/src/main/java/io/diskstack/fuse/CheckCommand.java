@@ -29,6 +29,9 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "-r", paramLabel = "leaks|all", description = "Repair leaks, or all that can be repaired.")
     String repair;
 
+    @Option(names = "-p", description = "Show progress; a bar on a terminal, else the final line.")
+    boolean progress;
+
     @Parameters(index = "0", paramLabel = "FILE", description = "The qcow2 image (not in use by a mount).")
     Path file;
 
@@ -55,8 +58,12 @@ final class CheckCommand implements Callable<Integer> {
             return EXIT_INCOMPLETE;
         }
         Qcow2Check.Report r;
+        ProgressBar bar = progress ? ProgressBar.stepsForStdout(out) : null;
         try {
-            r = Qcow2Check.check(file, mode);
+            r = Qcow2Check.check(file, mode, bar == null ? io.diskstack.core.Progress.NONE : bar.listener("check"));
+            if (bar != null) {
+                bar.finish("check", 0);
+            }
         } catch (ConfigException e) {
             // as qemu-img check: an image that cannot be opened is a check that could not complete
             err.println("diskstack: check: " + e.getMessage());

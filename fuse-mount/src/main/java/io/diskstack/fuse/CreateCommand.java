@@ -22,7 +22,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "create", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Creates an image file, like 'qemu-img create'. It never overwrites an existing file.",
         footer = {"", "Examples:", "  diskstack create -f raw disk.img 1G",
-            "  diskstack create -f qcow2 -o cluster_size=64K,backing_file=base.qcow2,backing_fmt=qcow2 top.qcow2"})
+            "  diskstack create -f qcow2 -o cluster_size=64K,backing_file=base.qcow2,backing_fmt=qcow2 top.qcow2",
+            "  diskstack create -p -f raw -o preallocation=full disk.img 20G"})
 final class CreateCommand implements Callable<Integer> {
     @Option(names = "-f", required = true, paramLabel = "FORMAT", description = "The image format: raw, qcow2, luks, ...")
     String format;
@@ -38,6 +39,9 @@ final class CreateCommand implements Callable<Integer> {
 
     @Parameters(index = "1", arity = "0..1", paramLabel = "SIZE", description = "Virtual size: 1G, 512M, 10737418240 ...")
     String size;
+
+    @Option(names = "-p", description = "Show progress (preallocation); a bar on a terminal, else the final line.")
+    boolean progress;
 
     @Option(names = "-v", description = "More messages.")
     boolean[] verbose = new boolean[0];
@@ -82,8 +86,13 @@ final class CreateCommand implements Callable<Integer> {
             }
             NodeOptions opts = new NodeOptions("create '" + file + "' (" + format + ")", flat);
             try {
-                driver.create(new ImageCreateContext(file.toAbsolutePath(), bytes, opts, registry, drivers));
+                ProgressBar bar = progress ? ProgressBar.forStdout(spec.commandLine().getOut()) : null;
+                driver.create(new ImageCreateContext(file.toAbsolutePath(), bytes, opts, registry, drivers,
+                        bar == null ? io.diskstack.core.Progress.NONE : bar.listener("create")));
                 opts.assertAllConsumed();
+                if (bar != null) {
+                    bar.finish("create", Math.max(0, bytes));
+                }
             } catch (Exception | Error e) {
                 Files.deleteIfExists(file);
                 throw e;

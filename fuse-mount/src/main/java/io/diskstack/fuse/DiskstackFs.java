@@ -121,7 +121,9 @@ final class DiskstackFs extends FuseStubFS {
                 stat.st_nlink.set(2);
             } else if (e instanceof Disk d) {
                 long size = d.backend().size();
-                stat.st_mode.set(FileStat.S_IFREG | (d.backend().isWritable() ? 0600 : 0400));
+                stat.st_uid.set(d.access().uid());
+                stat.st_gid.set(d.access().gid());
+                stat.st_mode.set(FileStat.S_IFREG | d.access().mode());
                 stat.st_nlink.set(1);
                 stat.st_size.set(size);
                 stat.st_blocks.set((size + 511) / 512);
@@ -419,6 +421,28 @@ final class DiskstackFs extends FuseStubFS {
     @Override
     public int chmod(String path, @mode_t long mode) {
         return -ErrorCodes.EPERM();
+    }
+
+    /**
+     * The config says who owns a disk, so a chown may only confirm it: libvirt's DAC driver
+     * chowns a disk to QEMU's user before a VM starts, which succeeds when the export already
+     * names that owner. Anything else is EPERM.
+     */
+    @Override
+    public int chown(String path, @jnr.ffi.types.uid_t long newUid, @jnr.ffi.types.gid_t long newGid) {
+        try {
+            Entry e = tree.lookup(path);
+            if (e == null) {
+                return -ErrorCodes.ENOENT();
+            }
+            long owner = e instanceof Disk d ? d.access().uid() : uid;
+            long group = e instanceof Disk d ? d.access().gid() : gid;
+            boolean sameUid = newUid == owner || newUid == -1 || newUid == 0xffff_ffffL;
+            boolean sameGid = newGid == group || newGid == -1 || newGid == 0xffff_ffffL;
+            return sameUid && sameGid ? 0 : -ErrorCodes.EPERM();
+        } catch (Throwable t) {
+            return fail("chown", path, t);
+        }
     }
 
     @Override

@@ -23,29 +23,36 @@ final class FuseMount {
      * libfuse2 caps requests at 128 KiB; without big_writes the loop device sends 4 KiB writes.
      * auto_unmount has fusermount remove the mount if we die (kill -9), instead of leaving a dead one.
      */
-    static final String FUSE_OPTIONS = "fsname=diskstack,subtype=diskstack,big_writes,max_write=131072,"
+    static final String FUSE_OPTIONS = "subtype=diskstack,big_writes,max_write=131072,"
             + "max_read=1048576,default_permissions,auto_unmount";
 
     private final Stack stack;
     private final Path mountpoint;
     private final boolean directIo;
-    private final List<String> extraOptions;
+    private final MountOptions options;
+    private final String source;
+    private final List<MountListener> listeners;
     /** Another front end serving the same stack (the NBD server), stopped before the disks close; or null. */
     private final AutoCloseable alsoServing;
     private final CountDownLatch finished = new CountDownLatch(1);
     private final CountDownLatch mounted = new CountDownLatch(1);
     private volatile Throwable mountFailure;
 
-    FuseMount(Stack stack, Path mountpoint, boolean directIo, List<String> extraOptions) {
-        this(stack, mountpoint, directIo, extraOptions, null);
-    }
-
-    FuseMount(Stack stack, Path mountpoint, boolean directIo, List<String> extraOptions, AutoCloseable alsoServing) {
+    /**
+     * @param source      what /proc/mounts shows as the mount's source (the config file, as fstab
+     *                    names it, so that {@code mount -a} sees it mounted)
+     * @param listeners   told when the mount is ready, stopping and stopped
+     * @param alsoServing another front end serving the same stack (the NBD server), or null
+     */
+    FuseMount(Stack stack, Path mountpoint, boolean directIo, MountOptions options, String source,
+              List<MountListener> listeners, AutoCloseable alsoServing) {
         this.alsoServing = alsoServing;
         this.stack = stack;
         this.mountpoint = mountpoint.toAbsolutePath().normalize();
         this.directIo = directIo;
-        this.extraOptions = extraOptions;
+        this.options = options;
+        this.source = source;
+        this.listeners = List.copyOf(listeners);
     }
 
     /** Checks the mountpoint before anything is opened or created: a folder, empty, or absent. */
@@ -79,6 +86,16 @@ final class FuseMount {
 
     /** Mounts, serves until told to stop, then closes; returns the exit code. */
     int run() throws IOException, InterruptedException {
+        try {
+            return serve();
+        } finally {
+            for (MountListener l : listeners) {
+                l.stopped();
+            }
+        }
+    }
+
+    private int serve() throws IOException, InterruptedException {
         Files.createDirectories(mountpoint);
         long uid = new com.sun.security.auth.module.UnixSystem().getUid();
         long gid = new com.sun.security.auth.module.UnixSystem().getGid();
@@ -91,11 +108,12 @@ final class FuseMount {
                 stop.countDown();
             });
         }
-        List<String> args = new ArrayList<>(List.of("-o", FUSE_OPTIONS));
-        for (String o : extraOptions) {
+        List<String> args = new ArrayList<>(List.of("-o", "fsname=" + escapeOption(source) + "," + FUSE_OPTIONS));
+        for (String o : options.fuseOptions()) {
             args.add("-o");
             args.add(o);
         }
+        warnIfOthersLockedOut(tree, uid);
         Thread loop = new Thread(() -> {
             try {
                 new FuseSession().run(fs.operations(), mountpoint, args, mounted::countDown);
@@ -112,8 +130,24 @@ final class FuseMount {
             throw new IOException("cannot mount at '" + mountpoint + "'"
                     + (t == null ? ": the mount did not appear" : ": " + t.getMessage()));
         }
-        LOG.info(() -> "serving " + tree.allDisks().size() + " disk(s) at " + mountpoint);
+        Exception notReady = null;
+        try {
+            // Only when someone waits for it: an unmount while this stat is on its way fails with EBUSY.
+            if (!listeners.isEmpty()) {
+                checkAnswers(tree);
+            }
+            for (MountListener l : listeners) {
+                l.ready(mountpoint, tree.allDisks().size());
+            }
+            LOG.info(() -> "serving " + tree.allDisks().size() + " disk(s) at " + mountpoint);
+        } catch (IOException | RuntimeException e) {
+            notReady = e;
+            stop.countDown();
+        }
         stop.await();
+        for (MountListener l : listeners) {
+            l.stopping();
+        }
         if (finished.getCount() > 0) {
             unmount();
         }
@@ -136,7 +170,41 @@ final class FuseMount {
         tree.close();
         boolean clean = stack.closeAndReport();
         LOG.info(() -> "closed " + (clean ? "cleanly" : "with errors"));
+        if (notReady != null) {
+            throw new IOException("the mount at '" + mountpoint + "' did not get ready: " + notReady.getMessage(),
+                    notReady);
+        }
         return clean ? 0 : 1;
+    }
+
+    /** The mount answers for every disk (a stat goes through the kernel to our threads and back). */
+    private void checkAnswers(MountTree tree) throws IOException {
+        for (MountTree.Disk d : tree.allDisks()) {
+            Files.readAttributes(mountpoint.resolve(d.backend().name()), java.nio.file.attribute.BasicFileAttributes.class);
+        }
+    }
+
+    /**
+     * Says why another user's QEMU could not open a disk meant for it: without allow_other the
+     * kernel lets nobody but the mounting user into a FUSE mount, whatever the files' modes.
+     */
+    private void warnIfOthersLockedOut(MountTree tree, long uid) {
+        if (options.allowsOtherUsers()) {
+            return;
+        }
+        for (MountTree.Disk d : tree.allDisks()) {
+            if (d.access().sharedBeyond(uid)) {
+                LOG.warning("export '" + d.backend().name() + "' is " + d.access().describe() + ", but without "
+                        + "-o allow_other the kernel lets only " + UnixUsers.name(uid) + " open files in " + mountpoint
+                        + "; mount with -o allow_other" + (uid == 0 ? "" : " (for a user other than root, with "
+                        + "'user_allow_other' in /etc/fuse.conf)") + " so that the disk's owner and mode decide");
+            }
+        }
+    }
+
+    /** A value inside libfuse's -o list: commas and backslashes escaped. */
+    static String escapeOption(String value) {
+        return value.replace("\\", "\\\\").replace(",", "\\,");
     }
 
     /** True once libfuse has mounted (the mount may already be gone again if unmounted at once). */

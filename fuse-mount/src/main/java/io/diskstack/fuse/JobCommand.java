@@ -49,14 +49,17 @@ final class JobCommand implements Runnable {
     }
 
     @Command(name = "wait", mixinStandardHelpOptions = true,
-            description = "Wait until a job ends: exit 0 when it concluded, 1 when it aborted. Shows its progress "
-                    + "on a terminal.")
+            description = "Wait until a job ends: exit 0 when it concluded, 1 when it aborted. Prints its final "
+                    + "progress; with -p, a bar on a terminal while it runs.")
     static final class Wait implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "MNT", description = "The mount point.")
         Path mount;
 
         @Parameters(index = "1", paramLabel = "ID", description = "The job's id (commit-disk0, mirror-img1, ...).")
         String id;
+
+        @CommandLine.Option(names = "-p", description = "Show progress: a bar on a terminal.")
+        boolean progressBar;
 
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
@@ -65,7 +68,7 @@ final class JobCommand implements Runnable {
         public Integer call() throws Exception {
             JobFiles job = job(mount, id);
             PrintWriter out = spec.commandLine().getOut();
-            ProgressBar bar = new ProgressBar(out, System.console() != null);
+            ProgressBar bar = new ProgressBar(out, progressBar && System.console() != null);
             while (true) {
                 String status;
                 String progress;

@@ -27,6 +27,21 @@ final class Logging {
         Logger.getLogger("io.diskstack").setLevel(level);
     }
 
+    /** From now on, messages go to syslog (a daemon without a terminal), or nowhere if there is none. */
+    static void toSyslog(int verbosity) {
+        Level level = verbosity <= 0 ? Level.WARNING : verbosity == 1 ? Level.INFO : Level.FINE;
+        Logger root = Logger.getLogger("");
+        for (Handler h : root.getHandlers()) {
+            root.removeHandler(h);
+        }
+        SyslogHandler syslog = SyslogHandler.system();
+        if (syslog != null) {
+            syslog.setLevel(level);
+            syslog.setFormatter(new OneLine(false));
+            root.addHandler(syslog);
+        }
+    }
+
     /**
      * A message as one line: any control character left in it (text from a damaged image that a
      * driver did not escape) is shown as {@code \xNN}, so no message can end early or fake another.

@@ -13,7 +13,8 @@ import picocli.CommandLine.Command;
 @Command(name = "diskstack", mixinStandardHelpOptions = true, version = "diskstack 0.1.0",
         description = "Stacks of block nodes (file, raw, qcow2, luks, throttle, quorum, ...) served as flat disk "
                 + "files in a FUSE mount.",
-        subcommands = {MountCommand.class, CreateCommand.class, LuksCommand.class, CheckCommand.class, JobCommand.class,
+        subcommands = {MountCommand.class, CreateCommand.class, InfoCommand.class, LuksCommand.class, CheckCommand.class,
+                JobCommand.class, ManPageCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     static final int EXIT_RUNTIME = 1;
@@ -30,6 +31,7 @@ public final class Main implements Runnable {
     static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
         Logging.configure(0);
         CommandLine cli = new CommandLine(new Main());
+        args = asMountHelper(cli, args);
         cli.setOut(out);
         cli.setErr(err);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
@@ -51,8 +53,34 @@ public final class Main implements Runnable {
         return cli.execute(args);
     }
 
+    /**
+     * mount.fuse runs {@code diskstack CONFIG MOUNTPOINT -o OPTIONS} for {@code mount -t
+     * fuse.diskstack} and fstab lines: that is {@code mount --daemonize}, since mount(8) waits for
+     * its helper to return once the file system is mounted.
+     */
+    static String[] asMountHelper(CommandLine cli, String[] args) {
+        int positional = 0;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("-o")) {
+                i++;
+            } else if (args[i].startsWith("-")) {
+                return args;
+            } else {
+                positional++;
+            }
+        }
+        if (positional != 2 || cli.getSubcommands().containsKey(args[0])) {
+            return args;
+        }
+        String[] out = new String[args.length + 2];
+        out[0] = "mount";
+        out[1] = "--daemonize";
+        System.arraycopy(args, 0, out, 2, args.length);
+        return out;
+    }
+
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(new CommandLine(this), "a command is required (mount, create, luks, check, job)");
+        throw new CommandLine.ParameterException(new CommandLine(this), "a command is required (mount, create, info, luks, check, job)");
     }
 }

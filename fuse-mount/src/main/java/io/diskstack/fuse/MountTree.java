@@ -43,7 +43,20 @@ final class MountTree implements AutoCloseable {
 
     record Folder(Set<String> children) implements Entry {}
 
-    record Disk(BlockBackend backend) implements Entry {}
+    /** A disk file; {@code access} is its owner, group and mode. */
+    record Disk(BlockBackend backend, DiskAccess access) implements Entry {}
+
+    /** Who a disk file belongs to and its permission bits, as {@code stat} shows them. */
+    record DiskAccess(long uid, long gid, int mode) {
+        /** True if the file is meant for someone besides its mounting user. */
+        boolean sharedBeyond(long mountingUid) {
+            return uid != mountingUid || (mode & 0077) != 0;
+        }
+
+        String describe() {
+            return UnixUsers.name(uid) + ":" + UnixUsers.groupName(gid) + " " + String.format("%04o", mode);
+        }
+    }
 
     /** A control file in {@code folder} (relative to {@code .control}, {@code ""} for the top). */
     record Control(String folder, ControlFile file) implements Entry {}
@@ -66,6 +79,24 @@ final class MountTree implements AutoCloseable {
     private final LastErrors lastErrors = new LastErrors();
     private volatile Built control = new Built(-1, Map.of());
     private int builds;
+
+    /**
+     * Each export's file owner, group and mode: the mounting user's and 0600 (0400 read-only)
+     * unless the export says otherwise; a read-only export never shows write bits.
+     *
+     * @throws ConfigException for an owner or group that does not exist
+     */
+    static Map<String, DiskAccess> access(StackConfig config, long uid, long gid) {
+        Map<String, DiskAccess> out = new HashMap<>();
+        for (var e : config.exports()) {
+            String where = "export '" + e.id() + "'";
+            long owner = e.owner() == null ? uid : UnixUsers.uid(e.owner(), where);
+            long group = e.group() == null ? gid : UnixUsers.gid(e.group(), where);
+            int mode = e.mode() >= 0 ? e.mode() : 0600;
+            out.put(e.id(), new DiskAccess(owner, group, e.writable() ? mode : mode & ~0222));
+        }
+        return out;
+    }
 
     /** Refuses export ids that would clash with the mount's own control files. */
     static void checkExportIds(StackConfig config) {
@@ -105,6 +136,15 @@ final class MountTree implements AutoCloseable {
             }
             Map<String, Disk> byPath = new LinkedHashMap<>();
             Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+            var user = new com.sun.security.auth.module.UnixSystem();
+            Map<String, DiskAccess> access;
+            try {
+                access = access(stack.config(), user.getUid(), user.getGid());
+            } catch (ConfigException e) {
+                // checked at mount and at block-export-add; should a user vanish since, the files
+                // fall back to the mounting user's, which shares nothing
+                access = Map.of();
+            }
             Set<String> nbdOnly = new java.util.HashSet<>();
             stack.config().exports().stream().filter(e -> !e.isFuse()).forEach(e -> nbdOnly.add(e.id()));
             for (BlockBackend b : stack.backends()) {
@@ -115,7 +155,10 @@ final class MountTree implements AutoCloseable {
                 if (nbdOnly.contains(b.name())) {
                     continue; // served over NBD only: no file in the mount
                 }
-                byPath.put("/" + b.name(), old != null && old.backend() == b ? old : new Disk(b));
+                DiskAccess a = access.getOrDefault(b.name(), new DiskAccess(user.getUid(), user.getGid(),
+                        b.isWritable() ? 0600 : 0400));
+                byPath.put("/" + b.name(), old != null && old.backend() == b && old.access().equals(a) ? old
+                        : new Disk(b, a));
             }
             disks = new Disks(generation, byPath, snapshots);
             return disks;

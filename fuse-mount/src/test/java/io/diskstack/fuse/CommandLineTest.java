@@ -97,7 +97,7 @@ class CommandLineTest {
     /** Every top-level name a control-file provider uses is refused as an export id; the message lists them. */
     @Test
     void exportIdReservedForControlFiles() throws Exception {
-        for (String reserved : List.of("graph", "jobs", "blockdev-add", "nbd-server", "last-error")) {
+        for (String reserved : List.of("graph", "graph.json", "metrics", "jobs", "blockdev-add", "nbd-server", "last-error")) {
             Outcome o = diskstack("mount", config("{\"blockdev\": [], \"exports\": [{\"id\": \"" + reserved
                     + "\", \"node-name\": \"x\"}]}").toString(), dir.resolve("mnt").toString());
             assertEquals(2, o.code(), o.err());
@@ -184,7 +184,7 @@ class CommandLineTest {
         Outcome badSize = diskstack("create", "-f", "raw", dir.resolve("b.img").toString(), "12x");
         assertEquals(2, badSize.code());
         assertEquals("diskstack: create: size '12x' is not a size (such as 1G or 512M)\n", badSize.err());
-        Outcome badOpt = diskstack("create", "-f", "raw", "-o", "preallocation=full", dir.resolve("c.img").toString(), "1M");
+        Outcome badOpt = diskstack("create", "-f", "raw", "-o", "preallocation=metadata", dir.resolve("c.img").toString(), "1M");
         assertEquals(2, badOpt.code());
         assertFalse(Files.exists(dir.resolve("c.img")), "a failed create leaves no file");
         Outcome noSize = diskstack("create", "-f", "raw", dir.resolve("d.img").toString());

@@ -198,8 +198,24 @@ public final class ConfigReader {
                 options.put("description", description);
             }
         }
+        String owner = o.optString("owner", null);
+        String group = o.optString("group", null);
+        String modeText = o.optString("mode", null);
+        int mode = -1;
+        if (modeText != null) {
+            // octal, as chmod takes it; a JSON number such as 660 reads the same way
+            if (!modeText.matches("0?[0-7]{1,3}")) {
+                throw o.error("mode", "value '" + modeText + "' is not an octal mode such as 0660 (permission bits only)");
+            }
+            mode = Integer.parseInt(modeText, 8);
+        }
+        for (String[] name : new String[][] {{"owner", owner}, {"group", group}}) {
+            if (name[1] != null && !name[1].matches("[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?")) {
+                throw o.error(name[0], "value '" + name[1] + "' is not a user or group name or number");
+            }
+        }
         o.assertAllConsumed();
-        return new ExportConfig(exportId, nodeName, writable, type, options);
+        return new ExportConfig(exportId, nodeName, writable, type, options, owner, group, mode);
     }
 
     private static ImageSpec image(Map<String, Object> flat) {

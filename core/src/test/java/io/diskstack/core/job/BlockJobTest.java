@@ -99,12 +99,13 @@ class BlockJobTest {
         JobRegistry jobs = new JobRegistry();
         jobs.start(job);
         steps.release(2);
-        waitFor(() -> job.done() == 2L << 20);
+        // paused while it waits for its third piece (past that piece's checkpoint)
+        waitFor(() -> job.done() == 2L << 20 && steps.hasQueuedThreads());
         job.pause();
         assertEquals(JobStatus.PAUSED, job.status());
         steps.release(5);
-        // the piece in flight when it was paused may finish; then nothing moves while paused
-        Thread.sleep(100);
+        // the job finishes the piece it was in, then it stops at the next checkpoint
+        waitFor(() -> job.done() == 3L << 20 && steps.availablePermits() == 4);
         long paused = job.done();
         assertTrue(paused <= 3L << 20, "at most the piece in flight: " + paused);
         Thread.sleep(200);

@@ -40,9 +40,17 @@ public final class LuksDriver implements BlockDriver {
         return true;
     }
 
+    /** LUKS1 and LUKS2 start with "LUKS\xba\xbe". */
+    @Override
+    public int probe(byte[] head) {
+        return head.length >= 6 && java.util.Arrays.equals(head, 0, 6, LuksHeader.MAGIC, 0, 6) ? 100 : 0;
+    }
+
     @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
-        Secret secret = ctx.object("key-secret", Secret.class);
+        // Described without its key (diskstack info), as QEMU opens it with BDRV_O_NO_IO.
+        boolean headerOnly = ctx.inspectOnly() && !ctx.options().has("key-secret");
+        Secret secret = headerOnly ? null : ctx.object("key-secret", Secret.class);
         BlockChild data = ctx.openChild("file", EnumSet.of(ChildRole.DATA, ChildRole.METADATA, ChildRole.PRIMARY));
         BlockChild header = ctx.openOptionalChild("header", EnumSet.of(ChildRole.METADATA));
         BlockChild headerSource = header != null ? header : data;
@@ -64,6 +72,9 @@ public final class LuksDriver implements BlockDriver {
         }
         if (h.fixedSize() >= 0 && (h.fixedSize() > dataSize - h.payloadOffset() || h.fixedSize() % h.sectorSize() != 0)) {
             throw ref.error("LUKS2 segment 'size'", h.fixedSize() + " does not fit the data (" + dataSize + " bytes)");
+        }
+        if (headerOnly) {
+            return new LuksHeaderNode(ctx, data, h);
         }
         byte[] pass = secret.bytes();
         byte[] key = null;

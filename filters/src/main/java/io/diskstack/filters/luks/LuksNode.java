@@ -60,11 +60,21 @@ final class LuksNode extends TransformNode implements ControlProvider {
 
     @Override
     public long size() {
+        return payloadSize(child().size(), payload, fixedSize, sectorSize);
+    }
+
+    /** The volume's size: a LUKS2 segment's fixed size, else the rest of the file in whole sectors. */
+    static long payloadSize(long fileSize, long payload, long fixedSize, int sectorSize) {
         if (fixedSize >= 0) {
             return fixedSize;
         }
-        long n = child().size() - payload;
+        long n = fileSize - payload;
         return n <= 0 ? 0 : n & -(long) sectorSize;
+    }
+
+    @Override
+    public void describeImage(io.diskstack.core.info.ImageFacts facts) throws IOException {
+        LuksInfo.describe(LuksHeader.read(headerDevice, new ImageRef(nodeName(), filename())), facts);
     }
 
     @Override

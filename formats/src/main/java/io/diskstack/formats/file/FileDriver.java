@@ -110,6 +110,64 @@ public final class FileDriver implements BlockDriver {
         return (int) Math.max(512, block);
     }
 
+    /** How {@link #preallocate} fills a range: QEMU's preallocation modes for files. */
+    public enum Preallocation {
+        /** Reserve the blocks (fallocate): they read as zeroes, without being written. */
+        FALLOC,
+        /** Write zeroes: the blocks are allocated and written, on every file system. */
+        FULL
+    }
+
+    /** Bytes preallocated per step: a progress report after each. */
+    private static final int PREALLOCATION_STEP = 8 << 20;
+
+    /**
+     * Allocates {@code [offset, offset+length)} of a file (growing it to at least the end), as
+     * QEMU's {@code preallocation=falloc|full}: {@code FALLOC} where the file system can reserve
+     * blocks, else (and for {@code FULL}) by writing zeroes; flushed. Reports each step.
+     */
+    public static void preallocate(Path path, long offset, long length, Preallocation mode, io.diskstack.core.Progress progress)
+            throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.WRITE);
+             NativeFile nf = NativeFile.open(path, true)) {
+            java.nio.ByteBuffer zeroes = null;
+            boolean falloc = mode == Preallocation.FALLOC;
+            for (long done = 0; done < length; ) {
+                int n = (int) Math.min(PREALLOCATION_STEP, length - done);
+                if (falloc) {
+                    int err = nf.fallocate(0, offset + done, n);
+                    if (err == NativeFile.EOPNOTSUPP) {
+                        falloc = false; // glibc's posix_fallocate falls back the same way
+                    } else if (err != 0) {
+                        throw new IOException(path + ": fallocate: " + NativeFile.describe(err));
+                    }
+                }
+                if (!falloc) {
+                    if (zeroes == null) {
+                        zeroes = java.nio.ByteBuffer.allocateDirect(PREALLOCATION_STEP);
+                    }
+                    java.nio.ByteBuffer b = zeroes.clear().limit(n);
+                    long at = offset + done;
+                    while (b.hasRemaining()) {
+                        at += ch.write(b, at);
+                    }
+                }
+                done += n;
+                progress.update(done, length);
+            }
+            ch.force(true);
+        }
+    }
+
+    /** Makes a file at least {@code size} bytes long, the new part a hole (no blocks allocated). */
+    public static void growSparse(Path path, long size) throws IOException {
+        if (Files.size(path) < size) {
+            try (NativeFile nf = NativeFile.open(path, true)) {
+                nf.ftruncate(size);
+            }
+        }
+    }
+
     /**
      * Creates a sparse file of {@code size} bytes for the image formats' {@code create}.
      *

@@ -63,6 +63,11 @@ final class FileNode extends BlockNode {
     }
 
     @Override
+    public long allocatedSize() throws IOException {
+        return nativeFile.allocatedBytes();
+    }
+
+    @Override
     public String filename() {
         return path.toString();
     }

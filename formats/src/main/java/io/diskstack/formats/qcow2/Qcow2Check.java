@@ -120,6 +120,11 @@ public final class Qcow2Check {
      * @throws ConfigException if the image cannot be opened at all (the message says why)
      */
     public static Report check(Path image, Repair repair) throws IOException {
+        return check(image, repair, io.diskstack.core.Progress.NONE);
+    }
+
+    /** The same, reporting how far the first pass is (the L2 tables walked, then the clusters compared). */
+    public static Report check(Path image, Repair repair, io.diskstack.core.Progress progress) throws IOException {
         Path abs = image.toAbsolutePath().normalize();
         boolean writable = repair != Repair.NONE;
         try (BlockGraph graph = new BlockGraph(DriverRegistry.load(), ObjectRegistry.load(), abs.getParent())) {
@@ -136,15 +141,15 @@ public final class Qcow2Check {
             } finally {
                 Qcow2Driver.OPENING_FOR_CHECK.remove();
             }
-            return run((Qcow2Node) n, repair);
+            return run((Qcow2Node) n, repair, progress);
         }
     }
 
     static Report run(Qcow2Node node, boolean repairLeaks) throws IOException {
-        return run(node, repairLeaks ? Repair.LEAKS : Repair.NONE);
+        return run(node, repairLeaks ? Repair.LEAKS : Repair.NONE, io.diskstack.core.Progress.NONE);
     }
 
-    static Report run(Qcow2Node node, Repair repair) throws IOException {
+    static Report run(Qcow2Node node, Repair repair, io.diskstack.core.Progress progress) throws IOException {
         node.gate.writeLock().lock();
         node.lock.lock();
         try {
@@ -155,7 +160,10 @@ public final class Qcow2Check {
             }
             List<String> problems = new ArrayList<>();
             Qcow2Check first = new Qcow2Check(node, fix, problems);
+            first.progress = progress;
+            first.progressTotal = node.map.l1.length + first.nbClusters;
             first.pass();
+            progress.update(first.progressTotal, first.progressTotal);
             long corruptionsFixed = first.corruptionsFixed;
             long leaksFixed = first.leaksFixed;
             Qcow2Check result = first;
@@ -318,6 +326,17 @@ public final class Qcow2Check {
         fixSnapshotTable();
     }
 
+    private io.diskstack.core.Progress progress = io.diskstack.core.Progress.NONE;
+    private long progressTotal;
+    private long progressDone;
+
+    /** One more unit of the first pass done: an active L1 entry walked or a cluster compared. */
+    private void advance() {
+        if (++progressDone % 1024 == 0 && progressDone <= progressTotal) {
+            progress.update(progressDone, progressTotal);
+        }
+    }
+
     private int listedBeforeCompare;
     /** Problems of the refcount table and blocks themselves, which a rebuild repairs. */
     private long structureProblems;
@@ -432,6 +451,9 @@ public final class Qcow2Check {
         }
         ref(l1Offset, l1.length * 8L, which + " L1 table");
         for (int i = 0; i < l1.length; i++) {
+            if (active) {
+                advance();
+            }
             if (l1[i] == 0) {
                 continue;
             }
@@ -680,6 +702,7 @@ public final class Qcow2Check {
         listedBeforeCompare = problems.size();
         long fixed = 0;
         for (long k = 0; k < nbClusters; k++) {
+            advance();
             long stored = storedRefcount(k);
             if (stored < 0) {
                 checkError("cannot get the refcount of cluster " + k + ": its refcount table entry points to an "

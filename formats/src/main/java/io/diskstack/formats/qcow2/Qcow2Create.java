@@ -49,8 +49,8 @@ final class Qcow2Create {
             case "0.10", "v2" -> version = 2;
             default -> throw o.error("compat", "value '" + compat + "' is not one of 0.10, 1.1");
         }
-        if (!prealloc.equals("off")) {
-            throw o.error("preallocation", "value '" + prealloc + "' is not supported (only off)");
+        if (!List.of("off", "metadata", "falloc", "full").contains(prealloc)) {
+            throw o.error("preallocation", "value '" + prealloc + "' is not one of off, metadata, falloc, full");
         }
         if (Long.bitCount(clusterSize) != 1 || clusterSize < 512 || clusterSize > (2 << 20)) {
             throw o.error("cluster_size", "value " + clusterSize + " must be a power of two from 512 to 2M");
@@ -115,12 +115,18 @@ final class Qcow2Create {
         if (l1Entries * 8 > Qcow2Header.MAX_L1_BYTES) {
             throw new ConfigException(where + ": the size " + size + " is too large for cluster_size " + clusterSize);
         }
-        // header, refcount table, refcount blocks, L1 table: find the smallest consistent layout
+        if (!prealloc.equals("off") && backingFile != null) {
+            throw o.error("preallocation", "does not go with backing_file (a preallocated image never reads its backing)");
+        }
+        // header, refcount table, refcount blocks, L1 table, and when preallocating every L2 table
+        // and data cluster after them: find the smallest consistent layout
         long l1Clusters = layout.clustersFor(l1Entries * 8);
+        long dataClusters = prealloc.equals("off") ? 0 : layout.clustersFor(size);
+        long l2Tables = prealloc.equals("off") ? 0 : l1Entries;
         long tableClusters = 1;
         long blocks = 1;
         while (true) {
-            long total = 1 + tableClusters + blocks + l1Clusters;
+            long total = 1 + tableClusters + blocks + l1Clusters + l2Tables + dataClusters;
             long needBlocks = (total + layout.refblockEntries - 1) / layout.refblockEntries;
             long needTable = Math.max(1, layout.clustersFor(needBlocks * 8));
             if (needBlocks == blocks && needTable == tableClusters) {
@@ -133,7 +139,9 @@ final class Qcow2Create {
         long tableOffset = cs;
         long blocksOffset = (1 + tableClusters) * cs;
         long l1Offset = (1 + tableClusters + blocks) * cs;
-        long used = 1 + tableClusters + blocks + l1Clusters;
+        long l2Offset = l1Offset + l1Clusters * cs;
+        long dataOffset = l2Offset + l2Tables * cs;
+        long used = 1 + tableClusters + blocks + l1Clusters + l2Tables + dataClusters;
 
         ByteBuffer h = ByteBuffer.allocate((int) cs);
         h.putInt(0, Qcow2Header.MAGIC);
@@ -186,21 +194,52 @@ final class Qcow2Create {
         for (int b = 0; b < blocks; b++) {
             table.putLong(b * 8, blocksOffset + b * cs);
         }
-        ByteBuffer blockData = ByteBuffer.allocate((int) (blocks * cs));
-        for (long c = 0; c < used; c++) {
-            ByteBuffer blk = blockData.slice((int) (c / layout.refblockEntries * cs), (int) cs);
-            rc.write(blk, (int) (c % layout.refblockEntries), 1);
-        }
         FileDriver.createSparseFile(ctx.file(), 0);
         boolean ok = false;
         try (FileChannel ch = FileChannel.open(ctx.file(), StandardOpenOption.WRITE)) {
             writeFully(ch, h.clear(), 0);
             writeFully(ch, table.clear(), tableOffset);
-            writeFully(ch, blockData.clear(), blocksOffset);
+            ByteBuffer cluster = ByteBuffer.allocate((int) cs);
+            for (long b = 0; b < blocks; b++) {
+                cluster.clear().put(new byte[(int) cs]).clear();
+                long first = b * layout.refblockEntries;
+                for (long c = first; c < Math.min(used, first + layout.refblockEntries); c++) {
+                    rc.write(cluster, (int) (c - first), 1);
+                }
+                writeFully(ch, cluster.clear(), blocksOffset + b * cs);
+            }
+            ByteBuffer l1 = ByteBuffer.allocate((int) (l1Entries * 8));
+            for (int i = 0; i < l2Tables; i++) {
+                l1.putLong(i * 8, (l2Offset + i * cs) | Layout.COPIED);
+            }
             if (l1Entries > 0) {
-                writeFully(ch, ByteBuffer.allocate((int) (l1Entries * 8)), l1Offset);
+                writeFully(ch, l1.clear(), l1Offset);
             } else {
                 ch.truncate(l1Offset);
+            }
+            for (long t = 0; t < l2Tables; t++) {
+                cluster.clear().put(new byte[(int) cs]).clear();
+                for (int k = 0; k < layout.l2Entries; k++) {
+                    long guest = t * layout.l2Entries + k;
+                    if (guest >= dataClusters) {
+                        break;
+                    }
+                    cluster.putLong(k * layout.l2EntrySize, (dataOffset + guest * cs) | Layout.COPIED);
+                    if (layout.extendedL2) {
+                        cluster.putLong(k * layout.l2EntrySize + 8, 0xffff_ffffL); // every subcluster allocated
+                    }
+                }
+                writeFully(ch, cluster.clear(), l2Offset + t * cs);
+            }
+            long dataBytes = dataClusters * cs;
+            switch (prealloc) {
+                case "metadata" -> FileDriver.growSparse(ctx.file(), dataOffset + dataBytes);
+                case "falloc", "full" -> {
+                    ch.force(true);
+                    FileDriver.preallocate(ctx.file(), dataOffset, dataBytes, prealloc.equals("full")
+                            ? FileDriver.Preallocation.FULL : FileDriver.Preallocation.FALLOC, ctx.progress());
+                }
+                default -> { }
             }
             ch.force(true);
             ok = true;

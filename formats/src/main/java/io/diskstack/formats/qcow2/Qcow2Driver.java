@@ -43,6 +43,12 @@ public final class Qcow2Driver implements BlockDriver {
         return DriverKind.FORMAT;
     }
 
+    /** Images start with "QFI\xfb". */
+    @Override
+    public int probe(byte[] head) {
+        return head.length >= 4 && ByteBuffer.wrap(head).getInt(0) == Qcow2Header.MAGIC ? 100 : 0;
+    }
+
     @Override
     public boolean makesOverlays() {
         return true;
@@ -115,7 +121,7 @@ public final class Qcow2Driver implements BlockDriver {
             long[] caches = cacheSizes(o, cacheSize, l2Cache, refCache, header, layout);
             BlockChild backing = null;
             if (backingRef == null) {
-                backing = BackingFiles.open(ctx, header, path);
+                backing = ctx.opensBackingFiles() ? BackingFiles.open(ctx, header, path) : null;
             } else if (!"".equals(backingRef)) {
                 backing = ctx.openOptionalChild("backing", ChildRole.cow());
             }

@@ -176,6 +176,28 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         return s.toString();
     }
 
+    /** qemu-img info's fields for qcow2: cluster size, dirty bit, backing file, and its format-specific part. */
+    @Override
+    public void describeImage(io.diskstack.core.info.ImageFacts facts) {
+        facts.clusterSize(layout.clusterSize).dirty(header.isDirty());
+        if (header.backingFile != null && !header.backingFile.isEmpty()) {
+            facts.backingFile(header.backingFile, header.backingFormat == null || header.backingFormat.isEmpty()
+                    ? null : header.backingFormat);
+        }
+        Map<String, Object> data = new java.util.LinkedHashMap<>();
+        data.put("compat", header.version >= 3 ? "1.1" : "0.10");
+        data.put("compression-type", header.compressionType == Compression.ZSTD ? "zstd" : "zlib");
+        if (header.version >= 3) {
+            data.put("lazy-refcounts", (header.compatible & Qcow2Header.COMPAT_LAZY_REFCOUNTS) != 0);
+        }
+        data.put("refcount-bits", layout.refcountBits);
+        if (header.version >= 3) {
+            data.put("corrupt", header.isCorrupt());
+            data.put("extended-l2", layout.extendedL2);
+        }
+        facts.formatSpecific("qcow2", data);
+    }
+
     @Override
     public Map<String, Long> stats() {
         return Map.of("l2-cache.hits", l2cache.hits.sum(), "l2-cache.misses", l2cache.misses.sum(),

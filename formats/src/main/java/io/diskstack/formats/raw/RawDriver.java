@@ -24,6 +24,12 @@ public final class RawDriver implements BlockDriver {
         return DriverKind.FORMAT;
     }
 
+    /** Any file is raw, as a last resort (QEMU's raw probe). */
+    @Override
+    public int probe(byte[] head) {
+        return 1;
+    }
+
     @Override
     public BlockNode open(NodeOpenContext ctx) throws IOException {
         NodeOptions o = ctx.options();
@@ -52,9 +58,21 @@ public final class RawDriver implements BlockDriver {
             throw new ConfigException("create '" + ctx.file() + "' (raw): a size is required");
         }
         String prealloc = ctx.options().optString("preallocation", "off");
-        if (!prealloc.equals("off")) {
-            throw ctx.options().error("preallocation", "value '" + prealloc + "' is not supported (only off)");
+        FileDriver.Preallocation mode = switch (prealloc) {
+            case "off" -> null;
+            case "falloc" -> FileDriver.Preallocation.FALLOC;
+            case "full" -> FileDriver.Preallocation.FULL;
+            default -> throw ctx.options().error("preallocation", "value '" + prealloc
+                    + "' is not one of off, falloc, full");
+        };
+        FileDriver.createSparseFile(ctx.file(), mode == null ? ctx.size() : 0);
+        if (mode != null) {
+            try {
+                FileDriver.preallocate(ctx.file(), 0, ctx.size(), mode, ctx.progress());
+            } catch (IOException | RuntimeException e) {
+                java.nio.file.Files.deleteIfExists(ctx.file());
+                throw e;
+            }
         }
-        FileDriver.createSparseFile(ctx.file(), ctx.size());
     }
 }

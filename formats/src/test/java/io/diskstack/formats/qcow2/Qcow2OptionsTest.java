@@ -99,8 +99,8 @@ class Qcow2OptionsTest {
         assertTrue(e.getMessage().contains("'lazy_refcounts' needs compat=1.1"), e.getMessage());
         e = assertThrows(ConfigException.class, () -> Images.create(img, -1));
         assertTrue(e.getMessage().contains("a size is required"), e.getMessage());
-        e = assertThrows(ConfigException.class, () -> Images.create(img, 1 << 20, "preallocation", "full"));
-        assertTrue(e.getMessage().contains("only off"), e.getMessage());
+        e = assertThrows(ConfigException.class, () -> Images.create(img, 1 << 20, "preallocation", "fast"));
+        assertTrue(e.getMessage().contains("is not one of off, metadata, falloc, full"), e.getMessage());
         e = assertThrows(ConfigException.class, () -> Images.create(img, 1 << 20, "backing_file", "nope.qcow2"));
         assertTrue(e.getMessage().contains("'backing_file' 'nope.qcow2' does not exist"), e.getMessage());
         e = assertThrows(ConfigException.class, () -> Images.create(img, 1 << 20, "clustersize", "4k"));

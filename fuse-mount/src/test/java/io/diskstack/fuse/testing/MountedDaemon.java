@@ -50,6 +50,18 @@ public final class MountedDaemon implements AutoCloseable {
         }
     }
 
+    /** Starts {@code diskstack ARGS…} without waiting for the mount (call {@link #awaitMounted()}). */
+    public static MountedDaemon launch(List<String> args, Map<String, String> env, Path mountpoint) {
+        Shell.requireFuse();
+        try {
+            Path log = Files.createTempFile("diskstack-daemon", ".log");
+            Process p = command(args, env).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            return new MountedDaemon(p, mountpoint.toAbsolutePath(), log);
+        } catch (IOException e) {
+            throw new AssertionError("cannot start diskstack: " + e.getMessage(), e);
+        }
+    }
+
     /** Runs {@code diskstack ARGS…} to completion (for commands that fail or do not mount). */
     public static Shell.Result runToCompletion(List<String> args, Map<String, String> env) {
         try {
@@ -80,7 +92,8 @@ public final class MountedDaemon implements AutoCloseable {
         return pb;
     }
 
-    private void awaitMounted() {
+    /** Waits until the mount appears; fails if the daemon exits first or 30 s pass. */
+    public void awaitMounted() {
         if (!Await.within(Duration.ofSeconds(30), () -> isMounted(mountpoint) || !process.isAlive())) {
             process.destroyForcibly();
             fail("diskstack did not mount " + mountpoint + " within 30 s: " + log());
