@@ -109,6 +109,8 @@ public final class SnapshotTargets {
             List<Target> taken = new ArrayList<>();
             List<String> ids = new ArrayList<>();
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
+                // what nodes above the targets cache (dedup's metadata) belongs in the snapshot
+                backend.flushDrained();
                 for (Target t : targets) {
                     try {
                         ids.add(t.snapshots().createSnapshot(name).id());
@@ -176,7 +178,13 @@ public final class SnapshotTargets {
                 }
             }
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
-                runOnEach(targets, "revert to", idOrName, t -> t.snapshots().revertToSnapshot(idOrName));
+                backend.flushDrained();
+                try {
+                    runOnEach(targets, "revert to", idOrName, t -> t.snapshots().revertToSnapshot(idOrName));
+                } finally {
+                    // the images changed under the nodes above them (even if only some reverted)
+                    backend.invalidateCachesDrained();
+                }
             }
             LOG.info(() -> "export '" + backend.name() + "': reverted " + names(targets) + " to snapshot '"
                     + idOrName + "'");

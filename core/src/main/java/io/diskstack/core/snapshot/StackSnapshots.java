@@ -111,6 +111,8 @@ public final class StackSnapshots {
             try (BlockGraph.Drained ignored = graph.drain(bases)) {
                 ExternalSnapshots.Prepared prepared = ExternalSnapshots.prepare(graph, plans, format);
                 try {
+                    // nodes above the bases (dedup) write what they cache into them first
+                    backend.flushDrained();
                     prepared.flushBases();
                     for (ExternalSnapshots.Overlay o : prepared.overlays()) {
                         // the config about to name the overlay must never outlive its file's entry
