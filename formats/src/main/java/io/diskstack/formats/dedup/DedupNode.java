@@ -87,7 +87,7 @@ final class DedupNode extends BlockNode {
         this.dataName = "data child " + name(data);
         this.indexCacheBytes = indexCacheBytes;
         this.tableCacheBytes = tableCacheBytes;
-        this.dirtyLimit = (int) Math.max(1024, (indexCacheBytes + tableCacheBytes) / 2 / Geometry.PAGE);
+        this.dirtyLimit = (int) Math.max(16, (indexCacheBytes + tableCacheBytes) / 2 / Geometry.PAGE);
     }
 
     private static String name(BlockChild child) {
