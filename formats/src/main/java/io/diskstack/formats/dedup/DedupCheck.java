@@ -21,9 +21,11 @@ import java.util.Set;
  * invariants of FORMAT.md. Every map entry is counted against the refcounts (a refcount below its
  * references is corruption: a block that could be freed while in use; above them, a leak), every
  * index entry against its block's record, the summary and the counters against what they count.
- * {@link Repair#LEAKS} lowers leaked refcounts (freeing unreferenced blocks); {@link Repair#ALL}
- * also raises refcounts that are too low and recounts the summary and the counters. A repair is
- * journaled like any change, then checked again.
+ * A summary or counter that is off is harmless (the allocator reads the records themselves; the
+ * counters are statistics) and counted with the leaks. {@link Repair#LEAKS} lowers leaked
+ * refcounts (freeing unreferenced blocks) and recounts the summary and the counters;
+ * {@link Repair#ALL} also raises refcounts that are too low. A repair is journaled like any
+ * change, then checked again.
  *
  * <p>References are counted in windows of at most 32 Mi physical blocks (128 MiB of counts).
  */
@@ -118,6 +120,11 @@ final class DedupCheck {
         if (problems.size() < MAX_LISTED) {
             problems.add(line);
         }
+    }
+
+    private void leak(String line) {
+        leaks++;
+        note((fix != Repair.NONE ? "Repairing: " : "") + line);
     }
 
     private void corruption(String line) {
@@ -254,10 +261,11 @@ final class DedupCheck {
             }
             int said = node.refs.usedIn(r);
             if (said != inUse) {
-                corruption("the summary says record page " + r + " has " + said + " blocks in use; it has " + inUse);
-                if (fix == Repair.ALL) {
+                // harmless (the allocator reads the records themselves), so a leak: -r leaks recounts it
+                leak("the summary says record page " + r + " has " + said + " blocks in use; it has " + inUse);
+                if (fix != Repair.NONE) {
                     node.refs.setUsedIn(r, inUse);
-                    corruptionsFixed++;
+                    leaksFixed++;
                 }
             }
         }
@@ -265,13 +273,13 @@ final class DedupCheck {
 
     private void checkCounters() throws IOException {
         if (node.map.mapped != mapped || node.refs.used != used) {
-            corruption("the counters say " + node.map.mapped + " logical blocks mapped and " + node.refs.used
+            leak("the counters say " + node.map.mapped + " logical blocks mapped and " + node.refs.used
                     + " physical blocks used; there are " + mapped + " and " + used);
-            if (fix == Repair.ALL) {
+            if (fix != Repair.NONE) {
                 node.map.mapped = mapped;
                 node.refs.used = used;
                 node.writeCounters();
-                corruptionsFixed++;
+                leaksFixed++;
             }
         }
     }

@@ -42,6 +42,8 @@ final class DedupFormat {
         if (!hash.equals("sha256")) {
             throw o.error("hash", "value '" + hash + "' is not one of sha256");
         }
+        // before any file is made: the caller deletes none of them if a leftover option fails later
+        o.assertAllConsumed();
         if (metaRef == null) {
             throw o.error("metadata", "is required");
         }

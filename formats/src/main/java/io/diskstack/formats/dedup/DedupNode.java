@@ -133,7 +133,9 @@ final class DedupNode extends BlockNode {
         this.broken = null;
         this.damaged = null;
         if (!replay.isEmpty() || torn[0]) {
-            LOG.info(() -> describe + ": was not closed cleanly; replayed " + replay.size() + " journal transactions"
+            // a read-only open of a live device's snapshot (a view) replays its journal as a matter of course
+            LOG.log(isReadOnly() ? java.util.logging.Level.FINE : java.util.logging.Level.INFO, () -> describe
+                    + ": was not closed cleanly; replayed " + replay.size() + " journal transactions"
                     + (torn[0] ? " and ignored an incomplete last one (a commit the crash interrupted)" : ""));
         }
         if (!isReadOnly() && !replay.isEmpty()) {
