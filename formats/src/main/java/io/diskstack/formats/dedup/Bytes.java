@@ -1,9 +1,15 @@
 package io.diskstack.formats.dedup;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
 
 /** Big-endian fields in byte arrays, as the format stores them (FORMAT.md). */
 final class Bytes {
+    private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
+    private static final VarHandle INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.BIG_ENDIAN);
+
     private Bytes() {}
 
     static int u16(byte[] b, int off) {
@@ -16,15 +22,11 @@ final class Bytes {
     }
 
     static long u32(byte[] b, int off) {
-        return ((long) (b[off] & 0xff) << 24) | ((b[off + 1] & 0xff) << 16) | ((b[off + 2] & 0xff) << 8)
-                | (b[off + 3] & 0xff);
+        return (int) INT.get(b, off) & 0xffff_ffffL;
     }
 
     static void putU32(byte[] b, int off, long v) {
-        b[off] = (byte) (v >>> 24);
-        b[off + 1] = (byte) (v >>> 16);
-        b[off + 2] = (byte) (v >>> 8);
-        b[off + 3] = (byte) v;
+        INT.set(b, off, (int) v);
     }
 
     static long u40(byte[] b, int off) {
@@ -37,12 +39,11 @@ final class Bytes {
     }
 
     static long u64(byte[] b, int off) {
-        return (u32(b, off) << 32) | u32(b, off + 4);
+        return (long) LONG.get(b, off);
     }
 
     static void putU64(byte[] b, int off, long v) {
-        putU32(b, off, v >>> 32);
-        putU32(b, off + 4, v);
+        LONG.set(b, off, v);
     }
 
     static int crc32c(byte[] b, int off, int len) {

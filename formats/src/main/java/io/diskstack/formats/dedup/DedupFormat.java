@@ -66,7 +66,7 @@ final class DedupFormat {
             BlockBackend data;
             long dataBlocks;
             if (dataRef instanceof String f) {
-                dataBlocks = logical;
+                dataBlocks = Math.min(Geometry.MAX_DATA_BLOCKS, logical + slack(logical));
                 data = open(graph, fileOptions(newFile(cwd.resolve(f), (dataBlocks + 1) * blockSize, made)), "data");
             } else {
                 data = open(graph, nested(dataRef), "data");
@@ -100,6 +100,15 @@ final class DedupFormat {
             }
             throw e;
         }
+    }
+
+    /**
+     * Blocks a created data child has beyond the disk's: a write never overwrites a block in place,
+     * so a disk full of distinct blocks needs free ones for new content before the overwrite frees
+     * the old ones (which become reusable at the next commit).
+     */
+    static long slack(long logicalBlocks) {
+        return Math.max(1024, logicalBlocks / 64);
     }
 
     private static byte[] uuid() {

@@ -75,6 +75,8 @@ final class DedupNode extends BlockNode {
     private volatile String broken;
     /** Metadata that breaks the format's invariants was found: changes are refused. */
     private volatile String damaged;
+    private volatile boolean commitQueued;
+    private java.util.concurrent.ExecutorService committer;
     private volatile long commits;
     private volatile long checkpoints;
 
@@ -184,6 +186,7 @@ final class DedupNode extends BlockNode {
         s.put("dedup.index-cache-hits", hits);
         s.put("dedup.index-cache-misses", lookups - hits);
         s.put("dedup.index-full-buckets", index.fullBuckets);
+        s.put("dedup.metadata-cache-bytes", pageBytesHeld());
         s.put("dedup.commits", commits);
         s.put("dedup.checkpoints", checkpoints);
         return s;
@@ -257,21 +260,18 @@ final class DedupNode extends BlockNode {
         byte[] kind = new byte[n];
         long[] fp = new long[2 * n];
         for (int i = 0; i < n; i++) {
-            ByteBuffer block = src.slice(i * bs, bs);
-            if (Fingerprint.isZero(block)) {
-                kind[i] = ZERO;
-            } else {
-                Fingerprint.of(block, fp, 2 * i);
-                kind[i] = NEW;
-            }
+            kind[i] = Fingerprint.of(src.slice(i * bs, bs), fp, 2 * i) ? NEW : ZERO;
         }
         long[] target = new long[n];
+        long[] found = new long[n];
         int[] earlier = new int[n];
+        long indexAtPlan;
         for (int attempt = 0; ; attempt++) {
             lock.writeLock().lock();
             try {
                 checkWritable();
-                if (plan(kind, fp, target, earlier)) {
+                indexAtPlan = index.changes;
+                if (plan(kind, fp, target, found, earlier)) {
                     break;
                 }
                 if (attempt == 3 || freed.freedCount() == 0) {
@@ -302,7 +302,7 @@ final class DedupNode extends BlockNode {
         lock.writeLock().lock();
         try {
             ensureJournalRoom(n);
-            apply(first, kind, fp, target, earlier);
+            apply(first, kind, fp, target, found, earlier, indexAtPlan);
         } finally {
             lock.writeLock().unlock();
         }
@@ -313,9 +313,10 @@ final class DedupNode extends BlockNode {
      * earlier block of the chunk, or new (and where). Holds every block it names, so that none is
      * freed and reused, or allocated twice, before {@link #apply}.
      *
+     * @param found what the index said for each block (its block, or 0)
      * @return false, holding nothing, if the data child has no free block left
      */
-    private boolean plan(byte[] kind, long[] fp, long[] target, int[] earlier) throws IOException {
+    private boolean plan(byte[] kind, long[] fp, long[] target, long[] found, int[] earlier) throws IOException {
         int n = kind.length;
         Map<Long, Integer> seen = n > 8 ? new java.util.HashMap<>() : null;
         for (int i = 0; i < n; i++) {
@@ -328,11 +329,13 @@ final class DedupNode extends BlockNode {
             if (j >= 0 && kind[j] != ZERO && refs.refcount(target[j]) + freed.holds(target[j]) < RefCounts.MAX - CHUNK) {
                 kind[i] = kind[j] == NEW ? SAME_AS_EARLIER : SHARED;
                 earlier[i] = j;
+                found[i] = found[j];
                 target[i] = target[j];
                 freed.hold(target[i]);
                 continue;
             }
             long p = index.lookup(hi, lo);
+            found[i] = p;
             if (p != 0 && refs.refcount(p) + freed.holds(p) < RefCounts.MAX - CHUNK) {
                 kind[i] = SHARED;
             } else {
@@ -392,7 +395,13 @@ final class DedupNode extends BlockNode {
     }
 
     /** Points the chunk's logical blocks at their blocks, adjusting refcounts and the index. */
-    private void apply(long first, byte[] kind, long[] fp, long[] target, int[] earlier) throws IOException {
+    /**
+     * @param found       what the index said for each block when the chunk was planned
+     * @param indexAtPlan {@link FingerprintIndex#changes} then: while only this step's own inserts
+     *                    have changed the index since, {@code found} still holds
+     */
+    private void apply(long first, byte[] kind, long[] fp, long[] target, long[] found, int[] earlier,
+                       long indexAtPlan) throws IOException {
         int n = kind.length;
         long[] old = new long[n];
         try {
@@ -404,12 +413,18 @@ final class DedupNode extends BlockNode {
                 }
             }
             long[] resolved = new long[n];
+            long expected = indexAtPlan;
+            boolean asPlanned = true;
             for (int i = 0; i < n; i++) {
+                // a freed block leaves the index: from then on, look up again
+                asPlanned &= index.changes == expected;
                 long p = switch (kind[i]) {
                     case ZERO -> 0;
                     case SAME_AS_EARLIER -> reference(resolved[earlier[i]]);
-                    default -> settle(fp[2 * i], fp[2 * i + 1], target[i]);
+                    default -> settle(fp[2 * i], fp[2 * i + 1], target[i],
+                            asPlanned ? found[i] : index.lookup(fp[2 * i], fp[2 * i + 1]));
                 };
+                expected = index.changes;
                 resolved[i] = p;
                 map.set(first + i, p);
                 if (old[i] != 0) {
@@ -429,9 +444,10 @@ final class DedupNode extends BlockNode {
      * The block a new or shared block ends up in. If another write stored the same content
      * meanwhile, that block is shared and the planned one stays free; a planned block that is
      * not in use (new, or freed meanwhile although this write held it) is taken, and indexed.
+     *
+     * @param q the block the index holds for this content now, or 0
      */
-    private long settle(long hi, long lo, long planned) throws IOException {
-        long q = index.lookup(hi, lo);
+    private long settle(long hi, long lo, long planned, long q) throws IOException {
         if (q != 0 && q != planned && refs.refcount(q) < RefCounts.MAX - CHUNK) {
             return reference(q);
         }
@@ -543,25 +559,50 @@ final class DedupNode extends BlockNode {
         return true;
     }
 
-    /** Commits when the transaction or the pinned pages have grown past their limits. */
-    private void maybeCommit() throws IOException {
+    /**
+     * Starts a commit when the transaction or the pinned pages have grown past their limits. Nobody
+     * waits for such a commit, so it runs on the node's committer thread while writes go on; only
+     * {@link #ensureJournalRoom} makes a writer wait, when they outrun it.
+     */
+    private void maybeCommit() {
         boolean checkpoint = pages.dirtyCount() >= dirtyLimit;
-        if (!checkpoint && pages.pendingBytes() < g.journalBytes() / 4) {
+        if (!checkpoint && pages.pendingBytes() < g.journalBytes() / 4 || commitQueued || broken != null) {
             return;
         }
-        if (commitLock.isLocked() && pages.pendingBytes() < g.journalBytes() / 3) {
-            return; // a commit is under way; it or the next write's check takes the rest
-        }
-        commit(checkpoint);
+        commitQueued = true;
+        committer().execute(() -> {
+            try {
+                commit(checkpoint);
+            } catch (IOException | RuntimeException e) {
+                // commit() has marked the node broken and logged it: the next write or flush fails with it
+            } finally {
+                commitQueued = false;
+            }
+        });
     }
 
-    /** Under the write lock: waits (committing) until the journal has room for n more blocks' changes. */
+    private synchronized java.util.concurrent.ExecutorService committer() {
+        if (committer == null) {
+            committer = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "dedup-commit-" + nodeName());
+                t.setDaemon(true);
+                return t;
+            });
+        }
+        return committer;
+    }
+
+    /**
+     * Under the write lock: waits (committing) until the journal has room for n more blocks'
+     * changes and the pinned pages are within twice their limit.
+     */
     private void ensureJournalRoom(int n) throws IOException {
         long limit = g.journalBytes() / 2 - Journal.HEADER - Geometry.PAGE;
-        while (pages.pendingBytes() + (long) n * PATCH_BYTES_PER_BLOCK > limit) {
+        while (pages.pendingBytes() + (long) n * PATCH_BYTES_PER_BLOCK > limit || pages.dirtyCount() > 2 * dirtyLimit) {
+            boolean checkpoint = pages.dirtyCount() > 2 * dirtyLimit;
             lock.writeLock().unlock();
             try {
-                commit(false);
+                commit(checkpoint);
             } finally {
                 lock.writeLock().lock();
             }
@@ -729,6 +770,16 @@ final class DedupNode extends BlockNode {
 
     @Override
     protected void close() throws IOException {
+        synchronized (this) {
+            if (committer != null) {
+                committer.shutdown();
+                try {
+                    committer.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
         if (!isReadOnly() && broken == null && damaged == null) {
             commit(true);
         }

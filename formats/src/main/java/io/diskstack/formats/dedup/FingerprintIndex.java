@@ -14,6 +14,8 @@ final class FingerprintIndex {
     private final Damage damage;
     /** Fingerprints not indexed because their bucket was full. */
     volatile long fullBuckets;
+    /** Bumped by every insert, repoint and removal: a lookup made before still holds if it has not moved. */
+    long changes;
 
     FingerprintIndex(MetadataPages pages, Geometry g, Damage damage) {
         this.pages = pages;
@@ -61,6 +63,7 @@ final class FingerprintIndex {
         pages.changed(page, b, off, Geometry.INDEX_ENTRY);
         Bytes.putU16(b, 0, n + 1);
         pages.changed(page, b, 0, 2);
+        changes++;
         return bucket + 1;
     }
 
@@ -76,6 +79,7 @@ final class FingerprintIndex {
         int off = Geometry.INDEX_HEADER + i * Geometry.INDEX_ENTRY + 16;
         Bytes.putU40(b, off, to);
         pages.changed(page, b, off, 5);
+        changes++;
         return bucket + 1;
     }
 
@@ -96,6 +100,7 @@ final class FingerprintIndex {
         }
         Bytes.putU16(b, 0, n - 1);
         pages.changed(page, b, 0, 2);
+        changes++;
         return true;
     }
 

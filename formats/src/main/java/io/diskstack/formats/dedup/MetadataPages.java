@@ -31,6 +31,15 @@ final class MetadataPages {
     private final Map<Long, byte[]> dirty = new ConcurrentHashMap<>();
     /** Copies a checkpoint is writing in place; a miss reads them instead of the stale page. */
     private final Map<Long, byte[]> writing = new ConcurrentHashMap<>();
+    /**
+     * Pinned pages by page number modulo its size, so the hot path of a write (every page it
+     * touches is pinned) finds them without boxing a key; a slot holds the page's current bytes
+     * or -1. Set when a page is pinned, cleared when a checkpoint unpins them all.
+     */
+    private final long[] memoPage = new long[4096];
+    private final byte[][] memoBytes = new byte[4096][];
+    /** dirty.size(), which a ConcurrentHashMap counts slowly; changed under the write lock. */
+    private volatile int dirtyCount;
     private byte[] pending = new byte[64 << 10];
     private int pendingLength;
     private int pendingCount;
@@ -46,6 +55,7 @@ final class MetadataPages {
                 .executor(Runnable::run).build();
         this.tableCache = Caffeine.newBuilder().maximumSize(Math.max(16, tableCacheBytes / Geometry.PAGE))
                 .executor(Runnable::run).build();
+        Arrays.fill(memoPage, -1);
     }
 
     private Cache<Long, byte[]> cacheFor(long page) {
@@ -54,11 +64,21 @@ final class MetadataPages {
 
     /** The page's current bytes; change them only under the write lock, then call {@link #changed}. */
     byte[] get(long page) throws IOException {
+        boolean index = page >= g.indexStart;
+        int slot = (int) (page & (memoPage.length - 1));
+        if (memoPage[slot] == page) {
+            if (index) {
+                indexHits.increment();
+            }
+            return memoBytes[slot];
+        }
         byte[] p = dirty.get(page);
         if (p != null) {
+            if (index) {
+                indexHits.increment();
+            }
             return p;
         }
-        boolean index = page >= g.indexStart;
         Cache<Long, byte[]> cache = index ? indexCache : tableCache;
         p = cache.getIfPresent(page);
         if (p != null) {
@@ -100,9 +120,16 @@ final class MetadataPages {
     }
 
     private void pin(long page, byte[] bytes) {
+        int slot = (int) (page & (memoPage.length - 1));
+        if (memoPage[slot] == page) {
+            return;
+        }
         if (dirty.putIfAbsent(page, bytes) == null) {
             cacheFor(page).invalidate(page);
+            dirtyCount++;
         }
+        memoBytes[slot] = dirty.get(page);
+        memoPage[slot] = page;
     }
 
     int pendingBytes() {
@@ -114,7 +141,7 @@ final class MetadataPages {
     }
 
     int dirtyCount() {
-        return dirty.size();
+        return dirtyCount;
     }
 
     /** What a commit takes under the lock: the pending patches and, for a checkpoint, copies of the pinned pages. */
@@ -145,7 +172,9 @@ final class MetadataPages {
             for (Map.Entry<Long, byte[]> e : dirty.entrySet()) {
                 cacheFor(e.getKey()).put(e.getKey(), e.getValue());
             }
+            Arrays.fill(memoPage, -1);
             dirty.clear();
+            dirtyCount = 0;
         }
         return c;
     }

@@ -88,7 +88,7 @@ class DedupBadInputTest {
         Map<String, String> before = digests(a);
         ConfigException e = openFails(a, a);
         assertTrue(e.getMessage().matches("blockdev 'dd0' \\(dedup\\): metadata child '.*/a/meta.img' is too small for this "
-                + "device: a 4 MiB disk over 1024 data blocks needs [0-9]+ bytes of metadata, it has [0-9]+"), e.getMessage());
+                + "device: a 4 MiB disk over 2048 data blocks needs [0-9]+ bytes of metadata, it has [0-9]+"), e.getMessage());
         assertEquals(before, digests(a));
     }
 
@@ -198,7 +198,7 @@ class DedupBadInputTest {
         ImageCheckContext.Report r = check(a, ImageCheckContext.Repair.NONE);
         assertEquals(1, r.corruptions(), r.problems().toString());
         assertTrue(r.problems().get(0).matches("ERROR logical block 1 maps to physical block 999999, outside data child "
-                + "'.*/a/data.img' \\(1024 blocks\\)"), r.problems().toString());
+                + "'.*/a/data.img' \\(2048 blocks\\)"), r.problems().toString());
         Map<String, String> before = digests(a);
         try (BlockGraph g = TestGraphs.newGraph(a)) {
             BlockBackend d = DedupTesting.open(g, a);
@@ -208,7 +208,7 @@ class DedupBadInputTest {
             BlockIOException e = assertThrows(BlockIOException.class, () -> d.read(4096, ByteBuffer.allocate(4096)));
             assertEquals(Errno.EIO, e.errno());
             assertTrue(e.getMessage().matches("dedup 'dd0': the block map entry of logical block 1 points at physical "
-                    + "block 999999, outside data child '.*/a/data.img' \\(1024 blocks\\)"), e.getMessage());
+                    + "block 999999, outside data child '.*/a/data.img' \\(2048 blocks\\)"), e.getMessage());
             e = assertThrows(BlockIOException.class, () -> d.write(0, ByteBuffer.wrap(new byte[4096]), 0));
             assertTrue(e.getMessage().contains("is damaged"), e.getMessage());
         }

@@ -17,6 +17,7 @@ import java.util.HashSet;
 import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -48,6 +49,35 @@ class DedupModelTest {
     private BlockBackend open(int blockSize) throws IOException {
         graph = TestGraphs.newGraph(dir);
         return DedupTesting.open(graph, dir, "cache-size", "256K", "no-sync", true);
+    }
+
+    /**
+     * A refcount stops below 65535: one content written 100 000 times is stored twice, the index
+     * then names the newer copy, and overwriting the lot frees both.
+     */
+    @Test
+    void aBlockSharedMoreThanARefcountHoldsIsStoredAgain() throws IOException {
+        int blocks = 100_000;
+        DedupTesting.create(dir, (long) blocks * 4096, 4096);
+        BlockBackend disk = open(4096);
+        ByteBuffer same = ByteBuffer.allocateDirect(1 << 20);
+        for (int i = 0; i < 256; i++) {
+            same.put(content(9, 4096));
+        }
+        for (long off = 0; off < (long) blocks * 4096; off += 1 << 20) {
+            int len = (int) Math.min(1 << 20, (long) blocks * 4096 - off);
+            disk.write(off, same.clear().limit(len), 0);
+        }
+        var stats = DedupTesting.node(graph).stats();
+        assertEquals(2L * 4096, stats.get("dedup.physical-bytes"), stats.toString());
+        ImageCheckContext.Report r = DedupCheck.run(DedupTesting.node(graph), ImageCheckContext.Repair.NONE);
+        assertTrue(r.isClean(), r.problems().toString());
+        ByteBuffer back = ByteBuffer.allocate(4096);
+        disk.read((long) (blocks - 1) * 4096, back);
+        assertArrayEquals(content(9, 4096), back.array());
+        disk.writeZeroes(0, (long) blocks * 4096, RequestFlags.MAY_UNMAP);
+        assertEquals(0L, DedupTesting.node(graph).stats().get("dedup.physical-bytes"));
+        assertTrue(DedupCheck.run(DedupTesting.node(graph), ImageCheckContext.Repair.NONE).isClean());
     }
 
     @ParameterizedTest(name = "{0}% duplicates, {1}-byte blocks")
