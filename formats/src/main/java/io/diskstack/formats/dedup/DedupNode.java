@@ -318,14 +318,13 @@ final class DedupNode extends BlockNode {
      */
     private boolean plan(byte[] kind, long[] fp, long[] target, long[] found, int[] earlier) throws IOException {
         int n = kind.length;
-        Map<Long, Integer> seen = n > 8 ? new java.util.HashMap<>() : null;
         for (int i = 0; i < n; i++) {
             if (kind[i] == ZERO) {
                 continue;
             }
             long hi = fp[2 * i];
             long lo = fp[2 * i + 1];
-            int j = earlierSame(fp, kind, i, seen);
+            int j = earlierSame(fp, kind, i);
             if (j >= 0 && kind[j] != ZERO && refs.refcount(target[j]) + freed.holds(target[j]) < RefCounts.MAX - CHUNK) {
                 kind[i] = kind[j] == NEW ? SAME_AS_EARLIER : SHARED;
                 earlier[i] = j;
@@ -355,18 +354,12 @@ final class DedupNode extends BlockNode {
             }
             target[i] = p;
             freed.hold(p);
-            if (seen != null) {
-                seen.putIfAbsent(hi, i);
-            }
         }
         return true;
     }
 
-    private static int earlierSame(long[] fp, byte[] kind, int i, Map<Long, Integer> seen) {
-        if (seen != null) {
-            Integer j = seen.get(fp[2 * i]);
-            return j != null && fp[2 * j + 1] == fp[2 * i + 1] ? j : -1;
-        }
+    /** The first block of the chunk before i with its content, or -1 (a scan: cheaper than a map of 256). */
+    private static int earlierSame(long[] fp, byte[] kind, int i) {
         for (int j = 0; j < i; j++) {
             if (kind[j] != ZERO && fp[2 * j] == fp[2 * i] && fp[2 * j + 1] == fp[2 * i + 1]) {
                 return j;

@@ -15,7 +15,7 @@ import java.util.Map;
  * metadata write lock.
  */
 final class FreedBlocks {
-    private final Map<Long, Integer> holds = new HashMap<>();
+    private final BlockHolds holds = new BlockHolds();
     /** Block → {transaction that freed it, read epoch when freed}. */
     private final Map<Long, long[]> freed = new HashMap<>();
     /** The transaction changes go into now; the next commit takes it. */
@@ -23,15 +23,15 @@ final class FreedBlocks {
     private long durableTxn;
 
     void hold(long p) {
-        holds.merge(p, 1, Integer::sum);
+        holds.add(p);
     }
 
     void release(long p) {
-        holds.computeIfPresent(p, (k, v) -> v == 1 ? null : v - 1);
+        holds.remove(p);
     }
 
     int holds(long p) {
-        return holds.getOrDefault(p, 0);
+        return holds.get(p);
     }
 
     void freed(long p, long epoch) {
@@ -44,7 +44,7 @@ final class FreedBlocks {
     }
 
     boolean busy(long p) {
-        return holds.containsKey(p) || freed.containsKey(p);
+        return holds.get(p) != 0 || (!freed.isEmpty() && freed.containsKey(p));
     }
 
     /** The next commit takes the open transaction; returns its number. */
@@ -64,7 +64,7 @@ final class FreedBlocks {
         List<Long> out = new ArrayList<>();
         for (Map.Entry<Long, long[]> e : freed.entrySet()) {
             long[] v = e.getValue();
-            if (v[0] <= durableTxn && epochNow >= v[1] + 2 && !holds.containsKey(e.getKey())) {
+            if (v[0] <= durableTxn && epochNow >= v[1] + 2 && holds.get(e.getKey()) == 0) {
                 out.add(e.getKey());
             }
         }
