@@ -65,7 +65,7 @@ final class Geometry {
     /** The layout {@code diskstack create} writes for a disk of this size over N data blocks. */
     static Geometry forCreate(long virtualSize, int blockSize, long dataBlocks) {
         long logical = ceilDiv(virtualSize, blockSize);
-        long journalBytes = Math.min(64L << 20, Math.max(4L << 20, virtualSize / 256));
+        long journalBytes = Math.min(64L << 20, Math.max(16L << 20, virtualSize / 256));
         long journalPages = ceilDiv(journalBytes, PAGE);
         long mapStart = JOURNAL_START + journalPages;
         long mapPages = ceilDiv(logical, MAP_PER_PAGE);
