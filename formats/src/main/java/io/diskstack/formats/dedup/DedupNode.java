@@ -358,9 +358,12 @@ final class DedupNode extends BlockNode {
         return true;
     }
 
-    /** The first block of the chunk before i with its content, or -1 (a scan: cheaper than a map of 256). */
+    /**
+     * The latest block of the chunk before i with its content, or -1 (a scan: cheaper than a map
+     * of 256). The latest: if a full refcount made that one a new copy, i shares the copy.
+     */
     private static int earlierSame(long[] fp, byte[] kind, int i) {
-        for (int j = 0; j < i; j++) {
+        for (int j = i - 1; j >= 0; j--) {
             if (kind[j] != ZERO && fp[2 * j] == fp[2 * i] && fp[2 * j + 1] == fp[2 * i + 1]) {
                 return j;
             }
@@ -441,6 +444,10 @@ final class DedupNode extends BlockNode {
      * @param q the block the index holds for this content now, or 0
      */
     private long settle(long hi, long lo, long planned, long q) throws IOException {
+        if (q != 0 && q != planned) {
+            // rare (a race, or a full refcount): the plan's lookup may be this step's own doing, look again
+            q = index.lookup(hi, lo);
+        }
         if (q != 0 && q != planned && refs.refcount(q) < RefCounts.MAX - CHUNK) {
             return reference(q);
         }
