@@ -149,6 +149,30 @@ public final class BlockBackend {
         }
     }
 
+    /**
+     * Flushes the graph below the backend for a caller that holds a drain of it (which
+     * {@link #flush()} would wait for): a snapshot first has the nodes above its snapshot points
+     * write what they cache (dedup's metadata) into the images, so the images hold the disk.
+     */
+    public void flushDrained() throws IOException {
+        root.flush();
+    }
+
+    /**
+     * Tells every node below the backend, children before parents, that the content of its
+     * children may have changed without passing through it (a snapshot revert): see
+     * {@link BlockNode#invalidateCache()}. Call it drained.
+     */
+    public void invalidateCachesDrained() throws IOException {
+        List<BlockNode> nodes = nodesBelow(root.node());
+        for (int i = nodes.size() - 1; i >= 0; i--) {
+            BlockNode n = nodes.get(i);
+            if (!n.closed) {
+                n.invalidateCache();
+            }
+        }
+    }
+
     /** The request counters, for {@code MNT/.control/DISK/stats}. */
     public BackendStats stats() {
         return stats;

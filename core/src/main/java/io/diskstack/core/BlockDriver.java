@@ -30,6 +30,25 @@ public interface BlockDriver {
         throw new ConfigException("driver '" + name() + "' cannot create images");
     }
 
+    /**
+     * Checks an image ({@code diskstack check -f NAME}) and repairs what the context asks.
+     * Drivers that cannot check images keep this default.
+     *
+     * @throws ConfigException if the image cannot be opened (the check could not complete)
+     */
+    default ImageCheckContext.Report check(ImageCheckContext ctx) throws IOException {
+        throw new ConfigException("driver '" + name() + "' cannot check images");
+    }
+
+    /**
+     * True for a driver whose {@code create} and {@code check} name their files in the
+     * {@code -o} options (dedup's {@code metadata=} and {@code data=}), so the command line gives
+     * no FILE: {@code diskstack create -f dedup -o metadata=m.img,data=d.img 10G}.
+     */
+    default boolean namesFilesInOptions() {
+        return false;
+    }
+
     /** True for a format whose images can sit over any other image as an external snapshot's overlay (qcow2). */
     default boolean makesOverlays() {
         return false;

@@ -430,6 +430,14 @@ public abstract class BlockNode {
     /** Releases what the node opened itself. The graph closes children afterwards. */
     protected void close() throws IOException {}
 
+    /**
+     * The content of a child changed without passing through this node (a snapshot revert below
+     * it): drop what the node caches of its children and read it again (QEMU's
+     * bdrv_invalidate_cache). Called drained, after the node flushed, children before parents.
+     * Nodes that cache nothing of their children keep the default.
+     */
+    protected void invalidateCache() throws IOException {}
+
     /** The host file behind this node, for the graph view; by default its primary child's. */
     public String filename() {
         BlockChild primary = childWithRole(ChildRole.PRIMARY);
@@ -438,10 +446,11 @@ public abstract class BlockNode {
 
     /**
      * Counters this node keeps, for {@code MNT/.control/DISK/stats}: name → value, such as
-     * {@code children.0.errors}. Reading them must be cheap. Not forwarded by filters: each node
-     * reports its own.
+     * {@code children.0.errors}; a value is a whole number ({@link Long}) or a ratio
+     * ({@link Double}, such as dedup's {@code dedup.ratio}). Reading them must be cheap. Not
+     * forwarded by filters: each node reports its own.
      */
-    public java.util.Map<String, Long> stats() {
+    public java.util.Map<String, ? extends Number> stats() {
         return java.util.Map.of();
     }
 

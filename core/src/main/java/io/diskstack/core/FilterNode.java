@@ -184,6 +184,11 @@ public abstract class FilterNode extends BlockNode {
     }
 
     @Override
+    protected void invalidateCache() {
+        // Nothing cached; the core tells the child itself.
+    }
+
+    @Override
     public String filename() {
         return filtered.node().filename();
     }
@@ -204,7 +209,7 @@ public abstract class FilterNode extends BlockNode {
     }
 
     @Override
-    public java.util.Map<String, Long> stats() {
+    public java.util.Map<String, ? extends Number> stats() {
         return java.util.Map.of();
     }
 }

@@ -23,7 +23,8 @@ import picocli.CommandLine.Parameters;
         description = "Creates an image file, like 'qemu-img create'. It never overwrites an existing file.",
         footer = {"", "Examples:", "  diskstack create -f raw disk.img 1G",
             "  diskstack create -f qcow2 -o cluster_size=64K,backing_file=base.qcow2,backing_fmt=qcow2 top.qcow2",
-            "  diskstack create -p -f raw -o preallocation=full disk.img 20G"})
+            "  diskstack create -p -f raw -o preallocation=full disk.img 20G",
+            "  diskstack create -f dedup -o metadata=meta.img,data=data.img,block-size=4K 10G"})
 final class CreateCommand implements Callable<Integer> {
     @Option(names = "-f", required = true, paramLabel = "FORMAT", description = "The image format: raw, qcow2, luks, ...")
     String format;
@@ -34,11 +35,10 @@ final class CreateCommand implements Callable<Integer> {
     @Option(names = "--object", paramLabel = "TYPE,id=ID,...", description = "A QEMU object, such as a secret for luks.")
     List<String> objects = new ArrayList<>();
 
-    @Parameters(index = "0", paramLabel = "FILE")
-    Path file;
-
-    @Parameters(index = "1", arity = "0..1", paramLabel = "SIZE", description = "Virtual size: 1G, 512M, 10737418240 ...")
-    String size;
+    @Parameters(arity = "1..2", paramLabel = "FILE [SIZE]", description = {"The image file, then the virtual size: "
+            + "1G, 512M, 10737418240 ...", "For a format that names its files in -o (dedup: metadata=, data=), "
+            + "only the size."})
+    List<String> positional = new ArrayList<>();
 
     @Option(names = "-p", description = "Show progress (preallocation); a bar on a terminal, else the final line.")
     boolean progress;
@@ -52,16 +52,29 @@ final class CreateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Logging.configure(verbose.length);
+        DriverRegistry drivers = DriverRegistry.load();
+        BlockDriver driver = drivers.get(format, "create");
+        Path file = null;
+        String size = null;
+        if (driver.namesFilesInOptions()) {
+            if (positional.size() != 1) {
+                throw new ConfigException("create -f " + format + ": give the files as -o options and only the size "
+                        + "(diskstack create -f " + format + " -o metadata=FILE,data=FILE SIZE)");
+            }
+            size = positional.get(0);
+        } else {
+            file = Path.of(positional.get(0));
+            size = positional.size() > 1 ? positional.get(1) : null;
+        }
+        String what = file == null ? "create -f " + format : "create '" + file + "'";
         long bytes = -1;
         if (size != null) {
             try {
                 bytes = Sizes.parse(size);
             } catch (IllegalArgumentException e) {
-                throw new ConfigException("create: size '" + size + "' is not a size (such as 1G or 512M)");
+                throw new ConfigException(what + ": size '" + size + "' is not a size (such as 1G or 512M)");
             }
         }
-        DriverRegistry drivers = DriverRegistry.load();
-        BlockDriver driver = drivers.get(format, "create '" + file + "'");
         Map<String, Object> flat = new java.util.LinkedHashMap<>();
         for (String o : options) {
             try {
@@ -74,7 +87,7 @@ final class CreateCommand implements Callable<Integer> {
                 throw new ConfigException("create: -o '" + o + "': " + e.getMessage());
             }
         }
-        if (Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        if (file != null && Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             throw new ConfigException("create: '" + file + "' already exists; remove it first (nothing was changed)");
         }
         Path base = Path.of("").toAbsolutePath();
@@ -84,17 +97,20 @@ final class CreateCommand implements Callable<Integer> {
             for (var o : parsed) {
                 registry.create(o, base);
             }
-            NodeOptions opts = new NodeOptions("create '" + file + "' (" + format + ")", flat);
+            NodeOptions opts = new NodeOptions(what + " (" + format + ")", flat);
             try {
                 ProgressBar bar = progress ? ProgressBar.forStdout(spec.commandLine().getOut()) : null;
-                driver.create(new ImageCreateContext(file.toAbsolutePath(), bytes, opts, registry, drivers,
-                        bar == null ? io.diskstack.core.Progress.NONE : bar.listener("create")));
+                driver.create(new ImageCreateContext(file == null ? null : file.toAbsolutePath(), bytes, opts, registry,
+                        drivers, bar == null ? io.diskstack.core.Progress.NONE : bar.listener("create")));
                 opts.assertAllConsumed();
                 if (bar != null) {
                     bar.finish("create", Math.max(0, bytes));
                 }
             } catch (Exception | Error e) {
-                Files.deleteIfExists(file);
+                // a driver that names its files in -o removes what it created itself
+                if (file != null) {
+                    Files.deleteIfExists(file);
+                }
                 throw e;
             }
         }

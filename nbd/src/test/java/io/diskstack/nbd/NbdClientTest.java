@@ -70,7 +70,7 @@ class NbdClientTest {
     }
 
     private long stat(String name) {
-        return graph.node("n0").stats().get(name);
+        return graph.node("n0").stats().get(name).longValue();
     }
 
     @Test

@@ -27,12 +27,21 @@ public final class ExportStatsFile implements ControlTreeProvider {
         return out.toString();
     }
 
+    /** A count as it is, a ratio with three decimals: {@code 2.500}. */
+    static String format(Number value) {
+        if (value instanceof Double || value instanceof Float) {
+            return String.format(java.util.Locale.ROOT, "%.3f", value.doubleValue());
+        }
+        return value.toString();
+    }
+
     private static void appendNodeStats(StringBuilder out, BlockNode node, Map<BlockNode, Boolean> seen) {
         if (seen.put(node, Boolean.TRUE) != null) {
             return;
         }
-        for (Map.Entry<String, Long> s : node.stats().entrySet()) {
-            out.append(node.nodeName()).append('.').append(s.getKey()).append(' ').append(s.getValue()).append('\n');
+        for (Map.Entry<String, ? extends Number> s : node.stats().entrySet()) {
+            out.append(node.nodeName()).append('.').append(s.getKey()).append(' ').append(format(s.getValue()))
+                    .append('\n');
         }
         for (BlockChild c : node.children()) {
             appendNodeStats(out, c.node(), seen);

@@ -86,8 +86,11 @@ public final class MetricsFile implements ControlTreeProvider {
         out.family("diskstack_node_stat", "untyped", "A counter a node's driver keeps (see the stats files), "
                 + "named by the stat label: l2-cache.hits, children.1.errors...");
         for (BlockNode n : nodes) {
-            for (Map.Entry<String, Long> s : new java.util.TreeMap<>(n.stats()).entrySet()) {
-                out.sample("diskstack_node_stat", s.getValue(), "node", n.nodeName(), "driver", n.driver().name(),
+            for (Map.Entry<String, ? extends Number> s : new java.util.TreeMap<>(n.stats()).entrySet()) {
+                Number v = s.getValue();
+                // a ratio (dedup's) stays a fraction; counters stay integers
+                out.sample("diskstack_node_stat", v instanceof Double || v instanceof Float ? v.doubleValue()
+                        : v.longValue(), "node", n.nodeName(), "driver", n.driver().name(),
                         "stat", s.getKey());
             }
         }

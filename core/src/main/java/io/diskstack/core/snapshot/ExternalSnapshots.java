@@ -38,7 +38,7 @@ import java.util.logging.Logger;
  * {@link Prepared#commit()} swaps them in; {@link Prepared#abort()} closes them and deletes the
  * files. Preparing leaves the guest's disk as it is, so it may run while the guest writes; run
  * the commit under a drain of the affected backends ({@link BlockGraph#drain}), after a last
- * {@link Prepared#flushBases()}.
+ * flush of the disk (nodes above the bases may cache what belongs in them).
  */
 public final class ExternalSnapshots {
     private static final Logger LOG = Logger.getLogger(ExternalSnapshots.class.getName());
@@ -234,14 +234,6 @@ public final class ExternalSnapshots {
 
         public List<Overlay> overlays() {
             return List.copyOf(overlays);
-        }
-
-        /** Flushes each base, so what it holds now is on disk before it becomes a backing file. */
-        public void flushBases() throws IOException {
-            AtOnce.all(overlays, o -> {
-                o.overlay().cowChild().flush();
-                return null;
-            });
         }
 
         /**

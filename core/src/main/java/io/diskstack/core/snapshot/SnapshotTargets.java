@@ -112,14 +112,14 @@ public final class SnapshotTargets {
             timer.done("checks");
             // What the guest wrote so far reaches the disk while it goes on writing; under the
             // drain, only what arrives meanwhile is left to flush.
-            AtOnce.all(targets, t -> {
-                t.node().parents().get(0).flush();
-                return null;
-            });
+            backend.flush();
             timer.done("flush");
             long paused = System.nanoTime();
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
                 timer.done("drain");
+                // what nodes above the targets cache (dedup's metadata) belongs in the snapshot
+                backend.flushDrained();
+                timer.done("last flush");
                 List<AtOnce.Outcome<Snapshot>> made = AtOnce.each(targets, t -> t.snapshots().createSnapshot(name));
                 timer.done("snapshot of " + names(targets));
                 List<Target> taken = new ArrayList<>();
@@ -195,7 +195,13 @@ public final class SnapshotTargets {
                 }
             }
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
-                runOnEach(targets, "revert to", idOrName, t -> t.snapshots().revertToSnapshot(idOrName));
+                backend.flushDrained();
+                try {
+                    runOnEach(targets, "revert to", idOrName, t -> t.snapshots().revertToSnapshot(idOrName));
+                } finally {
+                    // the images changed under the nodes above them (even if only some reverted)
+                    backend.invalidateCachesDrained();
+                }
             }
             LOG.info(() -> "export '" + backend.name() + "': reverted " + names(targets) + " to snapshot '"
                     + idOrName + "'");

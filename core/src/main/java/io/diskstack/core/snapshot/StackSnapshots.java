@@ -124,8 +124,9 @@ public final class StackSnapshots {
                     ConfigRewrite.syncFolder(folder);
                 }
                 timer.done("sync overlay folders");
-                prepared.flushBases();
-                timer.done("flush bases");
+                // through the whole disk: nodes above the bases (dedup) write what they cache into them
+                backend.flush();
+                timer.done("flush disk");
                 ConfigEdit edit = ConfigEdit.of(original, where);
                 record(edit, exportId, name, plans,
                         prepared.overlays().stream().map(ExternalSnapshots.Overlay::options).toList());
@@ -134,8 +135,8 @@ public final class StackSnapshots {
                 long paused = System.nanoTime();
                 try (BlockGraph.Drained ignored = graph.drain(bases)) {
                     timer.done("drain");
-                    prepared.flushBases();
-                    timer.done("flush bases again");
+                    backend.flushDrained();
+                    timer.done("flush disk again");
                     ConfigRewrite.Staged renaming = staged;
                     staged = null;
                     renaming.commit();

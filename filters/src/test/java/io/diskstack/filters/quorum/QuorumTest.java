@@ -121,8 +121,9 @@ class QuorumTest {
         return Files.readAllBytes(dir.resolve("c" + child + ".img"));
     }
 
+    @SuppressWarnings("unchecked")
     private Map<String, Long> stats() {
-        return graph.node("q0").stats();
+        return (Map<String, Long>) graph.node("q0").stats();
     }
 
     private boolean loggedAbout(String... parts) {

@@ -70,7 +70,7 @@ class ThrottleGroupTest {
 
     /** Requests of the node waiting for the limits now. */
     private long waiting(String node) {
-        return graph.node(node).stats().get("throttled-now");
+        return graph.node(node).stats().get("throttled-now").longValue();
     }
 
     /** Writes {@code bytes} in blocks, back to back, on a thread of its own; counts the bytes written. */

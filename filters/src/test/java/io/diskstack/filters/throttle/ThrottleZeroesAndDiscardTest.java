@@ -62,7 +62,7 @@ class ThrottleZeroesAndDiscardTest {
     }
 
     private long waiting() {
-        return graph.node("t0").stats().get("throttled-now");
+        return graph.node("t0").stats().get("throttled-now").longValue();
     }
 
     /**

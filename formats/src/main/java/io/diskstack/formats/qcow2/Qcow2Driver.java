@@ -6,6 +6,7 @@ import io.diskstack.core.BlockNode;
 import io.diskstack.core.ChildRole;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverKind;
+import io.diskstack.core.ImageCheckContext;
 import io.diskstack.core.ImageCreateContext;
 import io.diskstack.core.NodeOpenContext;
 import io.diskstack.core.OverlayRequest;
@@ -233,5 +234,21 @@ public final class Qcow2Driver implements BlockDriver {
     @Override
     public void create(ImageCreateContext ctx) throws IOException {
         Qcow2Create.create(ctx);
+    }
+
+    /** {@code qemu-img check [-r leaks|all]} of the image file, with its backing chain. */
+    @Override
+    public ImageCheckContext.Report check(ImageCheckContext ctx) throws IOException {
+        if (ctx.file() == null) {
+            throw new ConfigException("check: a qcow2 image file is required");
+        }
+        Qcow2Check.Repair repair = switch (ctx.repair()) {
+            case NONE -> Qcow2Check.Repair.NONE;
+            case LEAKS -> Qcow2Check.Repair.LEAKS;
+            case ALL -> Qcow2Check.Repair.ALL;
+        };
+        Qcow2Check.Report r = Qcow2Check.check(ctx.file(), repair, ctx.progress());
+        return new ImageCheckContext.Report(r.image(), r.corruptions(), r.leaks(), r.checkErrors(), r.corruptionsFixed(),
+                r.leaksFixed(), r.problems(), r.allocatedClusters(), r.guestClusters(), "clusters");
     }
 }
