@@ -183,7 +183,8 @@ class CommandLineTest {
         assertEquals(512L << 20, Files.size(img));
         Outcome badSize = diskstack("create", "-f", "raw", dir.resolve("b.img").toString(), "12x");
         assertEquals(2, badSize.code());
-        assertEquals("diskstack: create: size '12x' is not a size (such as 1G or 512M)\n", badSize.err());
+        assertEquals("diskstack: create '" + dir.resolve("b.img") + "': size '12x' is not a size (such as 1G or 512M)\n",
+                badSize.err());
         Outcome badOpt = diskstack("create", "-f", "raw", "-o", "preallocation=metadata", dir.resolve("c.img").toString(), "1M");
         assertEquals(2, badOpt.code());
         assertFalse(Files.exists(dir.resolve("c.img")), "a failed create leaves no file");

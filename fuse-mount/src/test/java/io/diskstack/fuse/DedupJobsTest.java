@@ -63,7 +63,7 @@ class DedupJobsTest {
     @Test
     void snapshotCommitAndBackupAroundADedupDisk() throws Exception {
         Shell.requireTool("qemu-img");
-        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("meta.qcow2").toString(), "8M").ok();
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("meta.qcow2").toString(), "32M").ok();
         run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("data.qcow2").toString(), "16M").ok();
         assertEquals(0, diskstack("create", "-f", "dedup", "-o", "metadata.driver=qcow2,metadata.file.driver=file,"
                 + "metadata.file.filename=" + dir.resolve("meta.qcow2") + ",data.driver=qcow2,data.file.driver=file,"

@@ -50,7 +50,7 @@ class DedupSnapshotMountTest {
     void snapshotsBelowDedupLandInBothChildrenAndViewsShowTheDiskAsItWas() throws Exception {
         Path meta = dir.resolve("meta.qcow2");
         Path data = dir.resolve("data.qcow2");
-        run("qemu-img", "create", "-q", "-f", "qcow2", meta.toString(), "8M").ok();
+        run("qemu-img", "create", "-q", "-f", "qcow2", meta.toString(), "64M").ok();
         run("qemu-img", "create", "-q", "-f", "qcow2", data.toString(), "32M").ok();
         Outcome r = diskstack("create", "-f", "dedup", "-o", child("metadata", meta) + "," + child("data", data), "32M");
         assertEquals(0, r.code(), r.err());
