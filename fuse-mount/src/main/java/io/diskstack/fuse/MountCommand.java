@@ -112,7 +112,7 @@ final class MountCommand implements Callable<Integer> {
             config = ConfigReader.readFile(DefaultExample.prepare());
         }
         MountTree.checkExportIds(config);
-        MountTree.access(config, 0, 0); // an unknown owner or group fails here, before anything is opened
+        MountTree.access(config.exports(), 0, 0); // an unknown owner or group fails here, before anything is opened
         FuseMount.checkMountpoint(mountpoint);
         String source = config.source() != null ? config.source().toAbsolutePath().normalize().toString() : "diskstack";
         java.nio.channels.ServerSocketChannel nbdListener = NbdFrontEnd.listen(config);

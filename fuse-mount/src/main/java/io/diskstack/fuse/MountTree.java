@@ -86,9 +86,9 @@ final class MountTree implements AutoCloseable {
      *
      * @throws ConfigException for an owner or group that does not exist
      */
-    static Map<String, DiskAccess> access(StackConfig config, long uid, long gid) {
+    static Map<String, DiskAccess> access(List<io.diskstack.core.config.ExportConfig> exports, long uid, long gid) {
         Map<String, DiskAccess> out = new HashMap<>();
-        for (var e : config.exports()) {
+        for (var e : exports) {
             String where = "export '" + e.id() + "'";
             long owner = e.owner() == null ? uid : UnixUsers.uid(e.owner(), where);
             long group = e.group() == null ? gid : UnixUsers.gid(e.group(), where);
@@ -139,14 +139,14 @@ final class MountTree implements AutoCloseable {
             var user = new com.sun.security.auth.module.UnixSystem();
             Map<String, DiskAccess> access;
             try {
-                access = access(stack.config(), user.getUid(), user.getGid());
+                access = access(stack.exports(), user.getUid(), user.getGid());
             } catch (ConfigException e) {
                 // checked at mount and at block-export-add; should a user vanish since, the files
                 // fall back to the mounting user's, which shares nothing
                 access = Map.of();
             }
             Set<String> nbdOnly = new java.util.HashSet<>();
-            stack.config().exports().stream().filter(e -> !e.isFuse()).forEach(e -> nbdOnly.add(e.id()));
+            stack.exports().stream().filter(e -> !e.isFuse()).forEach(e -> nbdOnly.add(e.id()));
             for (BlockBackend b : stack.backends()) {
                 SnapshotViews views = d.snapshots().get(b.name());
                 Disk old = d.byPath().get("/" + b.name());

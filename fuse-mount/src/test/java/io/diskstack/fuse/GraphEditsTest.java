@@ -268,7 +268,7 @@ class GraphEditsTest {
     void exportsComeAndGo() throws Exception {
         edits.exportAdd("id=disk1,node-name=img0");
         assertNotNull(stack.graph().backend("disk1"));
-        refused(Errno.EINVAL, "arguments: 'id' 'graph' is not a valid export id",
+        refused(Errno.EINVAL, "export 'graph': 'id' is not a valid export id",
                 () -> edits.exportAdd("id=graph,node-name=img0"));
         stack.close();
         open();

@@ -179,7 +179,8 @@ public final class ConfigReader {
         }
     }
 
-    private static ExportConfig export(Map<String, Object> flat) {
+    /** One export's options (flat, as {@code block-export-add} takes them), checked as the config's. */
+    public static ExportConfig export(Map<String, Object> flat) {
         Object id = flat.get("id");
         NodeOptions o = new NodeOptions(id instanceof String s ? "export '" + s + "'" : "export", flat);
         String type = o.optString("type", ExportConfig.FUSE);

@@ -30,4 +30,26 @@ public record ExportConfig(String id, String nodeName, boolean writable, String 
     public boolean isFuse() {
         return type.equals(FUSE);
     }
+
+    /** The export as the config file writes it (the defaults left out). */
+    public Map<String, Object> toConfig() {
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        if (!isFuse()) {
+            m.put("type", type);
+        }
+        m.put("id", id);
+        m.put("node-name", nodeName);
+        m.put("writable", writable);
+        m.putAll(new java.util.TreeMap<>(options));
+        if (owner != null) {
+            m.put("owner", owner);
+        }
+        if (group != null) {
+            m.put("group", group);
+        }
+        if (mode >= 0) {
+            m.put("mode", String.format("%04o", mode));
+        }
+        return m;
+    }
 }

@@ -25,12 +25,15 @@ public final class Stack implements AutoCloseable {
     private final ObjectRegistry objects;
     private final BlockGraph graph;
     private volatile List<ExternalSnapshotRecord> externalSnapshots;
+    private volatile List<ExportConfig> exports;
+    private final java.util.Map<String, ExportFrontEnd> frontEnds = new java.util.concurrent.ConcurrentHashMap<>();
 
     private Stack(StackConfig config, ObjectRegistry objects, BlockGraph graph) {
         this.config = config;
         this.objects = objects;
         this.graph = graph;
         this.externalSnapshots = config.externalSnapshots();
+        this.exports = config.exports();
     }
 
     public static Stack open(StackConfig config, DriverRegistry drivers) throws IOException {
@@ -136,8 +139,29 @@ public final class Stack implements AutoCloseable {
         externalSnapshots = List.copyOf(now);
     }
 
+    /** The config the stack was opened from; {@link #exports()} and {@link #externalSnapshots()} say what changed since. */
     public StackConfig config() {
         return config;
+    }
+
+    /** The exports now: the config's, as block-export-add and -del changed them since. */
+    public List<ExportConfig> exports() {
+        return exports;
+    }
+
+    /** Replaces the list of exports, once the graph and the config say the same. */
+    public void exports(List<ExportConfig> now) {
+        exports = List.copyOf(now);
+    }
+
+    /** Another front end now serves this stack's exports of its type. */
+    public void registerFrontEnd(ExportFrontEnd frontEnd) {
+        frontEnds.put(frontEnd.type(), frontEnd);
+    }
+
+    /** The front end serving exports of {@code type}, or null if none runs. */
+    public ExportFrontEnd frontEnd(String type) {
+        return frontEnds.get(type);
     }
 
     public BlockGraph graph() {

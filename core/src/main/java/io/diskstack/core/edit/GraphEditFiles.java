@@ -41,7 +41,7 @@ public final class GraphEditFiles implements ControlTreeProvider {
         files.put("blockdev-replace", usage("parent=NODE,child=CHILD,new-child=NODE | export=ID,new-child=NODE "
                 + "[,force=on]", e::blockdevReplace));
         files.put("blockdev-reopen", usage("node-name=NODE,OPTION=VALUE,…", e::blockdevReopen));
-        files.put("block-export-add", usage("id=ID,node-name=NODE[,writable=on]", e::exportAdd));
+        files.put("block-export-add", usage("[type=fuse|nbd,]id=ID,node-name=NODE[,writable=on][,name=NBD-NAME]", e::exportAdd));
         files.put("block-export-del", usage("id=ID[,mode=safe|hard]", e::exportDel));
         for (BlockNode n : context.stack().graph().nodes()) {
             if (n.growableChildren() != null && !n.nodeName().startsWith("#")) {

@@ -13,6 +13,8 @@ import io.diskstack.core.GraphWalk;
 import io.diskstack.core.config.ConfigEdit;
 import io.diskstack.core.config.ConfigReader;
 import io.diskstack.core.config.ConfigRewrite;
+import io.diskstack.core.config.ExportConfig;
+import io.diskstack.core.config.ExportFrontEnd;
 import io.diskstack.core.config.ExternalSnapshotRecord;
 import io.diskstack.core.config.Stack;
 import io.diskstack.core.job.BlockJob;
@@ -241,33 +243,63 @@ public final class GraphEdits {
 
     // ---- exports ----
 
-    /** {@code block-export-add id=ID,node-name=NODE[,writable=on]}: a disk appears in the mount. */
+    /**
+     * {@code block-export-add [type=fuse|nbd,]id=ID,node-name=NODE[,writable=on]}: a disk appears
+     * in the mount, or, with {@code type=nbd} and QEMU's {@code name}, on the mount's NBD server.
+     * The export's options are checked as the config's.
+     */
     public void exportAdd(String text) throws IOException {
         synchronized (stack) {
-            NodeOptions o = options("block-export-add", text, "id");
-            String type = o.optString("type", "fuse");
-            if (!type.equals("fuse")) {
-                throw o.error("type", "value '" + type + "' is not supported here (only fuse)");
-            }
-            String id = o.requireString("id");
-            String nodeName = o.requireString("node-name");
-            boolean writable = o.optBool("writable", false);
-            o.assertAllConsumed();
+            ExportConfig export = ConfigReader.export(parse("block-export-add", text, "id"));
+            String id = export.id();
             if (graph().backend(id) != null) {
                 throw new ConfigException("export '" + id + "': duplicate id", Errno.EEXIST);
             }
             if (!BlockGraph.isValidName(id) || io.diskstack.core.control.ControlTree.reservedNames(
                     io.diskstack.core.control.ControlTreeProvider.load()).contains(id)) {
-                throw o.error("id", "'" + id + "' is not a valid export id, or is reserved for the mount's control files");
+                throw new ConfigException("export '" + id + "': 'id' is not a valid export id, or is reserved "
+                        + "for the mount's control files");
             }
-            node("block-export-add", "node-name", nodeName);
-            Map<String, Object> entry = new LinkedHashMap<>();
-            entry.put("id", id);
-            entry.put("node-name", nodeName);
-            entry.put("writable", writable);
-            graphFirst("block-export-add", e -> e.addExport(entry), () -> graph().addBackend(id, nodeName, writable),
-                    () -> graph().removeBackend(id));
-            LOG.info(() -> "export '" + id + "' of node '" + nodeName + "'");
+            ExportFrontEnd frontEnd = null;
+            if (!export.isFuse()) {
+                frontEnd = stack.frontEnd(export.type());
+                if (frontEnd == null) {
+                    throw new ConfigException("export '" + id + "': no " + export.type() + " server runs in this "
+                            + "mount (start one with the config's \"" + export.type() + "-server\")");
+                }
+            }
+            node("block-export-add", "node-name", export.nodeName());
+            ExportFrontEnd serving = frontEnd;
+            List<ExportConfig> before = stack.exports();
+            List<ExportConfig> after = new ArrayList<>(before);
+            after.add(export);
+            graphFirst("block-export-add", e -> e.addExport(export.toConfig()), () -> {
+                // the type first: the mount must not show an NBD export as a file for a moment
+                stack.exports(after);
+                BlockBackend backend;
+                try {
+                    backend = graph().addBackend(id, export.nodeName(), export.writable());
+                } catch (RuntimeException ex) {
+                    stack.exports(before);
+                    throw ex;
+                }
+                if (serving != null) {
+                    try {
+                        serving.addExport(export, backend);
+                    } catch (RuntimeException ex) {
+                        graph().removeBackend(id);
+                        stack.exports(before);
+                        throw ex;
+                    }
+                }
+            }, () -> {
+                if (serving != null) {
+                    serving.removeExport(id);
+                }
+                graph().removeBackend(id);
+                stack.exports(before);
+            });
+            LOG.info(() -> "export '" + id + "' (" + export.type() + ") of node '" + export.nodeName() + "'");
         }
     }
 
@@ -300,7 +332,14 @@ public final class GraphEdits {
                     }
                 }
                 e.removeSnapshots(gone);
-            }, () -> graph().removeBackend(id));
+            }, () -> {
+                ExportConfig gone = stack.exports().stream().filter(x -> x.id().equals(id)).findFirst().orElse(null);
+                if (gone != null && !gone.isFuse() && stack.frontEnd(gone.type()) != null) {
+                    stack.frontEnd(gone.type()).removeExport(id);
+                }
+                graph().removeBackend(id);
+                stack.exports(stack.exports().stream().filter(x -> !x.id().equals(id)).toList());
+            });
             if (mode.equals("hard")) {
                 remove.run();
             } else {

@@ -201,6 +201,29 @@ class NbdServerMountTest {
         assertFalse(out.contains("Pattern verification failed"), "the disk is not affected: " + out);
     }
 
+    /** block-export-add type=nbd serves a node on the running server, recorded in the config; -del stops it. */
+    @Test
+    void blockExportAddServesANodeOverNbdWhileTheMountRuns() throws Exception {
+        String live = "nbd://127.0.0.1:" + port + "/live";
+        assertTrue(run("nbdinfo", live).exitCode() != 0, "not served yet");
+        Files.writeString(daemon.control("block-export-add"), "type=nbd,id=e2,node-name=q0,name=live,writable=on");
+        run("qemu-io", "-f", "raw", "-c", "write -P 0x6b 20M 64k", live).ok();
+        assertFalse(run("qemu-io", "-f", "raw", "-c", "read -P 0x6b 20M 64k", url).ok().stdout()
+                .contains("Pattern verification failed"), "the same node as the other exports");
+        assertFalse(Files.exists(dir.resolve("mnt").resolve("e2")), "an NBD export is no file in the mount");
+        String config = Files.readString(dir.resolve("config.json"));
+        assertTrue(config.contains("\"name\" : \"live\"") || config.contains("\"name\":\"live\""), config);
+        // a name in use, and a type nobody serves, are refused with one line; nothing changes
+        IOException taken = org.junit.jupiter.api.Assertions.assertThrows(IOException.class,
+                () -> Files.writeString(daemon.control("block-export-add"), "type=nbd,id=e3,node-name=q0,name=vol"));
+        String why = Files.readString(daemon.control("last-error"));
+        assertTrue(why.contains("'vol' is already served by export 'e0'"), why + " " + taken);
+        assertFalse(Files.readString(dir.resolve("config.json")).contains("\"e3\""));
+        Files.writeString(daemon.control("block-export-del"), "id=e2");
+        assertTrue(run("nbdinfo", live).exitCode() != 0, "no longer served");
+        assertFalse(Files.readString(dir.resolve("config.json")).contains("\"live\""));
+    }
+
     /** Fixed newstyle up to NBD_OPT_EXPORT_NAME. */
     private static void negotiate(DataInputStream in, DataOutputStream out, String name) throws IOException {
         in.readFully(new byte[18]);

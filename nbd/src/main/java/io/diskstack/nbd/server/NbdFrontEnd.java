@@ -58,15 +58,9 @@ public final class NbdFrontEnd {
         }
         List<NbdExport> exports = new ArrayList<>();
         for (ExportConfig e : stack.config().exports()) {
-            if (!e.type().equals(ConfigReader.NBD_EXPORT)) {
-                continue;
+            if (e.type().equals(ConfigReader.NBD_EXPORT)) {
+                exports.add(export(e, stack.graph().backend(e.id())));
             }
-            String name = (String) e.options().get("name");
-            if (Wire.utf8(name).length > Nbd.MAX_STRING) {
-                throw new ConfigException("export '" + e.id() + "': 'name' is longer than " + Nbd.MAX_STRING + " bytes");
-            }
-            BlockBackend backend = stack.graph().backend(e.id());
-            exports.add(new NbdExport(e.id(), name, (String) e.options().get("description"), backend));
         }
         NbdServer server = NbdServer.start(config, tls, List.of(), listener);
         try {
@@ -78,9 +72,37 @@ public final class NbdFrontEnd {
             throw e;
         }
         server.attach(stack);
+        stack.registerFrontEnd(new io.diskstack.core.config.ExportFrontEnd() {
+            @Override
+            public String type() {
+                return ConfigReader.NBD_EXPORT;
+            }
+
+            @Override
+            public void addExport(ExportConfig export, BlockBackend backend) {
+                server.addExport(export(export, backend));
+            }
+
+            @Override
+            public void removeExport(String id) {
+                for (NbdExport e : server.exports()) {
+                    if (e.id().equals(id)) {
+                        server.removeExport(e.name());
+                    }
+                }
+            }
+        });
         java.util.logging.Logger.getLogger(NbdFrontEnd.class.getName()).info(() -> "NBD server on " + server.address()
                 + (server.tlsCreds() == null ? "" : " (TLS)") + ", exports: "
                 + String.join(", ", exports.stream().map(NbdExport::name).toList()));
         return server;
+    }
+
+    private static NbdExport export(ExportConfig e, BlockBackend backend) {
+        String name = (String) e.options().get("name");
+        if (Wire.utf8(name).length > Nbd.MAX_STRING) {
+            throw new ConfigException("export '" + e.id() + "': 'name' is longer than " + Nbd.MAX_STRING + " bytes");
+        }
+        return new NbdExport(e.id(), name, (String) e.options().get("description"), backend);
     }
 }
