@@ -12,7 +12,10 @@ import java.util.function.Consumer;
 
 /**
  * Where a job records its graph change: the mount's config file, replaced atomically before the
- * graph changes, and put back if the graph change fails.
+ * graph changes, and put back if the graph change fails. Under the stack's monitor, as every
+ * other writer of the config (snapshots, graph edits) is: a snapshot reads the config, prepares
+ * its overlays while the guest writes, then renames its edit over the file, and a job's pivot
+ * recorded in between would be lost.
  */
 final class ConfigRecord {
     private final Stack stack;
@@ -40,19 +43,23 @@ final class ConfigRecord {
 
     /** Writes the edited config; {@link #restore()} puts the previous one back. */
     void write(Consumer<ConfigEdit> edit) throws IOException {
-        Path source = stack.config().source();
-        before = Files.readAllBytes(source);
-        ConfigEdit e = ConfigEdit.of(before, where());
-        edit.accept(e);
-        ConfigRewrite.writeAtomically(source, e.toBytes());
-        stack.externalSnapshots(e.snapshots());
+        synchronized (stack) {
+            Path source = stack.config().source();
+            before = Files.readAllBytes(source);
+            ConfigEdit e = ConfigEdit.of(before, where());
+            edit.accept(e);
+            ConfigRewrite.writeAtomically(source, e.toBytes());
+            stack.externalSnapshots(e.snapshots());
+        }
     }
 
     /** Puts back the config as it was before {@link #write}. */
     void restore() throws IOException {
-        if (before != null) {
-            ConfigRewrite.writeAtomically(stack.config().source(), before);
-            stack.externalSnapshots(ConfigEdit.of(before, where()).snapshots());
+        synchronized (stack) {
+            if (before != null) {
+                ConfigRewrite.writeAtomically(stack.config().source(), before);
+                stack.externalSnapshots(ConfigEdit.of(before, where()).snapshots());
+            }
         }
     }
 
