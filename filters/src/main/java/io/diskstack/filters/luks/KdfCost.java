@@ -6,12 +6,13 @@ import org.bouncycastle.crypto.params.Argon2Parameters;
 /**
  * The one bound on the key derivation costs a header asks for (key slots, volume key digests):
  * each is estimated from this machine's speed, measured once in a short calibration, and refused
- * when it would take longer than a minute. A hostile header (2^31 PBKDF2 iterations in a digest)
- * then fails in milliseconds instead of hanging the mount. A minute is 30 times cryptsetup's
- * default iter-time of 2 s: a header made on a machine that much faster still opens here.
+ * when it would take longer than two minutes. A hostile header (2^31 PBKDF2 iterations in a
+ * digest) then fails in milliseconds instead of hanging the mount. Two minutes are 60 times
+ * cryptsetup's default iter-time of 2 s, which leaves room for a header made by cryptsetup's
+ * native, multi-threaded Argon2 (we run its lanes one after another) on a faster machine.
  */
 final class KdfCost {
-    static final long DEFAULT_LIMIT_MILLIS = 60_000;
+    static final long DEFAULT_LIMIT_MILLIS = 120_000;
     /** Below this many PBKDF2 iterations, no hash takes more than a few seconds: no need to measure. */
     private static final long PBKDF2_ALWAYS_FAST = 1_000_000;
     /** Below this much Argon2 work (KiB × passes: 64 MiB), no machine takes more than a few seconds. */
