@@ -150,11 +150,12 @@ public final class BlockBackend {
     }
 
     /**
-     * Flushes the graph below the backend for a caller that holds a drain of it (which
-     * {@link #flush()} would wait for): a snapshot first has the nodes above its snapshot points
-     * write what they cache (dedup's metadata) into the images, so the images hold the disk.
+     * Flushes the graph below the backend for a command (a snapshot), drained or not (a drain
+     * would hold {@link #flush()} back), and not counted as the guest's flush in the stats: the
+     * nodes above the snapshot points write what they cache (dedup's metadata) into the images,
+     * so the images hold the disk.
      */
-    public void flushDrained() throws IOException {
+    public void flushForCommand() throws IOException {
         root.flush();
     }
 

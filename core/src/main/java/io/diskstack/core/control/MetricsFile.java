@@ -89,9 +89,13 @@ public final class MetricsFile implements ControlTreeProvider {
             for (Map.Entry<String, ? extends Number> s : new java.util.TreeMap<>(n.stats()).entrySet()) {
                 Number v = s.getValue();
                 // a ratio (dedup's) stays a fraction; counters stay integers
-                out.sample("diskstack_node_stat", v instanceof Double || v instanceof Float ? v.doubleValue()
-                        : v.longValue(), "node", n.nodeName(), "driver", n.driver().name(),
+                if (v instanceof Double || v instanceof Float) {
+                    out.sample("diskstack_node_stat", v.doubleValue(), "node", n.nodeName(), "driver", n.driver().name(),
                         "stat", s.getKey());
+                } else {
+                    out.sample("diskstack_node_stat", v.longValue(), "node", n.nodeName(), "driver", n.driver().name(),
+                        "stat", s.getKey());
+                }
             }
         }
         return out.toString();

@@ -112,13 +112,13 @@ public final class SnapshotTargets {
             timer.done("checks");
             // What the guest wrote so far reaches the disk while it goes on writing; under the
             // drain, only what arrives meanwhile is left to flush.
-            backend.flush();
+            backend.flushForCommand();
             timer.done("flush");
             long paused = System.nanoTime();
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
                 timer.done("drain");
                 // what nodes above the targets cache (dedup's metadata) belongs in the snapshot
-                backend.flushDrained();
+                backend.flushForCommand();
                 timer.done("last flush");
                 List<AtOnce.Outcome<Snapshot>> made = AtOnce.each(targets, t -> t.snapshots().createSnapshot(name));
                 timer.done("snapshot of " + names(targets));
@@ -195,7 +195,7 @@ public final class SnapshotTargets {
                 }
             }
             try (BlockGraph.Drained ignored = graph.drain(nodes(targets))) {
-                backend.flushDrained();
+                backend.flushForCommand();
                 try {
                     runOnEach(targets, "revert to", idOrName, t -> t.snapshots().revertToSnapshot(idOrName));
                 } finally {

@@ -125,7 +125,7 @@ public final class StackSnapshots {
                 }
                 timer.done("sync overlay folders");
                 // through the whole disk: nodes above the bases (dedup) write what they cache into them
-                backend.flush();
+                backend.flushForCommand();
                 timer.done("flush disk");
                 ConfigEdit edit = ConfigEdit.of(original, where);
                 record(edit, exportId, name, plans,
@@ -135,7 +135,7 @@ public final class StackSnapshots {
                 long paused = System.nanoTime();
                 try (BlockGraph.Drained ignored = graph.drain(bases)) {
                     timer.done("drain");
-                    backend.flushDrained();
+                    backend.flushForCommand();
                     timer.done("flush disk again");
                     ConfigRewrite.Staged renaming = staged;
                     staged = null;
