@@ -76,6 +76,32 @@ class DedupCommandTest {
         assertTrue(r.out().contains("0 host blocks in use; the virtual disk has 131072 blocks."), r.out());
     }
 
+    /** {@code diskstack info --image-opts} of a dedup device: its geometry, identity, what it stores and both files' size. */
+    @Test
+    void infoDescribesTheDeviceFromItsNodeOptions() throws Exception {
+        assertEquals(0, diskstack("create", "-f", "dedup", "-o", files(), "64M").code());
+        writeSome();
+        String opts = "driver=dedup,metadata.driver=file,metadata.filename=" + dir.resolve("meta.img")
+                + ",data.driver=file,data.filename=" + dir.resolve("data.img");
+        Outcome r = diskstack("info", "--output=json", "--image-opts", opts);
+        assertEquals(0, r.code(), r.err());
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
+        assertEquals("dedup", json.get("format").asText(), r.out());
+        assertEquals(64L << 20, json.get("virtual-size").asLong());
+        assertEquals(4096, json.get("cluster-size").asInt(), r.out());
+        var data = json.get("format-specific").get("data");
+        assertEquals("dedup", json.get("format-specific").get("type").asText());
+        assertEquals(8L * 4096, data.get("logical-bytes").asLong(), "eight blocks written");
+        assertEquals(5L * 4096, data.get("physical-bytes").asLong(), "four of them the same");
+        assertEquals("sha256", data.get("hash").asText());
+        assertTrue(data.get("uuid").asText().matches("[0-9a-f-]{36}"), r.out());
+        long du = Long.parseLong(Shell.sh("du -B1 -c " + dir.resolve("meta.img") + " " + dir.resolve("data.img")
+                + " | tail -1 | cut -f1").ok().stdout().trim());
+        assertEquals(du, json.get("actual-size").asLong(), "both files' storage");
+        r = diskstack("info", "--image-opts", opts);
+        assertTrue(r.out().contains("file format: dedup") && r.out().contains("physical bytes: 20480"), r.out());
+    }
+
     @Test
     void createRefusesWhatItCannotDoAndLeavesNothing() {
         Path existing = dir.resolve("data.img");

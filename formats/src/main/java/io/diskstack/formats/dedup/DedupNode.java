@@ -172,6 +172,32 @@ final class DedupNode extends BlockNode {
         return "block " + Sizes.format(g.blockSize) + "  sha256  " + g.dataBlocks + " data blocks";
     }
 
+    /** What {@code diskstack info} shows: the geometry, the device's identity and what it stores. */
+    @Override
+    public void describeImage(io.diskstack.core.info.ImageFacts facts) {
+        Map<String, Object> d = new LinkedHashMap<>();
+        d.put("block-size", g.blockSize);
+        d.put("hash", "sha256");
+        d.put("uuid", Superblock.uuidText(sb.uuid));
+        d.put("data-blocks", g.dataBlocks);
+        lock.readLock().lock();
+        try {
+            d.put("logical-bytes", map.mapped << g.blockShift);
+            d.put("physical-bytes", refs.used << g.blockShift);
+        } finally {
+            lock.readLock().unlock();
+        }
+        facts.clusterSize(g.blockSize).formatSpecific("dedup", d);
+    }
+
+    /** Both children's host storage: the metadata and the data ({@code qemu-img info}'s disk size). */
+    @Override
+    public long allocatedSize() throws IOException {
+        long m = metadata.node().allocatedSize();
+        long d = data.node().allocatedSize();
+        return m < 0 || d < 0 ? -1 : m + d;
+    }
+
     @Override
     public Map<String, ? extends Number> stats() {
         long logical = map.mapped << g.blockShift;
