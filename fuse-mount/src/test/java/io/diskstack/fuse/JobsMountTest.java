@@ -151,13 +151,14 @@ class JobsMountTest {
             echo(d.control("nodes/q0/mirror"), "target=m.qcow2 format=qcow2 speed=10M").ok();
             Path job = d.control("jobs/mirror-q0");
             assertEquals("mirror\n", Files.readString(job.resolve("type")));
-            // speed: 10 MiB/s shows in the progress over time, within 20 %
+            // speed: the progress over time stays under 10 MiB/s (+20 %); how close it comes depends on
+            // how busy the machine is, so the exact rate is BlockJobTest's, on the job's injected clock
             long[] p1 = progress(job);
             long t1 = System.nanoTime();
             Thread.sleep(3000);
             long[] p2 = progress(job);
             double rate = (p2[0] - p1[0]) / ((System.nanoTime() - t1) / 1e9) / (1 << 20);
-            assertTrue(rate > 8 && rate < 12, "copied at " + rate + " MiB/s with a 10 MiB/s limit");
+            assertTrue(rate > 0.5 && rate < 12, "copied at " + rate + " MiB/s with a 10 MiB/s limit");
             // a second job on the same node is refused
             Shell.Result second = echo(d.control("nodes/q0/mirror"), "target=n.qcow2 format=qcow2 job-id=other");
             assertTrue(second.exitCode() != 0 && second.stderr().contains("Device or resource busy"), second.stderr());
