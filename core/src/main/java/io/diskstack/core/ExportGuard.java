@@ -25,4 +25,12 @@ public interface ExportGuard {
      * @throws BlockIOException (EBUSY) naming the export that stays open
      */
     void whileClosed(Collection<String> exports, String reason, Action action) throws IOException;
+
+    /**
+     * Refuses an export this front end could not show as asked (a file owner that does not
+     * exist), before {@code block-export-add} changes anything.
+     *
+     * @throws ConfigException naming the export and the option
+     */
+    default void checkExport(io.diskstack.core.config.ExportConfig export) {}
 }

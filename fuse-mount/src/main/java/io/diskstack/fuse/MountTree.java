@@ -115,7 +115,18 @@ final class MountTree implements AutoCloseable {
 
     MountTree(Stack stack, List<ControlTreeProvider> providers) {
         this.providers = List.copyOf(providers);
-        this.context = new ControlContext(stack, openDisks);
+        this.context = new ControlContext(stack, new io.diskstack.core.ExportGuard() {
+            @Override
+            public void whileClosed(java.util.Collection<String> ids, String reason, Action action) throws java.io.IOException {
+                // the mount's own open files, then every other front end's clients (NBD)
+                openDisks.whileClosed(ids, reason, () -> stack.whileFrontEndsClosed(ids, reason, action));
+            }
+
+            @Override
+            public void checkExport(io.diskstack.core.config.ExportConfig export) {
+                access(List.of(export), 0, 0); // an unknown owner or group is refused, naming the export
+            }
+        });
         this.stack = stack;
     }
 
@@ -134,35 +145,52 @@ final class MountTree implements AutoCloseable {
             if (d.generation() == generation) {
                 return d;
             }
-            Map<String, Disk> byPath = new LinkedHashMap<>();
-            Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
-            var user = new com.sun.security.auth.module.UnixSystem();
-            Map<String, DiskAccess> access;
-            try {
-                access = access(stack.exports(), user.getUid(), user.getGid());
-            } catch (ConfigException e) {
-                // checked at mount and at block-export-add; should a user vanish since, the files
-                // fall back to the mounting user's, which shares nothing
-                access = Map.of();
+            Disks built = build(d, generation);
+            while (stack.graph().generation() != generation) {
+                // an export came or went while the list was read: read it again, whole
+                generation = stack.graph().generation();
+                built = build(d, generation);
             }
-            Set<String> nbdOnly = new java.util.HashSet<>();
-            stack.exports().stream().filter(e -> !e.isFuse()).forEach(e -> nbdOnly.add(e.id()));
-            for (BlockBackend b : stack.backends()) {
-                SnapshotViews views = d.snapshots().get(b.name());
-                Disk old = d.byPath().get("/" + b.name());
-                snapshots.put(b.name(), views != null && old != null && old.backend() == b ? views
-                        : new SnapshotViews(stack, b, this.views));
-                if (nbdOnly.contains(b.name())) {
-                    continue; // served over NBD only: no file in the mount
-                }
-                DiskAccess a = access.getOrDefault(b.name(), new DiskAccess(user.getUid(), user.getGid(),
-                        b.isWritable() ? 0600 : 0400));
-                byPath.put("/" + b.name(), old != null && old.backend() == b && old.access().equals(a) ? old
-                        : new Disk(b, a));
-            }
-            disks = new Disks(generation, byPath, snapshots);
-            return disks;
+            disks = built;
+            return built;
         }
+    }
+
+    /** The disk files and snapshot folders as the exports are now, reusing what did not change. */
+    private Disks build(Disks d, long generation) {
+        Map<String, Disk> byPath = new LinkedHashMap<>();
+        Map<String, SnapshotViews> snapshots = new LinkedHashMap<>();
+        var user = new com.sun.security.auth.module.UnixSystem();
+        // the exports first: block-export-add records an export's type before its backend appears
+        List<io.diskstack.core.config.ExportConfig> exports = stack.exports();
+        Map<String, DiskAccess> access = new HashMap<>();
+        Set<String> nbdOnly = new java.util.HashSet<>();
+        for (var e : exports) {
+            if (!e.isFuse()) {
+                nbdOnly.add(e.id());
+                continue;
+            }
+            try {
+                access.putAll(access(List.of(e), user.getUid(), user.getGid()));
+            } catch (ConfigException gone) {
+                // checked at mount and at block-export-add; should the user or group vanish
+                // since, this file falls back to the mounting user's, which shares nothing
+            }
+        }
+        for (BlockBackend b : stack.backends()) {
+            SnapshotViews views = d.snapshots().get(b.name());
+            snapshots.put(b.name(), views != null && views.backend() == b ? views
+                    : new SnapshotViews(stack, b, this.views));
+            if (nbdOnly.contains(b.name())) {
+                continue; // served over NBD only: no file in the mount
+            }
+            Disk old = d.byPath().get("/" + b.name());
+            DiskAccess a = access.getOrDefault(b.name(), new DiskAccess(user.getUid(), user.getGid(),
+                    b.isWritable() ? 0600 : 0400));
+            byPath.put("/" + b.name(), old != null && old.backend() == b && old.access().equals(a) ? old
+                    : new Disk(b, a));
+        }
+        return new Disks(generation, byPath, snapshots);
     }
 
     /** The open handles of each disk, which {@link DiskstackFs} counts. */

@@ -270,6 +270,10 @@ class GraphEditsTest {
         assertNotNull(stack.graph().backend("disk1"));
         refused(Errno.EINVAL, "export 'graph': 'id' is not a valid export id",
                 () -> edits.exportAdd("id=graph,node-name=img0"));
+        refused(Errno.EINVAL, "export 'n1': no nbd server runs in this mount",
+                () -> edits.exportAdd("type=nbd,id=n1,node-name=img0,name=vol"));
+        refused(Errno.EINVAL, "export 'n1': unknown option 'owner'",
+                () -> edits.exportAdd("type=nbd,id=n1,node-name=img0,owner=root"));
         stack.close();
         open();
         assertFalse(stack.graph().backend("disk1").isWritable(), "read-only unless writable=on");

@@ -199,9 +199,11 @@ public final class ConfigReader {
                 options.put("description", description);
             }
         }
-        String owner = o.optString("owner", null);
-        String group = o.optString("group", null);
-        String modeText = o.optString("mode", null);
+        // who may open the file: a FUSE export's alone (an NBD export has no file; these are refused there)
+        boolean file = type.equals(ExportConfig.FUSE);
+        String owner = file ? o.optString("owner", null) : null;
+        String group = file ? o.optString("group", null) : null;
+        String modeText = file ? o.optString("mode", null) : null;
         int mode = -1;
         if (modeText != null) {
             // octal, as chmod takes it; a JSON number such as 660 reads the same way

@@ -20,4 +20,15 @@ public interface ExportFrontEnd {
 
     /** Stops serving the export with this id; nothing if it serves none. */
     void removeExport(String id);
+
+    /**
+     * Runs the action while none of its clients has any of these exports open, holding new ones
+     * back until it is done (see {@link io.diskstack.core.ExportGuard}).
+     *
+     * @throws io.diskstack.core.BlockIOException (EBUSY) naming an export a client has open
+     */
+    default void whileClosed(java.util.Collection<String> ids, String reason, io.diskstack.core.ExportGuard.Action action)
+            throws java.io.IOException {
+        action.run();
+    }
 }

@@ -159,6 +159,20 @@ public final class Stack implements AutoCloseable {
         frontEnds.put(frontEnd.type(), frontEnd);
     }
 
+    /**
+     * Runs the action while no client of any other front end has these exports open (the mount's
+     * own files are the caller's to guard), each front end holding new clients back meanwhile.
+     */
+    public void whileFrontEndsClosed(java.util.Collection<String> ids, String reason,
+                                     io.diskstack.core.ExportGuard.Action action) throws IOException {
+        io.diskstack.core.ExportGuard.Action chained = action;
+        for (ExportFrontEnd f : frontEnds.values()) {
+            io.diskstack.core.ExportGuard.Action inner = chained;
+            chained = () -> f.whileClosed(ids, reason, inner);
+        }
+        chained.run();
+    }
+
     /** The front end serving exports of {@code type}, or null if none runs. */
     public ExportFrontEnd frontEnd(String type) {
         return frontEnds.get(type);

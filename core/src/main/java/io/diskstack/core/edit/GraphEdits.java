@@ -265,10 +265,12 @@ public final class GraphEdits {
                 frontEnd = stack.frontEnd(export.type());
                 if (frontEnd == null) {
                     throw new ConfigException("export '" + id + "': no " + export.type() + " server runs in this "
-                            + "mount (start one with the config's \"" + export.type() + "-server\")");
+                            + "mount (start one with the config's \"" + export.type() + "-server\" or --"
+                            + export.type() + "-server)");
                 }
             }
             node("block-export-add", "node-name", export.nodeName());
+            guard.checkExport(export);
             ExportFrontEnd serving = frontEnd;
             List<ExportConfig> before = stack.exports();
             List<ExportConfig> after = new ArrayList<>(before);

@@ -53,6 +53,11 @@ public final class SnapshotViews {
         this.cache = cache;
     }
 
+    /** The export whose snapshots these are. */
+    public BlockBackend backend() {
+        return backend;
+    }
+
     /** A view that can be opened now: which content stands in for which node. */
     private interface Candidate {
         /** Equal for the same content, so an open view is shared. */

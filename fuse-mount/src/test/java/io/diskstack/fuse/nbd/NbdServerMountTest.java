@@ -3,6 +3,7 @@ package io.diskstack.fuse.nbd;
 import static io.diskstack.core.testing.Shell.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.diskstack.core.testing.Shell;
@@ -213,15 +214,65 @@ class NbdServerMountTest {
         assertFalse(Files.exists(dir.resolve("mnt").resolve("e2")), "an NBD export is no file in the mount");
         String config = Files.readString(dir.resolve("config.json"));
         assertTrue(config.contains("\"name\" : \"live\"") || config.contains("\"name\":\"live\""), config);
-        // a name in use, and a type nobody serves, are refused with one line; nothing changes
-        IOException taken = org.junit.jupiter.api.Assertions.assertThrows(IOException.class,
+        // a name in use is refused with one line; nothing changes
+        IOException taken = assertThrows(IOException.class,
                 () -> Files.writeString(daemon.control("block-export-add"), "type=nbd,id=e3,node-name=q0,name=vol"));
         String why = Files.readString(daemon.control("last-error"));
         assertTrue(why.contains("'vol' is already served by export 'e0'"), why + " " + taken);
         assertFalse(Files.readString(dir.resolve("config.json")).contains("\"e3\""));
-        Files.writeString(daemon.control("block-export-del"), "id=e2");
+        // a file owner that does not exist is refused before anything changes
+        assertThrows(IOException.class, () -> Files.writeString(daemon.control("block-export-add"),
+                "id=f9,node-name=q0,owner=no-such-user-here"));
+        assertTrue(Files.readString(daemon.control("last-error")).contains("no-such-user-here"));
+        assertFalse(Files.exists(dir.resolve("mnt").resolve("f9")));
+        // safe mode refuses while a client is connected, as QEMU's does; hard mode disconnects it
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            negotiate(new DataInputStream(s.getInputStream()), new DataOutputStream(s.getOutputStream()), "live");
+            awaitExportClients(1);
+            assertThrows(IOException.class, () -> Files.writeString(daemon.control("block-export-del"), "id=e2"));
+            String busyWhy = Files.readString(daemon.control("last-error"));
+            assertTrue(busyWhy.contains("export 'e2' has 1 NBD client connected"), busyWhy);
+            Files.writeString(daemon.control("block-export-del"), "id=e2,mode=hard");
+            assertEquals(-1, drain(s), "the server closes the connection");
+        }
         assertTrue(run("nbdinfo", live).exitCode() != 0, "no longer served");
         assertFalse(Files.readString(dir.resolve("config.json")).contains("\"live\""));
+    }
+
+    /** A revert changes the disk under every user: an NBD client counts as one, as an open file does. */
+    @Test
+    void aRevertWaitsForNoNbdClientOfTheDisk() throws Exception {
+        Files.writeString(daemon.control("disk0/snapshot-internal"), "before-revert");
+        try (Socket s = new Socket("127.0.0.1", port)) {
+            negotiate(new DataInputStream(s.getInputStream()), new DataOutputStream(s.getOutputStream()), "vol");
+            awaitExportClients(1);
+            IOException busy = assertThrows(IOException.class,
+                    () -> Files.writeString(daemon.control("disk0/snapshot-revert"), "before-revert"));
+            String why = Files.readString(daemon.control("disk0/last-error"));
+            assertTrue(why.contains("export 'e0' has 1 NBD client connected: disconnect it first, as a revert "
+                    + "changes its content under it"), why + " " + busy);
+        }
+        // the server sees the close a moment later
+        assertTrue(io.diskstack.core.testing.Await.within(Duration.ofSeconds(20), () -> {
+            try {
+                Files.writeString(daemon.control("disk0/snapshot-revert"), "before-revert");
+                return true;
+            } catch (IOException stillBusy) {
+                return false;
+            }
+        }), "the revert goes once the client is gone");
+        Files.writeString(daemon.control("disk0/snapshot-delete"), "before-revert");
+    }
+
+    /** Waits until the server counts the client as one of an export's (the control file's per-export line). */
+    private static void awaitExportClients(int n) {
+        io.diskstack.core.testing.Await.until("an export with " + n + " client(s) in nbd-server", () -> {
+            try {
+                return control().contains("\n  connections " + n + "\n");
+            } catch (IOException e) {
+                return false;
+            }
+        });
     }
 
     /** Fixed newstyle up to NBD_OPT_EXPORT_NAME. */

@@ -75,10 +75,15 @@ final class NbdConnection implements Runnable {
             structured = agreed.structured();
             baseAllocation = agreed.baseAllocation();
             NbdExport e = agreed.export();
-            e.connections.incrementAndGet();
+            server.enter(e);
             e.totalConnections.increment();
             export = e;
             try {
+                if (!server.serves(e)) {
+                    // block-export-del came between the handshake and now, and missed this connection
+                    LOG.info(() -> peer + ": export '" + e.id() + "' was removed; disconnecting");
+                    return;
+                }
                 serve(e.backend());
                 // NBD_CMD_DISC: the requests in flight are answered before the connection closes
                 slots.acquireUninterruptibly(MAX_IN_FLIGHT);

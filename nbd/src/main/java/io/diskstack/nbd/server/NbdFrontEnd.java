@@ -84,6 +84,12 @@ public final class NbdFrontEnd {
             }
 
             @Override
+            public void whileClosed(java.util.Collection<String> ids, String reason,
+                                    io.diskstack.core.ExportGuard.Action action) throws IOException {
+                server.whileClosed(ids, reason, action);
+            }
+
+            @Override
             public void removeExport(String id) {
                 for (NbdExport e : server.exports()) {
                     if (e.id().equals(id)) {

@@ -53,6 +53,8 @@ public final class NbdServer implements AutoCloseable {
     private final SocketAddress boundAddress;
     private final Map<String, NbdExport> exports = Collections.synchronizedMap(new LinkedHashMap<>());
     private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
+    /** Export ids a command holds closed (a snapshot revert): new clients of them wait. */
+    private final Set<String> held = new java.util.HashSet<>();
     private final Map<NbdConnection, Thread> threads = new ConcurrentHashMap<>();
     private final Map<NbdConnection, ScheduledFuture<?>> handshakeTimers = new ConcurrentHashMap<>();
     private final ThreadPoolExecutor pool;
@@ -199,6 +201,47 @@ public final class NbdServer implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * Runs the action while no client has any of these exports open; a client that chooses one
+     * meanwhile waits until it is done.
+     */
+    public void whileClosed(java.util.Collection<String> ids, String reason, io.diskstack.core.ExportGuard.Action action)
+            throws IOException {
+        synchronized (held) {
+            for (NbdExport e : exports()) {
+                if (ids.contains(e.id()) && e.connections() > 0) {
+                    throw new io.diskstack.core.BlockIOException(io.diskstack.core.Errno.EBUSY, "export '" + e.id()
+                            + "' has " + e.connections() + " NBD client" + (e.connections() == 1 ? "" : "s")
+                            + " connected: disconnect " + (e.connections() == 1 ? "it" : "them") + " first, " + reason);
+                }
+            }
+            held.addAll(ids);
+        }
+        try {
+            action.run();
+        } finally {
+            synchronized (held) {
+                held.removeAll(ids);
+                held.notifyAll();
+            }
+        }
+    }
+
+    /** Counts a client of the export, once no command holds it closed. */
+    void enter(NbdExport e) throws InterruptedException {
+        synchronized (held) {
+            while (held.contains(e.id())) {
+                held.wait();
+            }
+            e.connections.incrementAndGet();
+        }
+    }
+
+    /** True while the export is served (not removed since a client chose it). */
+    boolean serves(NbdExport e) {
+        return exports.get(e.name()) == e;
     }
 
     NbdExport export(String name) {
