@@ -102,7 +102,7 @@ final class MountCommand implements Callable<Integer> {
         StackConfig config;
         if (positional.size() == 2) {
             if (hasArguments) {
-                throw new ConfigException("give either a config file or --object/--blockdev/--export options, not both");
+                throw new ConfigException("give either a config file or --object/--blockdev/--export/--nbd-server options, not both");
             }
             config = ConfigReader.readFile(positional.get(0));
         } else if (hasArguments) {
