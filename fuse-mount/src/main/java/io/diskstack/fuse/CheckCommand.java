@@ -4,15 +4,12 @@ import io.diskstack.core.BlockDriver;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.ImageCheckContext;
-import io.diskstack.core.config.ConfigReader;
 import io.diskstack.core.objects.ObjectRegistry;
-import io.diskstack.core.options.KeyVal;
 import io.diskstack.core.options.NodeOptions;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -84,26 +81,11 @@ final class CheckCommand implements Callable<Integer> {
             err.println("diskstack: check: '" + file + "' does not exist");
             return EXIT_INCOMPLETE;
         }
-        Map<String, Object> flat = new LinkedHashMap<>();
-        for (String o : options) {
-            try {
-                for (var e : KeyVal.parse(o, null).entrySet()) {
-                    if (flat.put(e.getKey(), e.getValue()) != null) {
-                        throw new ConfigException("check: -o '" + e.getKey() + "' is set twice");
-                    }
-                }
-            } catch (IllegalArgumentException e) {
-                throw new ConfigException("check: -o '" + o + "': " + e.getMessage());
-            }
-        }
+        Map<String, Object> flat = ImageCommandArgs.formatOptions("check", options);
         ImageCheckContext.Report r;
         Path base = Path.of("").toAbsolutePath();
         try (ObjectRegistry registry = ObjectRegistry.load()) {
-            var parsed = ConfigReader.readArguments(objects, List.of(), List.of(), base).objects();
-            InlineSecretWarning.check(parsed, err);
-            for (var o : parsed) {
-                registry.create(o, base);
-            }
+            ImageCommandArgs.createObjects(registry, objects, base, err);
             NodeOptions opts = new NodeOptions("check (" + format + ")", flat);
             ProgressBar bar = progress ? ProgressBar.stepsForStdout(out) : null;
             try {

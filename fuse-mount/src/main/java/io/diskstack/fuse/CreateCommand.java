@@ -4,9 +4,7 @@ import io.diskstack.core.BlockDriver;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverRegistry;
 import io.diskstack.core.ImageCreateContext;
-import io.diskstack.core.config.ConfigReader;
 import io.diskstack.core.objects.ObjectRegistry;
-import io.diskstack.core.options.KeyVal;
 import io.diskstack.core.options.NodeOptions;
 import io.diskstack.core.options.Sizes;
 import java.nio.file.Files;
@@ -75,28 +73,13 @@ final class CreateCommand implements Callable<Integer> {
                 throw new ConfigException(what + ": size '" + size + "' is not a size (such as 1G or 512M)");
             }
         }
-        Map<String, Object> flat = new java.util.LinkedHashMap<>();
-        for (String o : options) {
-            try {
-                for (var e : KeyVal.parse(o, null).entrySet()) {
-                    if (flat.put(e.getKey(), e.getValue()) != null) {
-                        throw new ConfigException("create: -o '" + e.getKey() + "' is set twice");
-                    }
-                }
-            } catch (IllegalArgumentException e) {
-                throw new ConfigException("create: -o '" + o + "': " + e.getMessage());
-            }
-        }
+        Map<String, Object> flat = ImageCommandArgs.formatOptions("create", options);
         if (file != null && Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             throw new ConfigException("create: '" + file + "' already exists; remove it first (nothing was changed)");
         }
         Path base = Path.of("").toAbsolutePath();
         try (ObjectRegistry registry = ObjectRegistry.load()) {
-            var parsed = ConfigReader.readArguments(objects, List.of(), List.of(), base).objects();
-            InlineSecretWarning.check(parsed, spec.commandLine().getErr());
-            for (var o : parsed) {
-                registry.create(o, base);
-            }
+            ImageCommandArgs.createObjects(registry, objects, base, spec.commandLine().getErr());
             NodeOptions opts = new NodeOptions(what + " (" + format + ")", flat);
             try {
                 ProgressBar bar = progress ? ProgressBar.forStdout(spec.commandLine().getOut()) : null;

@@ -5,7 +5,6 @@ import io.diskstack.core.BlockGraph;
 import io.diskstack.core.BlockNode;
 import io.diskstack.core.ConfigException;
 import io.diskstack.core.DriverRegistry;
-import io.diskstack.core.config.ConfigReader;
 import io.diskstack.core.info.ImageInfo;
 import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.options.KeyVal;
@@ -69,11 +68,7 @@ final class InfoCommand implements Callable<Integer> {
         Path base = Path.of("").toAbsolutePath();
         DriverRegistry drivers = DriverRegistry.load();
         try (ObjectRegistry registry = ObjectRegistry.load()) {
-            var parsed = ConfigReader.readArguments(objects, List.of(), List.of(), base).objects();
-            InlineSecretWarning.check(parsed, spec.commandLine().getErr());
-            for (var o : parsed) {
-                registry.create(o, base);
-            }
+            ImageCommandArgs.createObjects(registry, objects, base, spec.commandLine().getErr());
             try (BlockGraph graph = BlockGraph.forInspection(drivers, registry, base, backingChain)) {
                 BlockNode top = graph.open(imageOpts ? imageOptions() : fileOptions(drivers));
                 String shown = imageOpts ? String.valueOf(top.filename()) : file;

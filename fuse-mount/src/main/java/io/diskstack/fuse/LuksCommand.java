@@ -1,7 +1,6 @@
 package io.diskstack.fuse;
 
 import io.diskstack.core.ConfigException;
-import io.diskstack.core.config.ConfigReader;
 import io.diskstack.core.objects.ObjectRegistry;
 import io.diskstack.core.objects.Secret;
 import io.diskstack.filters.luks.LuksKeySlots;
@@ -43,11 +42,7 @@ final class LuksCommand implements Runnable {
             Path base = Path.of("").toAbsolutePath();
             ObjectRegistry registry = ObjectRegistry.load();
             try {
-                var parsed = ConfigReader.readArguments(objects, List.of(), List.of(), base).objects();
-                InlineSecretWarning.check(parsed, err);
-                for (var o : parsed) {
-                    registry.create(o, base);
-                }
+                ImageCommandArgs.createObjects(registry, objects, base, err);
             } catch (RuntimeException e) {
                 registry.close();
                 throw e;
