@@ -95,6 +95,9 @@ final class CheckCommand implements Callable<Integer> {
                     bar.finish("check", 0);
                 }
             } catch (ConfigException e) {
+                if (bar != null) {
+                    bar.end(); // the error's line starts on a line of its own
+                }
                 // as qemu-img check: an image that cannot be opened is a check that could not complete
                 err.println("diskstack: check: " + e.getMessage());
                 return EXIT_INCOMPLETE;

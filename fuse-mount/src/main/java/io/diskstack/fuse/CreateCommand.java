@@ -81,8 +81,8 @@ final class CreateCommand implements Callable<Integer> {
         try (ObjectRegistry registry = ObjectRegistry.load()) {
             ImageCommandArgs.createObjects(registry, objects, base, spec.commandLine().getErr());
             NodeOptions opts = new NodeOptions(what + " (" + format + ")", flat);
+            ProgressBar bar = progress ? ProgressBar.forStdout(spec.commandLine().getOut()) : null;
             try {
-                ProgressBar bar = progress ? ProgressBar.forStdout(spec.commandLine().getOut()) : null;
                 driver.create(new ImageCreateContext(file == null ? null : file.toAbsolutePath(), bytes, opts, registry,
                         drivers, bar == null ? io.diskstack.core.Progress.NONE : bar.listener("create")));
                 opts.assertAllConsumed();
@@ -90,6 +90,9 @@ final class CreateCommand implements Callable<Integer> {
                     bar.finish("create", Math.max(0, bytes));
                 }
             } catch (Exception | Error e) {
+                if (bar != null) {
+                    bar.end(); // the error's line starts on a line of its own
+                }
                 // a driver that names its files in -o removes what it created itself
                 if (file != null) {
                     Files.deleteIfExists(file);
