@@ -93,48 +93,4 @@ final class AtOnce {
             return new Outcome<>(null, t);
         }
     }
-
-    /** Something to run beside the caller's own work. */
-    interface Task {
-        void run() throws IOException;
-    }
-
-    /** Starts {@code task} on a thread of its own; {@link Running#await()} joins it. */
-    static Running beside(String name, Task task) {
-        Running r = new Running();
-        r.thread = new Thread(() -> {
-            try {
-                task.run();
-            } catch (Throwable t) {
-                r.failure = t;
-            }
-        }, name);
-        r.thread.start();
-        return r;
-    }
-
-    /** A task running beside the caller. */
-    static final class Running {
-        private Thread thread;
-        private volatile Throwable failure;
-
-        /** Waits until the task is done; throws what it threw. */
-        void await() throws IOException {
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    thread.join();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-            if (failure != null) {
-                throw rethrow(failure);
-            }
-        }
-    }
 }

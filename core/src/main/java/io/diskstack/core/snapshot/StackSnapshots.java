@@ -112,23 +112,10 @@ public final class StackSnapshots {
 
             timer.done("checks");
             // What does not change the guest's disk runs while it goes on writing: the overlays
-            // are made and opened beside the graph, the new config written to a temp file, and
-            // meanwhile, on a thread of its own, the disk flushed once (through the whole disk:
-            // nodes above the bases, dedup, write what they cache into them). The drain holds
-            // the guest's I/O only for a last flush of what arrived since, the config's rename,
-            // and the swap.
-            AtOnce.Running firstFlush = AtOnce.beside("snapshot-flush", backend::flushForCommand);
-            ExternalSnapshots.Prepared prepared;
-            try {
-                prepared = ExternalSnapshots.prepare(graph, plans, format);
-            } catch (IOException | RuntimeException | Error e) {
-                try {
-                    firstFlush.await();
-                } catch (IOException | RuntimeException alsoFailed) {
-                    e.addSuppressed(alsoFailed);
-                }
-                throw e;
-            }
+            // are made and opened beside the graph, the bases flushed once, the new config
+            // written to a temp file. The drain holds the guest's I/O only for a last flush of
+            // what arrived since, the config's rename, and the swap.
+            ExternalSnapshots.Prepared prepared = ExternalSnapshots.prepare(graph, plans, format);
             ConfigRewrite.Staged staged = null;
             try {
                 timer.done("create and open overlays");
@@ -137,8 +124,9 @@ public final class StackSnapshots {
                     ConfigRewrite.syncFolder(folder);
                 }
                 timer.done("sync overlay folders");
-                firstFlush.await();
-                timer.done("flush disk (beside the overlays)");
+                // through the whole disk: nodes above the bases (dedup) write what they cache into them
+                backend.flushForCommand();
+                timer.done("flush disk");
                 ConfigEdit edit = ConfigEdit.of(original, where);
                 record(edit, exportId, name, plans,
                         prepared.overlays().stream().map(ExternalSnapshots.Overlay::options).toList());
@@ -175,13 +163,6 @@ public final class StackSnapshots {
                 }
                 return prepared.overlays();
             } catch (IOException | RuntimeException | Error e) {
-                try {
-                    firstFlush.await(); // done already, unless what failed came before it
-                } catch (IOException | RuntimeException alsoFailed) {
-                    if (alsoFailed != e) {
-                        e.addSuppressed(alsoFailed);
-                    }
-                }
                 if (staged != null) {
                     staged.discard();
                 }
