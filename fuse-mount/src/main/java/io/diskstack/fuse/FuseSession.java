@@ -94,7 +94,7 @@ final class FuseSession {
     private Pointer session;
     private Pointer channel;
     private long bufferSize;
-    private InitReplyPatch initPatch;
+    private ReplyPatch replyPatch;
 
     /**
      * Mounts and serves until the file system is unmounted; then tears down and returns.
@@ -116,8 +116,8 @@ final class FuseSession {
         try {
             session = LIB.fuse_get_session(fuse);
             channel = LIB.fuse_session_next_chan(session, null);
-            initPatch = new InitReplyPatch(channel);
-            bufferSize = Math.max(LIB.fuse_chan_bufsize(channel), InitReplyPatch.MAX_REQUEST + 4096);
+            replyPatch = new ReplyPatch(channel);
+            bufferSize = Math.max(LIB.fuse_chan_bufsize(channel), ReplyPatch.MAX_REQUEST + 4096);
             synchronized (threads) {
                 for (int i = 0; i < INITIAL_THREADS; i++) {
                     startWorker();
@@ -200,8 +200,9 @@ final class FuseSession {
                 }
             }
             Pointer replyChannel = ch.getPointer(0);
-            if (buffer.getInt(4) == InitReplyPatch.FUSE_INIT) {
-                replyChannel = initPatch.channelFor(buffer);
+            int opcode = buffer.getInt(4);
+            if (opcode == ReplyPatch.FUSE_INIT || opcode == ReplyPatch.FUSE_OPEN) {
+                replyChannel = replyPatch.channelFor(opcode, buffer, replyChannel);
             }
             try {
                 Lane lane = fuseBuf.getInt(8) == 0 ? laneOf(buffer, res) : null;
