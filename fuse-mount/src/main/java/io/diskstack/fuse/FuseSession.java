@@ -37,6 +37,7 @@ import ru.serce.jnrfuse.struct.FuseOperations;
  * where some wait many milliseconds (the tail latency of concurrent writers). When requests are
  * slow because they wait (behind a throttle limit, or on a slow device) rather than compute, a
  * lane thread that finishes a slow one while others are parked calls in one more thread for them,
+ * and a thread that parks a request behind one that has waited as long joins the lane itself,
  * up to {@link #LANE_THREADS} per lane and {@link #LANE_BUDGET} for all lanes together, so that
  * waiting requests can never take every thread. A lane with no thread always gets one, so every
  * disk keeps moving. The rest of the pool serves the control files, directory lookups and the
@@ -224,12 +225,18 @@ final class FuseSession {
                 Lane lane = fuseBuf.getInt(8) == 0 ? laneOf(buffer, res) : null;
                 if (lane == null) {
                     LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
-                } else if (enterOrPark(lane, buffer, res, replyChannel)) {
-                    long start = System.nanoTime();
-                    try {
-                        LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
-                    } finally {
-                        runParked(lane, fuseBuf, System.nanoTime() - start);
+                } else {
+                    switch (enterOrPark(lane, buffer, res, replyChannel)) {
+                        case RUN -> {
+                            long start = System.nanoTime();
+                            try {
+                                LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
+                            } finally {
+                                runParked(lane, fuseBuf, System.nanoTime() - start);
+                            }
+                        }
+                        case JOIN -> runParked(lane, fuseBuf, 0);
+                        case PARKED -> { }
                     }
                 }
             } finally {
@@ -247,7 +254,10 @@ final class FuseSession {
     }
 
     /** A request copied out of a thread's receive buffer, waiting for a thread of its lane. */
-    private record Parked(long address, long size, Pointer channel) {}
+    private record Parked(long address, long size, Pointer channel, long parkedAt) {}
+
+    /** What a thread does with a disk request: run it, leave it parked, or park it and join the lane. */
+    private enum Entry { RUN, PARKED, JOIN }
 
     /** The lane of a disk request in the buffer, or null if it is not one. */
     private Lane laneOf(Pointer buffer, long size) {
@@ -266,23 +276,32 @@ final class FuseSession {
     }
 
     /**
-     * Takes a place in the lane for this thread (true), or parks a copy of the request in the
-     * lane for one of its threads (false) when the lane, or all lanes together, hold enough.
+     * Takes a place in the lane for this thread (RUN), or parks a copy of the request in the
+     * lane for one of its threads (PARKED) when the lane, or all lanes together, hold enough. If
+     * the oldest parked request has waited longer than a slow request takes, the lane's threads
+     * are all waiting: this one parks its request behind the others and joins the lane (JOIN).
      */
-    private boolean enterOrPark(Lane lane, Pointer buffer, long size, Pointer channel) {
+    private Entry enterOrPark(Lane lane, Pointer buffer, long size, Pointer channel) {
         synchronized (laneLock) {
             if (lane.threads == 0 || (lane.threads < LANE_RUNNERS && laneThreads < LANE_BUDGET)) {
                 lane.threads++;
                 laneThreads++;
-                return true;
+                return Entry.RUN;
             }
             long copy = MemoryIO.getInstance().allocateMemory(size, false);
             if (copy == 0) {
                 throw new OutOfMemoryError("cannot park a FUSE request of " + size + " bytes");
             }
             MemoryIO.getInstance().copyMemory(buffer.address(), copy, size);
-            lane.parked.addLast(new Parked(copy, size, channel));
-            return false;
+            long now = System.nanoTime();
+            lane.parked.addLast(new Parked(copy, size, channel, now));
+            if (now - lane.parked.peekFirst().parkedAt() > SLOW_REQUEST_NANOS
+                    && lane.threads < LANE_THREADS && laneThreads < LANE_BUDGET) {
+                lane.threads++;
+                laneThreads++;
+                return Entry.JOIN;
+            }
+            return Entry.PARKED;
         }
     }
 
