@@ -84,6 +84,31 @@ class ConcurrentDirectWritesTest {
         }
     }
 
+    /**
+     * Two synchronous O_DIRECT writers to one disk. The kernel holds the file's inode lock across
+     * each direct write (round trip included) unless the open reply says
+     * FOPEN_PARALLEL_DIRECT_WRITES, so without it the daemon never sees two writes at once.
+     */
+    @Test
+    void directWritesFromTwoWritersReachTheDiskTogether() throws Exception {
+        Shell.requireTool("fio");
+        Files.writeString(dir.resolve("config.json"), """
+                {"create": [{"filename": "disk0.img", "format": "raw", "size": "16M"}],
+                 "blockdev": [{"driver": "blkdebug", "node-name": "slow", "file": {"driver": "file", "filename": "disk0.img"},
+                               "inject-delay": [{"iotype": "write", "ms": 10}]},
+                              {"driver": "raw", "node-name": "r0", "file": "slow"}],
+                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true}]}
+                """);
+        try (MountedDaemon d = MountedDaemon.mount(dir.resolve("config.json"), dir.resolve("mnt"))) {
+            Shell.run("fio", "--name=two", "--filename=" + d.disk("disk0"), "--rw=randwrite", "--bs=4k",
+                    "--direct=1", "--ioengine=psync", "--numjobs=2", "--number_ios=40", "--size=16M").ok();
+            String stats = Files.readString(d.control("disk0/stats"));
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("peak-in-flight (\\d+)").matcher(stats);
+            assertTrue(m.find(), stats);
+            assertTrue(Integer.parseInt(m.group(1)) >= 2, "writes in flight at once: " + stats);
+        }
+    }
+
     private static List<String> replaceLast(List<String> cmd, String last) {
         List<String> c = new ArrayList<>(cmd);
         c.set(c.size() - 1, last);

@@ -10,17 +10,29 @@ import jnr.ffi.annotations.Delegate;
 import jnr.ffi.types.size_t;
 
 /**
- * Gives libfuse2 what libfuse3 negotiates. libfuse2 speaks FUSE protocol 7.12, which caps reads
- * and writes at 128 KiB, so a 1 MiB direct write costs eight round trips (7.28 added
- * {@code max_pages}); and it cannot ask for asynchronous direct I/O (7.22), without which the
- * kernel serves each libaio direct read inside {@code io_submit}, so queue depth 16 acts as 1. The INIT request is handed to libfuse with a channel of ours
- * whose send function rewrites libfuse's reply to say 7.28 and 256 pages. Every request libfuse2
- * parses keeps its 7.12 layout in 7.28 (later versions only appended fields or added opcodes,
- * which libfuse2 answers with ENOSYS), so nothing else changes. The patch applies only if the
- * kernel offers max_pages; otherwise libfuse's reply goes out untouched.
+ * Gives libfuse2 what libfuse3 negotiates, by rewriting two of its replies on their way to the
+ * kernel. The request is handed to libfuse with a channel of ours whose send function does it.
+ *
+ * <p>INIT: libfuse2 speaks FUSE protocol 7.12, which caps reads and writes at 128 KiB, so a 1 MiB
+ * direct write costs eight round trips (7.28 added {@code max_pages}); and it cannot ask for
+ * asynchronous direct I/O (7.22), without which the kernel serves each libaio direct read inside
+ * {@code io_submit}, so queue depth 16 acts as 1. The reply is rewritten to say 7.28 (7.38 if the
+ * kernel speaks it) and 256 pages. Every request libfuse2 parses keeps its 7.12 layout up to 7.38
+ * (later versions only appended fields, used former padding, or added opcodes and flags the
+ * kernel uses only when asked for; libfuse2 answers unknown opcodes with ENOSYS), so nothing else
+ * changes. The patch applies only if the kernel offers max_pages; otherwise libfuse's reply goes
+ * out untouched.
+ *
+ * <p>OPEN (7.38 only): the kernel holds a file's inode lock across a direct write, so writers
+ * to one disk queue behind each other (a synchronous writer for its whole round trip, an
+ * asynchronous one while it submits) unless the open reply says
+ * {@code FOPEN_PARALLEL_DIRECT_WRITES}, which libfuse2's {@code fuse_file_info} cannot express.
+ * Replies to opens of a disk in direct-I/O mode get that flag; the block layer already serves
+ * concurrent and overlapping writes (asynchronous direct I/O sends them in parallel anyway).
  */
-final class InitReplyPatch {
-    private static final Logger LOG = Logger.getLogger(InitReplyPatch.class.getName());
+final class ReplyPatch {
+    private static final Logger LOG = Logger.getLogger(ReplyPatch.class.getName());
+    static final int FUSE_OPEN = 14;
     static final int FUSE_INIT = 26;
     private static final int IN_HEADER = 40;
     private static final int OUT_HEADER = 16;
@@ -28,6 +40,10 @@ final class InitReplyPatch {
     private static final int FUSE_ASYNC_DIO = 1 << 15;
     private static final int FUSE_MAX_PAGES = 1 << 22;
     private static final int PATCHED_MINOR = 28;
+    private static final int PARALLEL_WRITES_MINOR = 38;
+    private static final int OPEN_OUT_SIZE = 16;
+    private static final int FOPEN_DIRECT_IO = 1;
+    private static final int FOPEN_PARALLEL_DIRECT_WRITES = 1 << 6;
     static final int MAX_PAGES = 256;
     static final int MAX_REQUEST = MAX_PAGES * 4096;
 
@@ -75,26 +91,40 @@ final class InitReplyPatch {
     private final ChannelOps ops;
     private final Send send = this::send;
     private final Pointer channel;
-    private volatile int kernelMinor;
+    private final ChannelOps openOps;
+    private final Send openSend = this::sendOpen;
+    private final Pointer openChannel;
     private volatile boolean applies;
+    private volatile int patchedMinor;
     private volatile int asyncDio;
     private volatile boolean applied;
+    private volatile boolean parallelWrites;
 
-    InitReplyPatch(Pointer realChannel) {
+    ReplyPatch(Pointer realChannel) {
         this.fd = NATIVE.fuse_chan_fd(realChannel);
         this.ops = new ChannelOps(runtime);
         ops.send.set(send);
         this.channel = NATIVE.fuse_chan_new(ops, fd, MAX_REQUEST + 4096, null);
+        this.openOps = new ChannelOps(runtime);
+        openOps.send.set(openSend);
+        this.openChannel = NATIVE.fuse_chan_new(openOps, fd, MAX_REQUEST + 4096, null);
     }
 
     /**
-     * Looks at an INIT request and returns the channel to process it with: ours, whose send
-     * rewrites the reply.
+     * The channel to process a request with: ours for a reply to rewrite (INIT, and OPEN once
+     * 7.38 is agreed), else {@code libfuseChannel}.
      */
-    Pointer channelFor(Pointer request) {
-        kernelMinor = request.getInt(IN_HEADER + 4);
+    Pointer channelFor(int opcode, Pointer request, Pointer libfuseChannel) {
+        if (opcode == FUSE_OPEN) {
+            return parallelWrites ? openChannel : libfuseChannel;
+        }
+        if (opcode != FUSE_INIT) {
+            return libfuseChannel;
+        }
+        int kernelMinor = request.getInt(IN_HEADER + 4);
         int kernelFlags = request.getInt(IN_HEADER + 12);
         applies = kernelMinor >= PATCHED_MINOR && (kernelFlags & FUSE_MAX_PAGES) != 0;
+        patchedMinor = kernelMinor >= PARALLEL_WRITES_MINOR ? PARALLEL_WRITES_MINOR : PATCHED_MINOR;
         asyncDio = kernelFlags & FUSE_ASYNC_DIO;
         return channel;
     }
@@ -130,7 +160,7 @@ final class InitReplyPatch {
         arg.get(0, init, 0, init.length);
         out.put(OUT_HEADER, init, 0, init.length);
         out.putInt(0, OUT_HEADER + INIT_OUT_SIZE);
-        out.putInt(OUT_HEADER + 4, PATCHED_MINOR);
+        out.putInt(OUT_HEADER + 4, patchedMinor);
         out.putInt(OUT_HEADER + 12, out.getInt(OUT_HEADER + 12) | FUSE_MAX_PAGES | asyncDio);
         out.putInt(OUT_HEADER + 20, MAX_REQUEST);
         out.putInt(OUT_HEADER + 24, 1);
@@ -140,6 +170,26 @@ final class InitReplyPatch {
             return -runtime.getLastError();
         }
         applied = true;
+        parallelWrites = patchedMinor >= PARALLEL_WRITES_MINOR;
         return 0;
+    }
+
+    /** Sends an OPEN reply; one for a disk (a lane handle) in direct-I/O mode gets parallel writes. */
+    private int sendOpen(Pointer ch, Pointer iov, long count) {
+        try {
+            if (count == 2 && iov.getLong(24) == OPEN_OUT_SIZE && iov.getPointer(0).getInt(4) == 0) {
+                Pointer arg = iov.getPointer(16);
+                int flags = arg.getInt(8);
+                if ((flags & FOPEN_DIRECT_IO) != 0 && (arg.getLong(0) & FuseSession.LANE_HANDLE) != 0) {
+                    // the reply is libfuse's own (on its stack until this call returns): patch it in place
+                    arg.putInt(8, flags | FOPEN_PARALLEL_DIRECT_WRITES);
+                }
+            }
+            long n = NATIVE.writev(fd, iov, (int) count);
+            return n < 0 ? -runtime.getLastError() : 0;
+        } catch (Throwable t) {
+            LOG.warning("FUSE OPEN reply failed: " + t);
+            return -5;
+        }
     }
 }
