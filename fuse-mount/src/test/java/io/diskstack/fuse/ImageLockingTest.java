@@ -4,6 +4,7 @@ import static io.diskstack.core.testing.Shell.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import io.diskstack.fuse.testing.MountedDaemon;
 import io.diskstack.core.testing.Await;
@@ -57,12 +58,19 @@ class ImageLockingTest {
     void weRefuseAnImageQemuHasOpenForWriting() throws Exception {
         Shell.requireTool("qemu-storage-daemon");
         run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("b.qcow2").toString(), "16M").ok();
-        Process qsd = new ProcessBuilder("qemu-storage-daemon", "--blockdev",
+        // qsd writes its pid file once its nodes are open (and the image locked); polling with
+        // qemu-img info instead could take a lock at the moment qsd asks for its own and make it fail
+        Path pid = dir.resolve("qsd.pid");
+        Process qsd = new ProcessBuilder("qemu-storage-daemon", "--pidfile", pid.toString(), "--blockdev",
                 "driver=file,node-name=f,filename=" + dir.resolve("b.qcow2"), "--blockdev", "driver=qcow2,node-name=q,file=f")
                 .redirectErrorStream(true).start();
         try {
-            Await.until("qemu-storage-daemon to lock b.qcow2",
-                    () -> run("qemu-img", "info", dir.resolve("b.qcow2").toString()).stderr().contains("lock"));
+            Await.until("qemu-storage-daemon to open b.qcow2", () -> Files.exists(pid) || !qsd.isAlive());
+            if (!qsd.isAlive()) {
+                fail("qemu-storage-daemon exited: " + new String(qsd.getInputStream().readAllBytes()));
+            }
+            assertTrue(run("qemu-img", "info", dir.resolve("b.qcow2").toString()).stderr().contains("lock"),
+                    "qemu-storage-daemon holds the image's lock");
             Shell.Result mount = MountedDaemon.runToCompletion(List.of("mount",
                     config("c.json", "b.qcow2", true).toString(), dir.resolve("mnt").toString()), Map.of());
             assertEquals(2, mount.exitCode(), mount.stderr());
