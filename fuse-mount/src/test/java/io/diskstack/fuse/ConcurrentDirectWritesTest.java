@@ -67,21 +67,9 @@ class ConcurrentDirectWritesTest {
     @Test
     void asynchronousDirectReadsAreServedInParallel() throws Exception {
         Shell.requireTool("fio");
-        Files.writeString(dir.resolve("config.json"), """
-                {"create": [{"filename": "disk0.img", "format": "raw", "size": "16M"}],
-                 "blockdev": [{"driver": "blkdebug", "node-name": "slow", "file": {"driver": "file", "filename": "disk0.img"},
-                               "inject-delay": [{"iotype": "read", "ms": 20}]},
-                              {"driver": "raw", "node-name": "r0", "file": "slow"}],
-                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true}]}
-                """);
-        try (MountedDaemon d = MountedDaemon.mount(dir.resolve("config.json"), dir.resolve("mnt"))) {
-            Shell.run("fio", "--name=qd16", "--filename=" + d.disk("disk0"), "--rw=randread", "--bs=4k",
-                    "--direct=1", "--ioengine=libaio", "--iodepth=16", "--number_ios=128", "--size=16M").ok();
-            String stats = Files.readString(d.control("disk0/stats"));
-            java.util.regex.Matcher m = java.util.regex.Pattern.compile("peak-in-flight (\\d+)").matcher(stats);
-            assertTrue(m.find(), stats);
-            assertTrue(Integer.parseInt(m.group(1)) >= 4, "requests in flight at once: " + stats);
-        }
+        int peak = peakInFlight("read", 20, "--name=qd16", "--rw=randread", "--ioengine=libaio", "--iodepth=16",
+                "--number_ios=128");
+        assertTrue(peak >= 4, "requests in flight at once: " + peak);
     }
 
     /**
@@ -92,20 +80,33 @@ class ConcurrentDirectWritesTest {
     @Test
     void directWritesFromTwoWritersReachTheDiskTogether() throws Exception {
         Shell.requireTool("fio");
+        int peak = peakInFlight("write", 10, "--name=two", "--rw=randwrite", "--ioengine=psync", "--numjobs=2",
+                "--number_ios=40");
+        assertTrue(peak >= 2, "writes in flight at once: " + peak);
+    }
+
+    /**
+     * Mounts a 16 MiB raw disk whose {@code iotype} requests take {@code ms} each (blkdebug), runs
+     * fio on it with O_DIRECT 4 KiB requests and {@code fioArgs}, and returns the most requests
+     * the export had in flight at once ({@code peak-in-flight} in its stats).
+     */
+    private int peakInFlight(String iotype, int ms, String... fioArgs) throws Exception {
         Files.writeString(dir.resolve("config.json"), """
                 {"create": [{"filename": "disk0.img", "format": "raw", "size": "16M"}],
                  "blockdev": [{"driver": "blkdebug", "node-name": "slow", "file": {"driver": "file", "filename": "disk0.img"},
-                               "inject-delay": [{"iotype": "write", "ms": 10}]},
+                               "inject-delay": [{"iotype": "%s", "ms": %d}]},
                               {"driver": "raw", "node-name": "r0", "file": "slow"}],
                  "exports": [{"id": "disk0", "node-name": "r0", "writable": true}]}
-                """);
+                """.formatted(iotype, ms));
         try (MountedDaemon d = MountedDaemon.mount(dir.resolve("config.json"), dir.resolve("mnt"))) {
-            Shell.run("fio", "--name=two", "--filename=" + d.disk("disk0"), "--rw=randwrite", "--bs=4k",
-                    "--direct=1", "--ioengine=psync", "--numjobs=2", "--number_ios=40", "--size=16M").ok();
+            List<String> fio = new java.util.ArrayList<>(List.of("fio", "--filename=" + d.disk("disk0"), "--bs=4k",
+                    "--direct=1", "--size=16M"));
+            fio.addAll(List.of(fioArgs));
+            Shell.run(fio.toArray(new String[0])).ok();
             String stats = Files.readString(d.control("disk0/stats"));
             java.util.regex.Matcher m = java.util.regex.Pattern.compile("peak-in-flight (\\d+)").matcher(stats);
             assertTrue(m.find(), stats);
-            assertTrue(Integer.parseInt(m.group(1)) >= 2, "writes in flight at once: " + stats);
+            return Integer.parseInt(m.group(1));
         }
     }
 
