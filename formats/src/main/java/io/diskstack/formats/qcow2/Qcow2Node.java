@@ -76,9 +76,13 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     /**
      * Clusters allocated since the metadata was last written back: all of them leak if the
      * process dies now (their refcounts are on disk, the L2 entries not yet), so their number is
-     * bounded ({@link #maybeWriteBack}).
+     * bounded ({@link #syncBehindAllocations}, {@link #maybeWriteBack}).
      */
     private long allocatedSinceWriteBack;
+    /** Clusters allocated since the last {@link #syncBehindAllocations}. */
+    private final java.util.concurrent.atomic.AtomicLong newSinceSync = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicBoolean syncingBehind = new java.util.concurrent.atomic.AtomicBoolean();
+    private static final long SYNC_BEHIND_BYTES = 64L << 20;
 
     Qcow2Node(NodeOpenContext ctx, BlockChild file, BlockChild backing, Qcow2Header header, String describe,
               long[] l1, long[] refTable, SnapshotTable.Parsed snapshotTable, long l2CacheBytes,
@@ -368,6 +372,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             guard.exit(ticket);
             gate.readLock().unlock();
         }
+        syncBehindAllocations();
     }
 
     /** True if [inCluster, inCluster+n) of a cluster with this entry can be overwritten where it is. */
@@ -470,6 +475,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             host = refcounts.allocate(k);
             allocations += k;
             allocatedSinceWriteBack += k;
+            newSinceSync.addAndGet(k);
             for (int i = 0; i < k; i++) {
                 inFlight.add(first + i);
             }
@@ -557,6 +563,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 host = refcounts.allocateData();
                 allocations++;
                 allocatedSinceWriteBack++;
+                newSinceSync.incrementAndGet();
                 fresh = refcounts.lastWasFresh;
             }
             inFlight.add(gc);
@@ -751,6 +758,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             guard.exit(ticket);
             gate.readLock().unlock();
         }
+        syncBehindAllocations();
     }
 
     /** Writes zeroes as data where they do not read as zero already. */
@@ -1109,14 +1117,52 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     private void maybeWriteBack() throws IOException {
-        if (l2cache.tooManyDirty() || refcache.tooManyDirty() || allocatedSinceWriteBack >= leakBound()) {
+        if (l2cache.tooManyDirty() || refcache.tooManyDirty() || allocatedSinceWriteBack >= 2 * leakBound()) {
             flushMetadata();
         }
     }
 
-    /** The most clusters a crash may leak (besides a run allocated ahead): 32 MiB, at least 1024 clusters. */
+    /**
+     * New clusters after which the metadata is written back (twice that at most, besides a run
+     * allocated ahead), bounding what a crash leaks: 1 GiB on a v3 image, marked dirty while
+     * written and so repaired at its next writable open (here or in QEMU), 32 MiB on a v2 image,
+     * whose leaks stay until a check repairs them; at least 1024 clusters.
+     */
     private long leakBound() {
-        return Math.max(1024, (32L << 20) >>> layout.clusterBits);
+        long bytes = header.version >= 3 ? 1L << 30 : 32L << 20;
+        return Math.max(1024, bytes >>> layout.clusterBits);
+    }
+
+    /**
+     * Every {@link #SYNC_BEHIND_BYTES} of new clusters, syncs the file with no lock held, and
+     * writes the metadata back ({@link #flush}) once {@link #leakBound} clusters are new. The
+     * sync writes out the data while other writers go on allocating, so the disk works alongside
+     * them instead of all at once in a flush that holds them up, and the ordered write-back under
+     * the lock finds little left to sync. Called with no lock held; one writer does it at a time.
+     */
+    private void syncBehindAllocations() throws IOException {
+        if (newSinceSync.get() < Math.max(1, SYNC_BEHIND_BYTES >>> layout.clusterBits)
+                || !syncingBehind.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            newSinceSync.set(0);
+            file.flush();
+            if (allocatedSinceLeakCheck() >= leakBound()) {
+                flush();
+            }
+        } finally {
+            syncingBehind.set(false);
+        }
+    }
+
+    private long allocatedSinceLeakCheck() {
+        lookupLock.lock();
+        try {
+            return allocatedSinceWriteBack;
+        } finally {
+            lookupLock.unlock();
+        }
     }
 
     /**
