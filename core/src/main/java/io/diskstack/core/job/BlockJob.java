@@ -199,7 +199,17 @@ public abstract class BlockJob {
 
     /** Counts bytes copied and waits as the speed limit says (waking early for pause and cancel). */
     protected final void copied(long bytes) throws Cancelled, InterruptedException {
+        count(bytes);
+        pace(bytes);
+    }
+
+    /** Counts bytes copied; from any thread. */
+    protected final void count(long bytes) {
         done.addAndGet(bytes);
+    }
+
+    /** Waits as the speed limit says for starting a copy of this many bytes (waking early for pause and cancel). */
+    protected final void pace(long bytes) throws Cancelled, InterruptedException {
         long wait = speed.delayNanos(bytes);
         while (wait > 0) {
             long slice = Math.min(wait, POLL_NANOS);

@@ -68,26 +68,9 @@ abstract class SyncJob extends BlockJob {
         for (Lane l : lanes) {
             setTotal(total() + l.source.size());
         }
-        boolean[] zero = new boolean[1];
-        for (Lane l : lanes) {
-            long size = l.source.size();
-            for (long pos = 0; pos < size; ) {
-                checkpoint();
-                zero[0] = false;
-                long n = plan(l, pos, Math.min(Copier.CHUNK, size - pos), zero);
-                if (n < 0) {
-                    setTotal(total() + n);
-                    pos -= n;
-                    continue;
-                }
-                if (zero[0]) {
-                    l.copier.zero(pos, n);
-                } else {
-                    l.copier.copy(l.sourceEdge::read, pos, (int) n);
-                }
-                pos += n;
-                copied(n);
-            }
+        try (CopyPipeline pipeline = new CopyPipeline(id(), CopyPipeline.DEPTH)) {
+            bulkCopy(pipeline);
+            pipeline.drain();
         }
         while (true) {
             if (copyDirty()) {
@@ -108,6 +91,42 @@ abstract class SyncJob extends BlockJob {
                 return;
             }
             idle();
+        }
+    }
+
+    /**
+     * The bulk pass: each lane's source from start to end, as {@link #plan} says, several chunks
+     * at once. A write that lands during a chunk's copy is in the dirty bitmap and copied again
+     * after; the dirty pass is serial, as two copies of one range must not race.
+     */
+    private void bulkCopy(CopyPipeline pipeline) throws Exception {
+        boolean[] zero = new boolean[1];
+        for (Lane l : lanes) {
+            long size = l.source.size();
+            for (long pos = 0; pos < size; ) {
+                checkpoint();
+                zero[0] = false;
+                long n = plan(l, pos, Math.min(Copier.CHUNK, size - pos), zero);
+                if (n < 0) {
+                    setTotal(total() + n);
+                    pos -= n;
+                    continue;
+                }
+                long at = pos;
+                if (zero[0]) {
+                    pipeline.submit(() -> {
+                        l.copier.zero(at, n);
+                        count(n);
+                    });
+                } else {
+                    pipeline.submit(() -> {
+                        l.copier.copy(l.sourceEdge::read, at, (int) n);
+                        count(n);
+                    });
+                }
+                pos += n;
+                pace(n);
+            }
         }
     }
 
