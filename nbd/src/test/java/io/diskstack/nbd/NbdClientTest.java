@@ -159,6 +159,23 @@ class NbdClientTest {
     }
 
     @Test
+    void aRequesterWhoseInterruptIsPendingIsServedAndKeepsItsInterrupt() throws Exception {
+        try (NbdPeer peer = NbdPeer.nbdkit(dir, "memory", "16M")) {
+            BlockBackend disk = open(peer.nodeOptions());
+            byte[] data = TestGraphs.randomBytes(4, 8192);
+            Future<byte[]> done = pool.submit(() -> {
+                Thread.currentThread().interrupt();
+                write(disk, 0, data);
+                byte[] back = read(disk, 0, data.length);
+                assertTrue(Thread.interrupted(), "the interrupt is kept for the caller");
+                return back;
+            });
+            assertArrayEquals(data, done.get(30, TimeUnit.SECONDS));
+            assertEquals(0L, stat("connection-losses"), "the connection did not close under the interrupt");
+        }
+    }
+
+    @Test
     void anUnknownExportIsAOneLineConfigError() throws Exception {
         NbdPeer peer = track(NbdPeer.qemuNbd(dir, image("a.raw", "1M"), "raw"));
         {

@@ -87,9 +87,18 @@ final class ClientConnection implements AutoCloseable {
         Pending p = new Pending(type, offset, length, dst);
         ByteBuffer head = ByteBuffer.allocate(28).putInt(REQUEST_MAGIC).putShort((short) flags).putShort((short) type)
                 .putLong(cookie).putLong(offset).putInt((int) length).flip();
-        replies.register(cookie, p);
-        send(cookie, head, payload);
-        replies.await(p);
+        // this thread may read replies for others too, and a channel closes under a thread
+        // interrupted in I/O: an interrupt is kept for later, as a wait for the reply always did
+        boolean interrupted = Thread.interrupted();
+        try {
+            replies.register(cookie, p);
+            send(cookie, head, payload);
+            replies.await(p);
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (p.failure != null) {
             throw p.failure;
         }
