@@ -29,18 +29,19 @@ final class ReplyReader implements ReplyDispatch.ReplySource {
 
     @Override
     public void readOne(ReplyDispatch dispatch) throws IOException {
-        int magic = Wire.read(transport, 4).getInt();
+        // a whole simple reply, or a chunk's header but its length: one read, not the magic alone first
+        ByteBuffer b = Wire.read(transport, 16);
+        int magic = b.getInt();
         if (magic == SIMPLE_REPLY_MAGIC) {
-            simpleReply(dispatch);
+            simpleReply(dispatch, b);
         } else if (magic == STRUCTURED_REPLY_MAGIC && agreed.structured()) {
-            structuredChunk(dispatch);
+            structuredChunk(dispatch, b);
         } else {
             throw new ProtocolException(server + " sent a reply with an unknown magic 0x" + Integer.toHexString(magic));
         }
     }
 
-    private void simpleReply(ReplyDispatch dispatch) throws IOException {
-        ByteBuffer b = Wire.read(transport, 12);
+    private void simpleReply(ReplyDispatch dispatch, ByteBuffer b) throws IOException {
         int error = b.getInt();
         long cookie = b.getLong();
         Pending p = dispatch.inFlight(cookie);
@@ -54,12 +55,11 @@ final class ReplyReader implements ReplyDispatch.ReplySource {
         dispatch.complete(cookie);
     }
 
-    private void structuredChunk(ReplyDispatch dispatch) throws IOException {
-        ByteBuffer b = Wire.read(transport, 16);
+    private void structuredChunk(ReplyDispatch dispatch, ByteBuffer b) throws IOException {
         int flags = Short.toUnsignedInt(b.getShort());
         int type = Short.toUnsignedInt(b.getShort());
         long cookie = b.getLong();
-        long length = Integer.toUnsignedLong(b.getInt());
+        long length = Integer.toUnsignedLong(Wire.read(transport, 4).getInt());
         Pending p = dispatch.inFlight(cookie);
         if (length > Nbd.MAX_PAYLOAD + 64L) {
             throw new ProtocolException(server + " sent a reply chunk of " + length + " bytes");
