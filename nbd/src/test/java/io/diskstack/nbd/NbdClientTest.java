@@ -95,6 +95,87 @@ class NbdClientTest {
     }
 
     @Test
+    void concurrentRequestsWhoseRepliesOvertakeEachOtherEachGetTheirOwn() throws Exception {
+        // reads wait in the server and writes do not, so replies come back in another order than
+        // the requests went out, and a thread reading replies meets other threads' ones
+        try (NbdPeer peer = NbdPeer.nbdkit(dir, "--filter=delay", "memory", "64M", "rdelay=3ms")) {
+            BlockBackend disk = open(peer.nodeOptions());
+            int threads = 16;
+            int region = 1 << 20;
+            java.util.List<Future<?>> workers = new java.util.ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int id = t;
+                workers.add(pool.submit(() -> {
+                    for (int round = 0; round < 20; round++) {
+                        int length = 4096 << (round % 5);
+                        long at = (long) id * region + (round * 4096L) % (region - length);
+                        byte[] data = TestGraphs.randomBytes(id * 1000 + round, length);
+                        write(disk, at, data);
+                        assertArrayEquals(data, read(disk, at, length), "thread " + id + " round " + round);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> w : workers) {
+                w.get(60, TimeUnit.SECONDS);
+            }
+            assertEquals(0L, stat("connection-losses"));
+            assertEquals(0L, stat("errors"));
+        }
+    }
+
+    @Test
+    void concurrentReadsOfPartlyAllocatedRangesGetEveryChunkOfTheirReplies() throws Exception {
+        // qemu-nbd answers a read over data and holes with several chunks (data, hole, data, ...)
+        Path image = dir.resolve("sparse.qcow2");
+        Shell.run("qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=4096", image.toString(), "64M").ok();
+        NbdPeer peer = track(NbdPeer.qemuNbd(dir, image, "qcow2"));
+        BlockBackend disk = open(peer.nodeOptions());
+        int threads = 8;
+        int region = 1 << 20;
+        java.util.List<Future<?>> workers = new java.util.ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int id = t;
+            workers.add(pool.submit(() -> {
+                byte[] model = new byte[region];
+                java.util.Random random = new java.util.Random(id);
+                for (int round = 0; round < 40; round++) {
+                    int at = random.nextInt(region / 4096) * 4096;
+                    byte[] block = TestGraphs.randomBytes(id * 1000 + round, 4096);
+                    write(disk, (long) id * region + at, block);
+                    System.arraycopy(block, 0, model, at, 4096);
+                    int from = random.nextInt(region / 4096 - 64) * 4096;
+                    assertArrayEquals(java.util.Arrays.copyOfRange(model, from, from + (256 << 10)),
+                            read(disk, (long) id * region + from, 256 << 10), "thread " + id + " round " + round);
+                }
+                return null;
+            }));
+        }
+        for (Future<?> w : workers) {
+            w.get(60, TimeUnit.SECONDS);
+        }
+        assertEquals(0L, stat("connection-losses"));
+        assertEquals(0L, stat("errors"));
+    }
+
+    @Test
+    void aRequesterWhoseInterruptIsPendingIsServedAndKeepsItsInterrupt() throws Exception {
+        try (NbdPeer peer = NbdPeer.nbdkit(dir, "memory", "16M")) {
+            BlockBackend disk = open(peer.nodeOptions());
+            byte[] data = TestGraphs.randomBytes(4, 8192);
+            Future<byte[]> done = pool.submit(() -> {
+                Thread.currentThread().interrupt();
+                write(disk, 0, data);
+                byte[] back = read(disk, 0, data.length);
+                assertTrue(Thread.interrupted(), "the interrupt is kept for the caller");
+                return back;
+            });
+            assertArrayEquals(data, done.get(30, TimeUnit.SECONDS));
+            assertEquals(0L, stat("connection-losses"), "the connection did not close under the interrupt");
+        }
+    }
+
+    @Test
     void anUnknownExportIsAOneLineConfigError() throws Exception {
         NbdPeer peer = track(NbdPeer.qemuNbd(dir, image("a.raw", "1M"), "raw"));
         {
