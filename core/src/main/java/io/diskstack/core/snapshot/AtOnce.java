@@ -72,6 +72,57 @@ final class AtOnce {
         return values;
     }
 
+    /** A step running on a thread of its own, started by {@link #start}. */
+    static final class Running {
+        private final Thread thread;
+        private volatile Throwable failure;
+
+        private Running(String name, IoAction action) {
+            thread = new Thread(() -> {
+                try {
+                    action.run();
+                } catch (Throwable t) {
+                    failure = t;
+                }
+            }, name);
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        /** Waits for the step to end; throws its failure as it was. */
+        void join() throws IOException {
+            awaitEnd();
+            if (failure != null) {
+                throw rethrow(failure);
+            }
+        }
+
+        /** Waits for the step to end, whatever it did (on a failure path, so nothing runs on after it). */
+        void awaitEnd() {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    thread.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    interface IoAction {
+        void run() throws IOException;
+    }
+
+    /** Starts {@code action} on a thread of its own, beside what the caller does next. */
+    static Running start(String name, IoAction action) {
+        return new Running(name, action);
+    }
+
     /** Throws a step's failure as it was: an IOException, a RuntimeException or an Error. */
     static IOException rethrow(Throwable t) {
         if (t instanceof IOException e) {

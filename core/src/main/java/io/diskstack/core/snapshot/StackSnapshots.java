@@ -111,27 +111,39 @@ public final class StackSnapshots {
             record(ConfigEdit.of(original, where), exportId, name, plans, placeholders);
 
             timer.done("checks");
-            // What does not change the guest's disk runs while it goes on writing: the overlays
-            // are made and opened beside the graph, the bases flushed once, the new config
-            // written to a temp file. The drain holds the guest's I/O only for a last flush of
-            // what arrived since, the config's rename, and the swap.
-            ExternalSnapshots.Prepared prepared = ExternalSnapshots.prepare(graph, plans, format);
+            // What does not change the guest's disk runs while it goes on writing, and at the same
+            // time: the bases' first flush (under load the longest step: what the guest wrote since
+            // its last flush goes to disk) beside making and opening the overlays and writing the
+            // new config to a temp file, whose syncs would wait for the same writeback anyway. The
+            // drain holds the guest's I/O only for a last flush of what arrived since, the
+            // config's rename, and the swap. The flush goes through the whole disk: nodes above
+            // the bases (dedup) write what they cache into them.
+            ConfigEdit edit = ConfigEdit.of(original, where);
+            AtOnce.Running firstFlush = AtOnce.start("snapshot-flush", backend::flushForCommand);
+            ExternalSnapshots.Prepared prepared = null;
             ConfigRewrite.Staged staged = null;
             try {
+                prepared = ExternalSnapshots.prepare(graph, plans, format);
                 timer.done("create and open overlays");
-                for (Path folder : prepared.overlays().stream().map(o -> o.path().getParent()).distinct().toList()) {
-                    // the config about to name the overlay must never outlive its file's entry
-                    ConfigRewrite.syncFolder(folder);
+                // the config about to name the overlays must never outlive their files' entries:
+                // their folders are synced before the rename, while the new config is written
+                List<Path> folders = prepared.overlays().stream().map(o -> o.path().getParent()).distinct().toList();
+                AtOnce.Running folderSync = AtOnce.start("snapshot-sync-folders", () -> {
+                    for (Path folder : folders) {
+                        ConfigRewrite.syncFolder(folder);
+                    }
+                });
+                try {
+                    record(edit, exportId, name, plans,
+                            prepared.overlays().stream().map(ExternalSnapshots.Overlay::options).toList());
+                    staged = ConfigRewrite.stage(source, edit.toBytes());
+                } finally {
+                    folderSync.awaitEnd();
                 }
-                timer.done("sync overlay folders");
-                // through the whole disk: nodes above the bases (dedup) write what they cache into them
-                backend.flushForCommand();
-                timer.done("flush disk");
-                ConfigEdit edit = ConfigEdit.of(original, where);
-                record(edit, exportId, name, plans,
-                        prepared.overlays().stream().map(ExternalSnapshots.Overlay::options).toList());
-                staged = ConfigRewrite.stage(source, edit.toBytes());
-                timer.done("write new config");
+                folderSync.join();
+                timer.done("write new config, sync overlay folders");
+                firstFlush.join();
+                timer.done("first flush, what is left of it");
                 long paused = System.nanoTime();
                 try (BlockGraph.Drained ignored = graph.drain(bases)) {
                     timer.done("drain");
@@ -163,10 +175,13 @@ public final class StackSnapshots {
                 }
                 return prepared.overlays();
             } catch (IOException | RuntimeException | Error e) {
+                firstFlush.awaitEnd();
                 if (staged != null) {
                     staged.discard();
                 }
-                prepared.abort();
+                if (prepared != null) {
+                    prepared.abort();
+                }
                 throw e;
             }
         }
