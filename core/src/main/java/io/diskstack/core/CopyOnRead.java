@@ -2,6 +2,7 @@ package io.diskstack.core;
 
 import io.diskstack.core.buffer.BufferPool;
 import io.diskstack.core.buffer.PooledBuffer;
+import io.diskstack.core.buffer.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -87,7 +88,7 @@ final class CopyOnRead {
                 if (!status.isAllocated() && RequestPath.isAligned(pos, n, align)
                         && (memAlign <= 1 || at % memAlign == 0)) {
                     ByteBuffer part = b.slice(at, (int) n);
-                    if (RequestPath.isAllZero(part)) {
+                    if (Zeroes.isAllZero(part)) {
                         node.writeZeroes(pos, n, RequestFlags.CONTENT_UNCHANGED);
                     } else {
                         node.write(pos, part, RequestFlags.CONTENT_UNCHANGED);

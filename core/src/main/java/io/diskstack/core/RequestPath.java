@@ -2,6 +2,7 @@ package io.diskstack.core;
 
 import io.diskstack.core.buffer.BufferPool;
 import io.diskstack.core.buffer.PooledBuffer;
+import io.diskstack.core.buffer.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -82,7 +83,7 @@ final class RequestPath {
         checkRange(node, offset, length, "write");
         BlockNode.DetectZeroes detect = node.settings().detectZeroes();
         if (detect != BlockNode.DetectZeroes.OFF && !RequestFlags.has(flags, RequestFlags.CONTENT_UNCHANGED)
-                && isAllZero(src)) {
+                && Zeroes.isAllZero(src)) {
             int zeroFlags = flags;
             if (detect == BlockNode.DetectZeroes.UNMAP) {
                 zeroFlags |= RequestFlags.MAY_UNMAP;
@@ -346,22 +347,5 @@ final class RequestPath {
     private static boolean memoryFits(BlockNode node, ByteBuffer buf) {
         int memAlign = node.memoryAlignment();
         return memAlign <= 1 || (buf.isDirect() && buf.alignmentOffset(buf.position(), memAlign) == 0);
-    }
-
-    static boolean isAllZero(ByteBuffer buf) {
-        int pos = buf.position();
-        int end = buf.limit();
-        int i = pos;
-        for (; i + 8 <= end; i += 8) {
-            if (buf.getLong(i) != 0) {
-                return false;
-            }
-        }
-        for (; i < end; i++) {
-            if (buf.get(i) != 0) {
-                return false;
-            }
-        }
-        return true;
     }
 }

@@ -4,6 +4,7 @@ import io.diskstack.core.BlockChild;
 import io.diskstack.core.BlockStatus;
 import io.diskstack.core.buffer.BufferPool;
 import io.diskstack.core.buffer.PooledBuffer;
+import io.diskstack.core.buffer.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -28,7 +29,7 @@ final class Copier {
             buf.clear().limit(length);
             read.read(offset, buf);
             buf.flip();
-            if (isAllZero(buf)) {
+            if (Zeroes.isAllZero(buf)) {
                 zero(offset, length);
             } else {
                 target.write(offset, buf);
@@ -52,21 +53,5 @@ final class Copier {
     /** Reads the source. */
     interface Reader {
         void read(long offset, ByteBuffer dst) throws IOException;
-    }
-
-    static boolean isAllZero(ByteBuffer buf) {
-        int i = buf.position();
-        int end = buf.limit();
-        for (; i + 8 <= end; i += 8) {
-            if (buf.getLong(i) != 0) {
-                return false;
-            }
-        }
-        for (; i < end; i++) {
-            if (buf.get(i) != 0) {
-                return false;
-            }
-        }
-        return true;
     }
 }

@@ -10,6 +10,7 @@ import io.diskstack.core.Errno;
 import io.diskstack.core.ImageCreateContext;
 import io.diskstack.core.buffer.BufferPool;
 import io.diskstack.core.buffer.PooledBuffer;
+import io.diskstack.core.buffer.Zeroes;
 import io.diskstack.core.options.NodeOptions;
 import io.diskstack.core.options.OptionTree;
 import io.diskstack.core.snapshot.ExternalSnapshots;
@@ -168,7 +169,7 @@ final class TargetImage {
                     buf.put((byte) 0);
                 }
                 buf.flip();
-                if (!Copier.isAllZero(buf)) {
+                if (!Zeroes.isAllZero(buf)) {
                     hold.edge().write(pos, buf);
                 }
             }

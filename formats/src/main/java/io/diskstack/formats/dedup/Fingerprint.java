@@ -1,5 +1,6 @@
 package io.diskstack.formats.dedup;
 
+import io.diskstack.core.buffer.Zeroes;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
@@ -54,7 +55,7 @@ final class Fingerprint {
             off = 0;
             block.get(block.position(), b, 0, len);
         }
-        if (isZero(b, off, len)) {
+        if (Zeroes.isAllZero(b, off, len)) {
             return false;
         }
         MessageDigest md = s.sha256;
@@ -67,16 +68,5 @@ final class Fingerprint {
         out[at] = (long) LONGS.get(s.digest, 0);
         out[at + 1] = (long) LONGS.get(s.digest, 8);
         return true;
-    }
-
-    private static boolean isZero(byte[] b, int off, int len) {
-        long any = 0;
-        for (int i = off; i < off + len; i += 8) {
-            any |= (long) LONGS.get(b, i);
-            if ((i & 511) == 0 && any != 0) {
-                return false;
-            }
-        }
-        return any == 0;
     }
 }
