@@ -60,7 +60,7 @@ final class ClientNegotiation {
             if (r.type != REP_ACK) {
                 throw new ProtocolException(server + " refused TLS: " + r.describe());
             }
-            transport = transport.startTls(tls.context(), true, false, tlsHostname);
+            transport = transport.startTls(tls, tlsHostname);
         }
         Reply sr = option(OPT_STRUCTURED_REPLY, ByteBuffer.allocate(0));
         boolean structured = sr.type == REP_ACK;
