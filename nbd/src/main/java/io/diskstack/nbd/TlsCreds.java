@@ -8,7 +8,7 @@ import java.nio.channels.SocketChannel;
  * so negotiation code never asks which kind it holds. Key material never reaches
  * {@link #toString()}, logs or messages.
  */
-public sealed interface TlsCreds permits X509TlsCreds {
+public sealed interface TlsCreds permits X509TlsCreds, PskTlsCreds {
     String id();
 
     /** True for endpoint=server. */

@@ -22,6 +22,11 @@ public abstract class Transport implements AutoCloseable {
     /** True once {@link #startTls} made this a TLS stream. */
     public abstract boolean isTls();
 
+    /** The TLS version and cipher suite in use ({@code TLSv1.3 TLS_AES_128_GCM_SHA256}), or null if plain. */
+    public String tlsProtocol() {
+        return null;
+    }
+
     @Override
     public abstract void close();
 
@@ -139,6 +144,11 @@ public abstract class Transport implements AutoCloseable {
         @Override
         public boolean isTls() {
             return true;
+        }
+
+        @Override
+        public String tlsProtocol() {
+            return socket.getSession().getProtocol() + " " + socket.getSession().getCipherSuite();
         }
 
         @Override
