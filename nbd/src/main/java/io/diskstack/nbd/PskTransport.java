@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Vector;
+import jdk.net.ExtendedSocketOptions;
 import org.bouncycastle.tls.AlertDescription;
 import org.bouncycastle.tls.BasicTlsPSKExternal;
 import org.bouncycastle.tls.CipherSuite;
@@ -352,9 +353,11 @@ final class PskTransport extends Transport {
      */
     private static final class ChannelIn extends InputStream {
         private final SocketChannel channel;
+        private final boolean quickAck;
 
         ChannelIn(SocketChannel channel) {
             this.channel = channel;
+            this.quickAck = channel.supportedOptions().contains(ExtendedSocketOptions.TCP_QUICKACK);
         }
 
         @Override
@@ -372,6 +375,11 @@ final class PskTransport extends Transport {
             do {
                 n = channel.read(ByteBuffer.wrap(b, off, len));
             } while (n == 0);
+            if (quickAck && n > 0) {
+                // GnuTLS sends one record per buffer, and qemu-nbd leaves Nagle on: its second
+                // record of a reply waits for our ACK of the first, which Linux delays up to 40 ms
+                channel.setOption(ExtendedSocketOptions.TCP_QUICKACK, true);
+            }
             return n;
         }
 
