@@ -1,17 +1,27 @@
 package io.diskstack.nbd;
 
-import javax.net.ssl.SSLContext;
+import java.io.IOException;
+import java.nio.channels.SocketChannel;
 
 /**
- * A {@code tls-creds-x509} object: the TLS context made from QEMU's file layout in its folder,
- * for one endpoint. Key material stays inside the context and never reaches messages.
- *
- * @param verifyPeer a server asks clients for a certificate signed by the CA; a client always
- *                   checks the server's
+ * A {@code tls-creds-*} object for one endpoint. Each kind knows how to run its own handshake,
+ * so negotiation code never asks which kind it holds. Key material never reaches
+ * {@link #toString()}, logs or messages.
  */
-public record TlsCreds(String id, boolean server, boolean verifyPeer, SSLContext context) {
-    @Override
-    public String toString() {
-        return "tls-creds '" + id + "' (" + (server ? "server" : "client") + ")";
-    }
+public sealed interface TlsCreds permits X509TlsCreds, PskTlsCreds {
+    String id();
+
+    /** True for endpoint=server. */
+    boolean server();
+
+    /** {@code x509} or {@code psk}, as in the QOM type's name. */
+    String kind();
+
+    /**
+     * Runs the handshake on a connected socket (after NBD_OPT_STARTTLS), on the side this object
+     * was made for; the returned transport carries the rest of the session.
+     *
+     * @param peerHost a client checks the server's certificate against it (x509 only; null: not checked)
+     */
+    Transport handshake(SocketChannel channel, String peerHost) throws IOException;
 }

@@ -7,9 +7,7 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
@@ -91,22 +89,14 @@ public final class TlsCredsX509Driver implements ObjectDriver {
             tmf.init(trust);
             SSLContext context = SSLContext.getInstance("TLS");
             context.init(kmf == null ? null : kmf.getKeyManagers(), tmf.getTrustManagers(), new SecureRandom());
-            return new TlsCreds(id, server, verifyPeer, context);
+            return new X509TlsCreds(id, server, verifyPeer, context);
         } catch (GeneralSecurityException | IOException e) {
             throw new ConfigException(o.owner() + ": cannot set up TLS from '" + dir + "': " + e.getClass().getSimpleName());
         }
     }
 
     private static byte[] readFile(NodeOptions o, Path file) {
-        try {
-            return Files.readAllBytes(file);
-        } catch (NoSuchFileException e) {
-            throw new ConfigException(o.owner() + ": '" + file + "' is missing");
-        } catch (AccessDeniedException e) {
-            throw new ConfigException(o.owner() + ": '" + file + "' cannot be read (permission denied)");
-        } catch (IOException e) {
-            throw new ConfigException(o.owner() + ": '" + file + "' cannot be read (" + e.getClass().getSimpleName() + ")");
-        }
+        return CredsFiles.read(o.owner(), file);
     }
 
     private static List<Certificate> certificates(NodeOptions o, Path file) {

@@ -4,11 +4,8 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
-import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
 
 /**
@@ -25,6 +22,11 @@ public abstract class Transport implements AutoCloseable {
     /** True once {@link #startTls} made this a TLS stream. */
     public abstract boolean isTls();
 
+    /** The TLS version and cipher suite in use ({@code TLSv1.3 TLS_AES_128_GCM_SHA256}), or null if plain. */
+    public String tlsProtocol() {
+        return null;
+    }
+
     @Override
     public abstract void close();
 
@@ -34,11 +36,11 @@ public abstract class Transport implements AutoCloseable {
     }
 
     /**
-     * Upgrades to TLS (NBD_OPT_STARTTLS) and completes the handshake; the returned transport
-     * replaces this one. {@code peerHost} is checked against the server's certificate on a client.
+     * Upgrades to TLS (NBD_OPT_STARTTLS) with {@code creds}, on the side they were made for, and
+     * completes the handshake; the returned transport replaces this one. {@code peerHost} is
+     * checked against the server's certificate on an x509 client.
      */
-    public abstract Transport startTls(SSLContext context, boolean client, boolean needClientAuth, String peerHost)
-            throws IOException;
+    public abstract Transport startTls(TlsCreds creds, String peerHost) throws IOException;
 
     public static Transport of(SocketChannel channel) {
         return new Plain(channel);
@@ -87,28 +89,8 @@ public abstract class Transport implements AutoCloseable {
         }
 
         @Override
-        public Transport startTls(SSLContext context, boolean client, boolean needClientAuth, String peerHost)
-                throws IOException {
-            Socket socket;
-            try {
-                socket = channel.socket();
-            } catch (UnsupportedOperationException e) {
-                throw new IOException("TLS is supported on inet sockets only");
-            }
-            SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(socket,
-                    peerHost == null ? "localhost" : peerHost, socket.getPort(), true);
-            tls.setUseClientMode(client);
-            SSLParameters params = tls.getSSLParameters();
-            params.setProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
-            if (client && peerHost != null) {
-                params.setEndpointIdentificationAlgorithm("HTTPS");
-            }
-            if (!client) {
-                params.setNeedClientAuth(needClientAuth);
-            }
-            tls.setSSLParameters(params);
-            tls.startHandshake();
-            return new Tls(tls, channel);
+        public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
+            return creds.handshake(channel, peerHost);
         }
     }
 
@@ -165,6 +147,11 @@ public abstract class Transport implements AutoCloseable {
         }
 
         @Override
+        public String tlsProtocol() {
+            return socket.getSession().getProtocol() + " " + socket.getSession().getCipherSuite();
+        }
+
+        @Override
         public void close() {
             try {
                 socket.close();
@@ -190,8 +177,7 @@ public abstract class Transport implements AutoCloseable {
         }
 
         @Override
-        public Transport startTls(SSLContext context, boolean client, boolean needClientAuth, String peerHost)
-                throws IOException {
+        public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
             throw new IOException("TLS is already running");
         }
     }

@@ -110,7 +110,7 @@ class NbdTlsAndGuestTest {
                     + ": address already in use");
         }
         assertRefused(config("{\"addr\": {\"type\": \"inet\", \"host\": \"0.0.0.0\", \"port\": \"10809\"}}", ""),
-                "nbd-server: listening on 0.0.0.0:10809 without TLS: give tls-creds= (a tls-creds-x509 object), "
+                "nbd-server: listening on 0.0.0.0:10809 without TLS: give tls-creds= (a tls-creds-x509 or tls-creds-psk object), "
                         + "or insecure=on to serve the disks in clear to the network");
         assertRefused(config("{\"addr\": {\"type\": \"inet\", \"host\": \"no-such-host.invalid\"}}", ""),
                 "nbd-server: 'addr.host' 'no-such-host.invalid' does not resolve");

@@ -48,6 +48,8 @@ public final class NbdClientNode extends BlockNode {
     private int flags;
     private int minBlock;
     private int maxPayload;
+    /** The TLS version and suite of the latest connection, or null. */
+    private volatile String tlsProtocol;
     private boolean blockStatusWorks;
 
     private NbdClientNode(NodeOpenContext ctx, NbdClientOptions options) {
@@ -98,6 +100,7 @@ public final class NbdClientNode extends BlockNode {
         } finally {
             watchdog.cancel(false);
         }
+        tlsProtocol = agreed.transport().tlsProtocol();
         synchronized (this) {
             if (maxPayload == 0) {
                 size = agreed.size();
@@ -270,7 +273,8 @@ public final class NbdClientNode extends BlockNode {
 
     @Override
     public String details() {
-        return server + (options.tls() != null ? " tls" : "") + (reconnector.isConnected() ? "" : " (disconnected)");
+        String tls = options.tls() == null ? "" : " tls " + options.tls().kind() + (tlsProtocol == null ? "" : " " + tlsProtocol);
+        return server + tls + (reconnector.isConnected() ? "" : " (disconnected)");
     }
 
     @Override

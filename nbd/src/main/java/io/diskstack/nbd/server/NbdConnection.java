@@ -72,6 +72,9 @@ final class NbdConnection implements Runnable {
                 return;
             }
             transport = agreed.transport();
+            if (transport.isTls()) {
+                LOG.fine(() -> peer + ": " + transport.tlsProtocol());
+            }
             structured = agreed.structured();
             baseAllocation = agreed.baseAllocation();
             NbdExport e = agreed.export();

@@ -383,7 +383,7 @@ public final class NbdServer implements AutoCloseable {
         StringBuilder out = new StringBuilder();
         NbdAddress a = address();
         out.append("address ").append(a).append('\n');
-        out.append("tls ").append(tls == null ? "off" : "x509 (" + tls.id() + ")").append('\n');
+        out.append("tls ").append(tls == null ? "off" : tls.kind() + " (" + tls.id() + ")").append('\n');
         out.append("max-connections ").append(config.maxConnections()).append('\n');
         out.append("connections ").append(connections.size()).append('\n');
         out.append("accepted-connections ").append(accepted.sum()).append('\n');

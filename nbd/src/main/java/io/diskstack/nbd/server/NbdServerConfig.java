@@ -34,7 +34,7 @@ public record NbdServerConfig(NbdAddress address, String tlsCreds, int maxConnec
         try {
             if (tls == null && !insecure && !address.isLocal()) {
                 throw new ConfigException(OWNER + ": listening on " + address + " without TLS: give tls-creds= "
-                        + "(a tls-creds-x509 object), or insecure=on to serve the disks in clear to the network");
+                        + "(a tls-creds-x509 or tls-creds-psk object), or insecure=on to serve the disks in clear to the network");
             }
         } catch (UnknownHostException e) {
             throw new ConfigException(OWNER + ": 'addr.host' '" + address.host() + "' does not resolve");

@@ -140,7 +140,7 @@ final class Negotiation {
             reply(OPT_STARTTLS, REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
         } else {
             reply(OPT_STARTTLS, REP_ACK, null);
-            transport = transport.startTls(tls.context(), false, tls.verifyPeer(), null);
+            transport = transport.startTls(tls, null);
             structured = false; // the spec: nothing negotiated before STARTTLS survives it
             metaExport = null;
         }
