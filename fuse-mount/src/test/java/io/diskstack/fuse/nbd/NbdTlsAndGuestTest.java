@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.diskstack.core.testing.Shell;
 import io.diskstack.fuse.testing.MountedDaemon;
 import io.diskstack.nbd.testing.NbdPeer;
+import io.diskstack.nbd.testing.TestCertificates;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
@@ -26,31 +27,6 @@ class NbdTlsAndGuestTest {
     @TempDir
     Path dir;
 
-    /** A CA, a server certificate for 127.0.0.1 and a client certificate, in QEMU's layout. */
-    private void makeCertificates(Path server, Path client) throws IOException {
-        Shell.requireTool("certtool");
-        Files.createDirectories(server);
-        Files.createDirectories(client);
-        Files.writeString(dir.resolve("ca.info"), "cn = diskstack test CA\nca\ncert_signing_key\nexpiration_days = 2\n");
-        Files.writeString(dir.resolve("server.info"), "organization = diskstack\ncn = localhost\ndns_name = localhost\n"
-                + "ip_address = 127.0.0.1\ntls_www_server\nencryption_key\nsigning_key\nexpiration_days = 2\n");
-        Files.writeString(dir.resolve("client.info"), "organization = diskstack\ncn = client\ntls_www_client\n"
-                + "encryption_key\nsigning_key\nexpiration_days = 2\n");
-        String ca = dir.resolve("ca-key.pem").toString();
-        run("certtool", "--generate-privkey", "--outfile", ca).ok();
-        run("certtool", "--generate-self-signed", "--load-privkey", ca, "--template", dir.resolve("ca.info").toString(),
-                "--outfile", server.resolve("ca-cert.pem").toString()).ok();
-        Files.copy(server.resolve("ca-cert.pem"), client.resolve("ca-cert.pem"));
-        for (String who : List.of("server", "client")) {
-            Path d = who.equals("server") ? server : client;
-            run("certtool", "--generate-privkey", "--outfile", d.resolve(who + "-key.pem").toString()).ok();
-            run("certtool", "--generate-certificate", "--load-privkey", d.resolve(who + "-key.pem").toString(),
-                    "--load-ca-certificate", server.resolve("ca-cert.pem").toString(), "--load-ca-privkey", ca,
-                    "--template", dir.resolve(who + ".info").toString(),
-                    "--outfile", d.resolve(who + "-cert.pem").toString()).ok();
-        }
-    }
-
     private Path config(String nbdServer, String objects) throws IOException {
         Path c = dir.resolve("config.json");
         Files.writeString(c, """
@@ -68,7 +44,7 @@ class NbdTlsAndGuestTest {
     void tlsWithCertificatesAndAPlainClientRefused() throws Exception {
         Path server = dir.resolve("server-pki");
         Path client = dir.resolve("client-pki");
-        makeCertificates(server, client);
+        TestCertificates.make(dir, server, client);
         int port = NbdPeer.freePort();
         Path config = config("{\"addr\": {\"type\": \"inet\", \"host\": \"127.0.0.1\", \"port\": \"" + port + "\"}, "
                         + "\"tls-creds\": \"tls0\"}",

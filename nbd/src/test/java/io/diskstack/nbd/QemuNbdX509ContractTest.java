@@ -1,0 +1,60 @@
+package io.diskstack.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.diskstack.core.BlockGraph;
+import io.diskstack.core.options.KeyVal;
+import io.diskstack.core.testing.BlockNodeContract;
+import io.diskstack.core.testing.Shell;
+import io.diskstack.core.testing.TestGraphs;
+import io.diskstack.nbd.testing.NbdPeer;
+import io.diskstack.nbd.testing.TestCertificates;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The conformance suite on an nbd node that reaches {@code qemu-nbd} over TLS with x509
+ * certificates ({@code tls-creds-x509} on both sides, certificates made by certtool), a qcow2
+ * image behind it.
+ */
+class QemuNbdX509ContractTest extends BlockNodeContract {
+    private NbdPeer peer;
+
+    @Override
+    protected String openNodes(BlockGraph graph, Path dir) throws IOException {
+        Path server = dir.resolve("server-pki");
+        Path client = dir.resolve("client-pki");
+        if (peer == null) {
+            if (!Files.exists(server.resolve("server-cert.pem"))) {
+                TestCertificates.make(dir, server, client);
+            }
+            Path image = dir.resolve("a.qcow2");
+            if (!Files.exists(image)) {
+                Shell.run("qemu-img", "create", "-f", "qcow2", image.toString(), "16M").ok();
+            }
+            peer = NbdPeer.qemuNbd(dir, image, "qcow2", "--object",
+                    "tls-creds-x509,id=tls0,endpoint=server,dir=" + server, "--tls-creds", "tls0");
+        }
+        graph.objects().create(TestGraphs.opts("qom-type", "tls-creds-x509", "id", "t0", "endpoint", "client",
+                "dir", client.toString()), dir);
+        graph.open(KeyVal.parse("driver=nbd,node-name=n0,tls-creds=t0," + peer.nodeOptions(), null));
+        return "n0";
+    }
+
+    @Test
+    void theConnectionIsTls13WithCertificates() {
+        String details = graph.node("n0").details();
+        assertTrue(details.contains(" tls x509 TLSv1.3 "), details);
+    }
+
+    @AfterEach
+    void stopPeer() {
+        graph.close(); // first the client, so the server has no connection to wait for
+        if (peer != null) {
+            peer.close();
+        }
+    }
+}
