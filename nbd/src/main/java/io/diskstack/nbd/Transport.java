@@ -2,12 +2,8 @@ package io.diskstack.nbd;
 
 import java.io.EOFException;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
-import javax.net.ssl.SSLSocket;
-import jdk.net.ExtendedSocketOptions;
 
 /**
  * A connected byte stream, plain or TLS, in blocking mode. Reads come from one thread at a time;
@@ -92,103 +88,6 @@ public abstract class Transport implements AutoCloseable {
         @Override
         public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
             return creds.handshake(channel, peerHost);
-        }
-    }
-
-    /** TLS over a socket: copies between the stream's arrays and the callers' buffers. */
-    static final class Tls extends Transport {
-        private final SSLSocket socket;
-        private final SocketChannel channel;
-        private final InputStream in;
-        private final OutputStream out;
-        private final byte[] readChunk = new byte[64 << 10];
-        private final byte[] writeChunk = new byte[64 << 10];
-
-        private final boolean quickAck;
-
-        Tls(SSLSocket socket, SocketChannel channel) throws IOException {
-            this.socket = socket;
-            this.channel = channel;
-            this.in = socket.getInputStream();
-            this.out = socket.getOutputStream();
-            this.quickAck = channel.supportedOptions().contains(ExtendedSocketOptions.TCP_QUICKACK);
-        }
-
-        @Override
-        public void readFully(ByteBuffer dst) throws IOException {
-            while (dst.hasRemaining()) {
-                int n = in.read(readChunk, 0, Math.min(readChunk.length, dst.remaining()));
-                if (n < 0) {
-                    throw new EOFException("the peer closed the connection");
-                }
-                dst.put(readChunk, 0, n);
-                if (quickAck) {
-                    // as in PskTransport: qemu-nbd's GnuTLS sends a reply's header and data as two
-                    // records with Nagle on, so the data waits for our ACK of the header, which
-                    // Linux would delay up to 40 ms (4 KiB reads: 44 ms each before this)
-                    channel.setOption(ExtendedSocketOptions.TCP_QUICKACK, true);
-                }
-            }
-        }
-
-        @Override
-        public void write(ByteBuffer... srcs) throws IOException {
-            int filled = 0;
-            for (ByteBuffer b : srcs) {
-                while (b.hasRemaining()) {
-                    int n = Math.min(writeChunk.length - filled, b.remaining());
-                    b.get(writeChunk, filled, n);
-                    filled += n;
-                    if (filled == writeChunk.length) {
-                        out.write(writeChunk, 0, filled);
-                        filled = 0;
-                    }
-                }
-            }
-            if (filled > 0) {
-                out.write(writeChunk, 0, filled);
-            }
-            out.flush();
-        }
-
-        @Override
-        public boolean isTls() {
-            return true;
-        }
-
-        @Override
-        public String tlsProtocol() {
-            return socket.getSession().getProtocol() + " " + socket.getSession().getCipherSuite();
-        }
-
-        @Override
-        public void close() {
-            try {
-                socket.close();
-            } catch (IOException ignored) {
-                // closing: nothing left to do
-            }
-            try {
-                channel.close();
-            } catch (IOException ignored) {
-                // closing: nothing left to do
-            }
-        }
-
-        @Override
-        public void abort() {
-            // closing an SSLSocket may wait to send close_notify behind a blocked writer
-            try {
-                channel.close();
-            } catch (IOException ignored) {
-                // closing: nothing left to do
-            }
-            close();
-        }
-
-        @Override
-        public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
-            throw new IOException("TLS is already running");
         }
     }
 }

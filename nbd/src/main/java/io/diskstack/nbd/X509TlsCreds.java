@@ -1,11 +1,10 @@
 package io.diskstack.nbd;
 
 import java.io.IOException;
-import java.net.Socket;
 import java.nio.channels.SocketChannel;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLParameters;
-import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLEngine;
 
 /**
  * A {@code tls-creds-x509} object: the TLS context made from QEMU's file layout in its folder,
@@ -22,17 +21,10 @@ public record X509TlsCreds(String id, boolean server, boolean verifyPeer, SSLCon
 
     @Override
     public Transport handshake(SocketChannel channel, String peerHost) throws IOException {
-        Socket socket;
-        try {
-            socket = channel.socket();
-        } catch (UnsupportedOperationException e) {
-            throw new IOException("TLS is supported on inet sockets only");
-        }
         boolean client = !server;
-        SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(socket,
-                peerHost == null ? "localhost" : peerHost, socket.getPort(), true);
-        tls.setUseClientMode(client);
-        SSLParameters params = tls.getSSLParameters();
+        SSLEngine engine = client && peerHost != null ? context.createSSLEngine(peerHost, -1) : context.createSSLEngine();
+        engine.setUseClientMode(client);
+        SSLParameters params = engine.getSSLParameters();
         params.setProtocols(new String[] {"TLSv1.3", "TLSv1.2"});
         if (client && peerHost != null) {
             params.setEndpointIdentificationAlgorithm("HTTPS");
@@ -40,9 +32,8 @@ public record X509TlsCreds(String id, boolean server, boolean verifyPeer, SSLCon
         if (!client) {
             params.setNeedClientAuth(verifyPeer);
         }
-        tls.setSSLParameters(params);
-        tls.startHandshake();
-        return new Transport.Tls(tls, channel);
+        engine.setSSLParameters(params);
+        return SslEngineTransport.handshake(channel, engine);
     }
 
     @Override

@@ -79,6 +79,35 @@ class NbdTlsAndGuestTest {
     }
 
     @Test
+    void tlsWithCertificatesOnAUnixSocket() throws Exception {
+        Path server = dir.resolve("server-pki");
+        Path client = dir.resolve("client-pki");
+        TestCertificates.make(dir, server, client);
+        Path sock = dir.resolve("nbd.sock");
+        Path config = config("{\"addr\": {\"type\": \"unix\", \"path\": \"" + sock + "\"}, \"tls-creds\": \"tls0\"}",
+                "{\"qom-type\": \"tls-creds-x509\", \"id\": \"tls0\", \"dir\": \"" + server + "\", \"endpoint\": \"server\"}");
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            List<String> tls = List.of("--object", "tls-creds-x509,id=tls0,endpoint=client,dir=" + client, "--image-opts",
+                    "driver=nbd,server.type=unix,server.path=" + sock + ",export=vol,tls-creds=tls0,tls-hostname=localhost");
+            String io = run(concat(List.of("qemu-io", "-c", "write -P 0x5a 0 1M", "-c", "read -P 0x5a 0 1M"), tls)).ok().stdout();
+            assertTrue(io.contains("wrote 1048576/1048576") && io.contains("read 1048576/1048576"), io);
+            Path expected = dir.resolve("expected.img");
+            Files.write(expected, new byte[16 << 20]);
+            byte[] pattern = new byte[1 << 20];
+            java.util.Arrays.fill(pattern, (byte) 0x5a);
+            Files.write(expected, pattern, java.nio.file.StandardOpenOption.WRITE);
+            assertEquals(0, run("cmp", expected.toString(), d.disk("disk0").toString()).exitCode(), "the export holds what qemu-io wrote");
+            Shell.Result plain = run("qemu-img", "info", "nbd+unix:///vol?socket=" + sock);
+            assertTrue(plain.exitCode() != 0 && plain.stderr().contains("TLS"), "a plain client is refused: " + plain.stderr());
+            Shell.Result wrongName = run(concat(List.of("qemu-img", "info"), List.of("--object",
+                    "tls-creds-x509,id=tls0,endpoint=client,dir=" + client, "--image-opts", "driver=nbd,server.type=unix,"
+                            + "server.path=" + sock + ",export=vol,tls-creds=tls0,tls-hostname=elsewhere.example")));
+            assertTrue(wrongName.exitCode() != 0, "a certificate for another name is refused: " + wrongName.stdout());
+            assertTrue(!d.log().contains("BEGIN") && !d.log().contains("PRIVATE"), "no key material in the log");
+        }
+    }
+
+    @Test
     void aMountRefusesBadNbdInputWithOneLineAndExitTwo() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             assertRefused(config("{\"addr\": {\"type\": \"inet\", \"host\": \"127.0.0.1\", \"port\": \""

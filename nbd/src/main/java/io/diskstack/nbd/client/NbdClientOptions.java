@@ -7,6 +7,7 @@ import io.diskstack.nbd.Nbd;
 import io.diskstack.nbd.NbdAddress;
 import io.diskstack.nbd.TlsCreds;
 import io.diskstack.nbd.Wire;
+import io.diskstack.nbd.X509TlsCreds;
 
 /** An nbd node's options, read and checked through the node's consuming reader. */
 record NbdClientOptions(NbdAddress address, String export, TlsCreds tls, String tlsHostname, long reconnectDelayNanos,
@@ -27,6 +28,11 @@ record NbdClientOptions(NbdAddress address, String export, TlsCreds tls, String 
             throw o.error("tls-creds", "refers to object '" + tls.id() + "', made for a server: give it endpoint=client");
         }
         String hostname = o.optString("tls-hostname", tls != null && !address.unix() ? address.host() : null);
+        if (hostname == null && tls instanceof X509TlsCreds) {
+            // as QEMU: a Unix socket has no host name to check the server's certificate against
+            throw o.error("tls-hostname", "is required with tls-creds-x509 over a Unix socket: give the name "
+                    + "the server's certificate carries (tls-hostname=NAME)");
+        }
         double delay = o.optDouble("reconnect-delay", 0, 0);
         double timeout = o.optDouble("open-timeout", 0, 0);
         if (o.has("x-dirty-bitmap")) {

@@ -20,13 +20,16 @@ public final class NbdPeer implements AutoCloseable {
     private final List<String> command;
     private final Path socket;
     private final int port;
+    /** The export name nodes ask for; null: the server's default export. */
+    private final String export;
     private final Path log;
     private Process process;
 
-    private NbdPeer(List<String> command, Path socket, int port, Path log) {
+    private NbdPeer(List<String> command, Path socket, int port, String export, Path log) {
         this.command = command;
         this.socket = socket;
         this.port = port;
+        this.export = export;
         this.log = log;
     }
 
@@ -36,7 +39,7 @@ public final class NbdPeer implements AutoCloseable {
         Path sock = dir.resolve("nbdkit-" + System.nanoTime() + ".sock");
         List<String> cmd = new ArrayList<>(List.of("nbdkit", "-f", "--exit-with-parent", "-U", sock.toString()));
         cmd.addAll(List.of(args));
-        return start(cmd, sock, 0, dir);
+        return start(cmd, sock, 0, null, dir);
     }
 
     /** {@code qemu-nbd} serving {@code image} (format {@code format}) on 127.0.0.1 at a free port, persistent. */
@@ -47,12 +50,23 @@ public final class NbdPeer implements AutoCloseable {
                 Integer.toString(port), "-t", "--shared=8", "--cache=writeback", "-x", "vol"));
         cmd.addAll(List.of(more));
         cmd.add(image.toString());
-        return start(cmd, null, port, dir);
+        return start(cmd, null, port, "vol", dir);
     }
 
-    private static NbdPeer start(List<String> cmd, Path socket, int port, Path dir) {
+    /** {@code qemu-nbd} serving {@code image} as export {@code vol} on a new Unix socket in {@code dir}, persistent. */
+    public static NbdPeer qemuNbdUnix(Path dir, Path image, String format, String... more) {
+        Shell.requireTool("qemu-nbd");
+        Path sock = dir.resolve("qemu-nbd-" + System.nanoTime() + ".sock");
+        List<String> cmd = new ArrayList<>(List.of("qemu-nbd", "-f", format, "-k", sock.toString(), "-t",
+                "--shared=8", "--cache=writeback", "-x", "vol"));
+        cmd.addAll(List.of(more));
+        cmd.add(image.toString());
+        return start(cmd, sock, 0, "vol", dir);
+    }
+
+    private static NbdPeer start(List<String> cmd, Path socket, int port, String export, Path dir) {
         try {
-            NbdPeer p = new NbdPeer(cmd, socket, port, Files.createTempFile(dir, "peer", ".log"));
+            NbdPeer p = new NbdPeer(cmd, socket, port, export, Files.createTempFile(dir, "peer", ".log"));
             p.restart();
             return p;
         } catch (IOException e) {
@@ -126,7 +140,7 @@ public final class NbdPeer implements AutoCloseable {
     /** The node options that reach it: {@code server.*} and {@code export}. */
     public String nodeOptions() {
         if (socket != null) {
-            return "server.type=unix,server.path=" + socket;
+            return "server.type=unix,server.path=" + socket + (export == null ? "" : ",export=" + export);
         }
         return "server.type=inet,server.host=127.0.0.1,server.port=" + port + ",export=vol";
     }
@@ -134,14 +148,15 @@ public final class NbdPeer implements AutoCloseable {
     /** The same as a JSON object's members: {@code "server": {...}, "export": "vol"}. */
     public String jsonOptions() {
         if (socket != null) {
-            return "\"server\": {\"type\": \"unix\", \"path\": \"" + socket + "\"}";
+            return "\"server\": {\"type\": \"unix\", \"path\": \"" + socket + "\"}"
+                    + (export == null ? "" : ", \"export\": \"" + export + "\"");
         }
         return "\"server\": {\"type\": \"inet\", \"host\": \"127.0.0.1\", \"port\": \"" + port + "\"}, \"export\": \"vol\"";
     }
 
     /** The URL qemu tools use. */
     public String url() {
-        return socket != null ? "nbd+unix:///?socket=" + socket : "nbd://127.0.0.1:" + port + "/vol";
+        return socket != null ? "nbd+unix:///" + (export == null ? "" : export) + "?socket=" + socket : "nbd://127.0.0.1:" + port + "/vol";
     }
 
     public int port() {
