@@ -20,6 +20,7 @@ final class PskKeys implements AutoCloseable {
     private static final int MAX_KEY_BYTES = 512;
 
     private final Map<String, byte[]> keys;
+    private boolean closed;
 
     private PskKeys(Map<String, byte[]> keys) {
         this.keys = keys;
@@ -104,14 +105,21 @@ final class PskKeys implements AutoCloseable {
         return b == ' ' || b == '\t' || b == '\r';
     }
 
-    /** A copy of the user's key (the caller wipes it), or null if the file has no such user. */
+    /**
+     * A copy of the user's key (the caller wipes it), or null if the file has no such user or
+     * the keys were closed (wiped): a server whose object was closed under it must refuse
+     * everyone, never accept the wiped all-zero key.
+     */
     synchronized byte[] key(String username) {
+        if (closed) {
+            return null;
+        }
         byte[] k = keys.get(username);
         return k == null ? null : k.clone();
     }
 
     synchronized boolean has(String username) {
-        return keys.containsKey(username);
+        return !closed && keys.containsKey(username);
     }
 
     /** Only {@code username}'s entry: a client needs no other key in memory. */
@@ -120,12 +128,18 @@ final class PskKeys implements AutoCloseable {
         return new PskKeys(k == null ? Map.of() : Map.of(username, k.clone()));
     }
 
+    /** True once {@link #close} zeroed every key in memory. */
+    synchronized boolean isWiped() {
+        return closed && keys.values().stream().allMatch(k -> Arrays.equals(k, new byte[k.length]));
+    }
+
     int size() {
         return keys.size();
     }
 
     @Override
     public synchronized void close() {
+        closed = true;
         keys.values().forEach(k -> Arrays.fill(k, (byte) 0));
     }
 

@@ -12,6 +12,8 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Vector;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import jdk.net.ExtendedSocketOptions;
 import org.bouncycastle.tls.AlertDescription;
 import org.bouncycastle.tls.BasicTlsPSKExternal;
@@ -56,12 +58,14 @@ final class PskTransport extends Transport {
     private static final int[] SUITES = SUITE_NAMES.keySet().stream().mapToInt(Integer::intValue).toArray();
     /** The JCA crypto: the JDK's AES-GCM runs on AES-NI, BC's pure-Java one does not. */
     private static final TlsCrypto CRYPTO = new JcaTlsCryptoProvider().create(new SecureRandom());
+    private static final SecureRandom RANDOM = new SecureRandom();
 
     private final SocketChannel channel;
     private final TlsProtocol protocol;
     private final String negotiated;
     private final byte[] readChunk = new byte[64 << 10];
     private final byte[] writeChunk = new byte[64 << 10];
+    private final ReentrantLock writeLock = new ReentrantLock();
 
     private PskTransport(SocketChannel channel, TlsProtocol protocol, String negotiated) {
         this.channel = channel;
@@ -141,6 +145,15 @@ final class PskTransport extends Transport {
 
     @Override
     public void write(ByteBuffer... srcs) throws IOException {
+        writeLock.lock();
+        try {
+            writeLocked(srcs);
+        } finally {
+            writeLock.unlock();
+        }
+    }
+
+    private void writeLocked(ByteBuffer... srcs) throws IOException {
         int filled = 0;
         for (ByteBuffer b : srcs) {
             while (b.hasRemaining()) {
@@ -166,9 +179,20 @@ final class PskTransport extends Transport {
     @Override
     public void close() {
         try {
-            protocol.close(); // close_notify
+            // BC sends close_notify outside the lock its data records take: hold ours, so it never
+            // lands inside a message; a writer stuck on a peer that does not read keeps it, and
+            // then the connection closes without close_notify
+            if (writeLock.tryLock(1, TimeUnit.SECONDS)) {
+                try {
+                    protocol.close();
+                } finally {
+                    writeLock.unlock();
+                }
+            }
         } catch (IOException ignored) {
             // closing: nothing left to do
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
         closeChannel();
     }
@@ -282,10 +306,19 @@ final class PskTransport extends Transport {
             };
         }
 
+        /**
+         * The key for an identity; for one not in keys.psk a random key, as GnuTLS does, so
+         * that an unknown username fails exactly as a wrong key does and a client cannot tell
+         * which usernames exist.
+         */
         private byte[] lookUp(byte[] identity) {
             offered = new String(identity, StandardCharsets.UTF_8);
             byte[] key = keys.key(offered);
             known = key != null;
+            if (key == null) {
+                key = new byte[32];
+                RANDOM.nextBytes(key);
+            }
             return key;
         }
 
@@ -312,18 +345,24 @@ final class PskTransport extends Transport {
 
         @Override
         public TlsPSKExternal getExternalPSK(Vector identities) {
+            byte[] first = null;
             for (Object o : identities) {
                 byte[] identity = ((PskIdentity) o).getIdentity();
-                byte[] key = lookUp(identity);
-                if (key != null) {
-                    try {
-                        return new BasicTlsPSKExternal(identity, getCrypto().createSecret(key));
-                    } finally {
-                        Arrays.fill(key, (byte) 0);
-                    }
+                if (keys.has(new String(identity, StandardCharsets.UTF_8))) {
+                    return external(identity);
                 }
+                first = first == null ? identity : first;
             }
-            return null;
+            return first == null ? null : external(first); // unknown: fails as a wrong key would
+        }
+
+        private TlsPSKExternal external(byte[] identity) {
+            byte[] key = lookUp(identity);
+            try {
+                return new BasicTlsPSKExternal(identity, getCrypto().createSecret(key));
+            } finally {
+                Arrays.fill(key, (byte) 0);
+            }
         }
 
         @Override

@@ -30,6 +30,8 @@ final class SslEngineTransport extends Transport {
     private final boolean quickAck;
     private final ReentrantLock writeLock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** The reader unwrapped a post-handshake message whose answer is not sent yet ({@link #sendPendingAnswer}). */
+    private final AtomicBoolean answerPending = new AtomicBoolean();
     /** Ciphertext read from the channel and not yet unwrapped; kept ready for filling. Reader only. */
     private ByteBuffer netIn;
     /** Plaintext unwrapped and not yet handed out; kept ready for filling. Reader only. */
@@ -184,6 +186,10 @@ final class SslEngineTransport extends Transport {
                     send();
                     throw new IOException("the TLS connection is closed");
                 }
+                if (remaining(srcs) && r.bytesConsumed() == 0 && r.bytesProduced() == 0) {
+                    // the engine wants to read first (a TLS 1.2 renegotiation): never spin here
+                    throw new IOException("TLS: the peer asked to renegotiate, which is not supported");
+                }
                 if (!remaining(srcs) && !(hs == HandshakeStatus.NEED_WRAP && r.bytesProduced() > 0)) {
                     break;
                 }
@@ -235,20 +241,34 @@ final class SslEngineTransport extends Transport {
         }
     }
 
-    /** Post-handshake messages: a KeyUpdate wants an answer, which goes out between writers' messages. */
+    /**
+     * Post-handshake messages: a KeyUpdate wants an answer, which goes out between writers'
+     * messages. The reader never waits for the writers' lock: a writer may be stuck on a peer
+     * that stops reading until we read its replies. If a writer holds the lock, the answer goes
+     * with that writer's message or right after it.
+     */
     private void afterUnwrap(HandshakeStatus hs) throws IOException {
-        while (true) {
-            if (hs == HandshakeStatus.NEED_TASK) {
-                hs = runTasks();
-            } else if (hs == HandshakeStatus.NEED_WRAP) {
-                writeLock.lock();
-                try {
-                    hs = wrapAndSend(NOTHING);
-                } finally {
-                    writeLock.unlock();
+        if (hs == HandshakeStatus.NEED_TASK) {
+            hs = runTasks();
+        }
+        if (hs == HandshakeStatus.NEED_WRAP) {
+            answerPending.set(true);
+            sendPendingAnswer();
+        }
+    }
+
+    /** Sends a pending post-handshake answer unless a writer holds the lock (it then sends it when it lets go). */
+    private void sendPendingAnswer() throws IOException {
+        while (answerPending.get() && writeLock.tryLock()) {
+            try {
+                if (answerPending.getAndSet(false)) {
+                    HandshakeStatus hs = engine.getHandshakeStatus();
+                    while (hs == HandshakeStatus.NEED_WRAP || hs == HandshakeStatus.NEED_TASK) {
+                        hs = hs == HandshakeStatus.NEED_TASK ? runTasks() : wrapAndSend(NOTHING);
+                    }
                 }
-            } else {
-                return;
+            } finally {
+                writeLock.unlock();
             }
         }
     }
@@ -261,6 +281,7 @@ final class SslEngineTransport extends Transport {
         } finally {
             writeLock.unlock();
         }
+        sendPendingAnswer();
     }
 
     @Override

@@ -49,10 +49,12 @@ class PskKeysTest {
     }
 
     @Test
-    void closeWipesTheKeys() throws IOException {
+    void closeWipesTheKeysAndAnswersNoMore() throws IOException {
         PskKeys k = PskKeys.read(OWNER, keys("bob:00ff\n"));
         k.close();
-        assertArrayEquals(new byte[2], k.key("bob"));
+        assertTrue(k.isWiped());
+        assertNull(k.key("bob"), "closed keys answer nothing: a server must not accept the wiped all-zero key");
+        assertFalse(k.has("bob"));
     }
 
     @Test
@@ -100,7 +102,13 @@ class PskKeysTest {
         ConfigException noDir = assertThrows(ConfigException.class, () -> objects.create(TestGraphs.opts(
                 "qom-type", "tls-creds-psk", "id", "e", "dir", "nope", "endpoint", "server"), dir));
         assertTrue(noDir.getMessage().startsWith("object 'e' (tls-creds-psk): 'dir'"), noDir.getMessage());
+        ConfigException priority = assertThrows(ConfigException.class, () -> objects.create(TestGraphs.opts(
+                "qom-type", "tls-creds-psk", "id", "f", "dir", dir.toString(), "endpoint", "server",
+                "priority", "NORMAL:-VERS-TLS1.3"), dir));
+        assertTrue(priority.getMessage().contains("'priority'"), "a restriction we cannot apply is refused, not ignored: "
+                + priority.getMessage());
         objects.close();
-        assertArrayEquals(new byte[16], client.keys().key("alice"), "closing the registry wipes the key");
+        assertTrue(client.keys().isWiped(), "closing the registry wipes the key");
+        assertNull(client.keys().key("alice"));
     }
 }

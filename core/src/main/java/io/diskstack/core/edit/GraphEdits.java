@@ -71,7 +71,7 @@ public final class GraphEdits {
         }
     }
 
-    /** {@code object-del id=ID}: refused (EBUSY) while a node uses the object. */
+    /** {@code object-del id=ID}: refused (EBUSY) while a node or a front end (the NBD server) uses the object. */
     public void objectDel(String text) throws IOException {
         synchronized (stack) {
             NodeOptions o = options("object-del", text, "id");
@@ -79,6 +79,11 @@ public final class GraphEdits {
             o.assertAllConsumed();
             if (!stack.objects().byId().containsKey(id)) {
                 throw new BlockIOException(Errno.ENOENT, "no object '" + id + "'");
+            }
+            List<String> holders = stack.objects().holders(id);
+            if (!holders.isEmpty()) {
+                throw new BlockIOException(Errno.EBUSY, "object '" + id + "' is in use by "
+                        + String.join(", ", holders));
             }
             List<String> users = graph().objectUsers(id);
             if (!users.isEmpty()) {

@@ -18,6 +18,8 @@ public final class ObjectRegistry implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ObjectRegistry.class.getName());
     private final Map<String, ObjectDriver> drivers = new TreeMap<>();
     private final Map<String, Object> objects = new LinkedHashMap<>();
+    /** Users of an object outside the graph's nodes (a front end's option), by object id. */
+    private final Map<String, List<String>> holders = new LinkedHashMap<>();
     /** Bumped when objects come or go, so what shows them is rebuilt. */
     private volatile long generation;
 
@@ -70,12 +72,27 @@ public final class ObjectRegistry implements AutoCloseable {
         generation++;
     }
 
+    /**
+     * Records that {@code holder} (a front end, described for a message: {@code "the NBD server's
+     * 'tls-creds'"}) uses object {@code id} for as long as the registry lives, so that it is not
+     * deleted under it; node users are the graph's to track.
+     */
+    public synchronized void hold(String id, String holder) {
+        holders.computeIfAbsent(id, k -> new ArrayList<>()).add(holder);
+    }
+
+    /** Who outside the graph's nodes uses object {@code id} ({@link #hold}). */
+    public synchronized List<String> holders(String id) {
+        return List.copyOf(holders.getOrDefault(id, List.of()));
+    }
+
     /** Removes and closes the object; false if there is none with that id. */
     public synchronized boolean remove(String id) {
         Object o = objects.remove(id);
         if (o == null) {
             return false;
         }
+        holders.remove(id);
         closeQuietly(o);
         generation++;
         return true;

@@ -130,6 +130,30 @@ class NbdTlsPskTest {
                 }
             }
             assertFalse(Files.readString(d.control("graph")).contains("keys.psk"));
+            // what a client sees of a refusal (our node names the server's alert) does not tell an
+            // unknown username from a wrong key: usernames cannot be probed
+            List<String> seen = new ArrayList<>();
+            for (List<String> who : List.of(List.of("alice", wrong.toString()), List.of("carol", carol.toString()))) {
+                Path probe = dir.resolve("probe-" + who.get(0) + ".json");
+                Files.writeString(probe, """
+                        {"objects": [{"qom-type": "tls-creds-psk", "id": "t1", "dir": "%s", "username": "%s"}],
+                         "blockdev": [{"driver": "nbd", "node-name": "n1", "export": "vol", "tls-creds": "t1",
+                                       "server": {"type": "inet", "host": "127.0.0.1", "port": "%d"}}],
+                         "exports": [{"id": "probe", "node-name": "n1"}]}
+                        """.formatted(who.get(1), who.get(0), port));
+                Shell.Result r = MountedDaemon.runToCompletion(List.of("mount", probe.toString(),
+                        dir.resolve("mnt-probe-" + who.get(0)).toString()), Map.of());
+                assertEquals(2, r.exitCode(), r.stderr());
+                seen.add(r.stderr().replace("'" + who.get(0) + "'", "'USER'"));
+            }
+            assertEquals(seen.get(0), seen.get(1), "an unknown username fails as a wrong key does");
+
+            // the server's credentials cannot be deleted under it (deleting wiped the keys in place)
+            java.io.IOException busy = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                    () -> Files.writeString(d.control("object-del"), "tls0"));
+            assertTrue(Files.readString(d.control("last-error")).contains("object 'tls0' is in use by nbd-server"),
+                    busy + ": " + Files.readString(d.control("last-error")));
+            qemu(limit, List.of("qemu-io", "-c", "read -P 0x5c 0 64k"), qemuClient(alice, "alice", port)).ok();
         }
     }
 

@@ -55,6 +55,7 @@ public final class NbdFrontEnd {
                 throw new ConfigException(NbdServerConfig.OWNER + ": 'tls-creds' object '" + tls.id()
                         + "' is for a client: give it endpoint=server");
             }
+            stack.objects().hold(config.tlsCreds(), NbdServerConfig.OWNER + " ('tls-creds')");
         }
         List<NbdExport> exports = new ArrayList<>();
         for (ExportConfig e : stack.config().exports()) {
