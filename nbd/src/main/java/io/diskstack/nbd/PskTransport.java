@@ -14,7 +14,6 @@ import java.util.Map;
 import java.util.Vector;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
-import jdk.net.ExtendedSocketOptions;
 import org.bouncycastle.tls.AlertDescription;
 import org.bouncycastle.tls.BasicTlsPSKExternal;
 import org.bouncycastle.tls.CipherSuite;
@@ -44,7 +43,7 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
  * first, TLS 1.2 (EC)DHE-PSK suites for peers without it: forward secrecy either way. Same
  * contract as the JSSE transport: one reader at a time, writers serialise whole messages.
  */
-final class PskTransport extends Transport {
+final class PskTransport extends ChannelTlsTransport {
     /** SHA-256 suites only: an external PSK is bound to SHA-256, GnuTLS's and BC's default. */
     private static final Map<Integer, String> SUITE_NAMES = suites(
         CipherSuite.TLS_AES_128_GCM_SHA256, "TLS_AES_128_GCM_SHA256",
@@ -60,7 +59,6 @@ final class PskTransport extends Transport {
     private static final TlsCrypto CRYPTO = new JcaTlsCryptoProvider().create(new SecureRandom());
     private static final SecureRandom RANDOM = new SecureRandom();
 
-    private final SocketChannel channel;
     private final TlsProtocol protocol;
     private final String negotiated;
     private final byte[] readChunk = new byte[64 << 10];
@@ -68,7 +66,7 @@ final class PskTransport extends Transport {
     private final ReentrantLock writeLock = new ReentrantLock();
 
     private PskTransport(SocketChannel channel, TlsProtocol protocol, String negotiated) {
-        this.channel = channel;
+        super(channel);
         this.protocol = protocol;
         this.negotiated = negotiated;
     }
@@ -172,11 +170,6 @@ final class PskTransport extends Transport {
     }
 
     @Override
-    public boolean isTls() {
-        return true;
-    }
-
-    @Override
     public void close() {
         try {
             // BC sends close_notify outside the lock its data records take: hold ours, so it never
@@ -195,25 +188,6 @@ final class PskTransport extends Transport {
             Thread.currentThread().interrupt();
         }
         closeChannel();
-    }
-
-    @Override
-    public void abort() {
-        // close_notify could wait behind a blocked writer: drop the socket under both sides instead
-        closeChannel();
-    }
-
-    private void closeChannel() {
-        try {
-            channel.close();
-        } catch (IOException ignored) {
-            // closing: nothing left to do
-        }
-    }
-
-    @Override
-    public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
-        throw new IOException("TLS is already running");
     }
 
     private static ProtocolVersion[] versions() {
@@ -396,7 +370,7 @@ final class PskTransport extends Transport {
 
         ChannelIn(SocketChannel channel) {
             this.channel = channel;
-            this.quickAck = channel.supportedOptions().contains(ExtendedSocketOptions.TCP_QUICKACK);
+            this.quickAck = ChannelTlsTransport.supportsQuickAck(channel);
         }
 
         @Override
@@ -410,16 +384,7 @@ final class PskTransport extends Transport {
             if (len == 0) {
                 return 0;
             }
-            int n;
-            do {
-                n = channel.read(ByteBuffer.wrap(b, off, len));
-            } while (n == 0);
-            if (quickAck && n > 0) {
-                // GnuTLS sends one record per buffer, and qemu-nbd leaves Nagle on: its second
-                // record of a reply waits for our ACK of the first, which Linux delays up to 40 ms
-                channel.setOption(ExtendedSocketOptions.TCP_QUICKACK, true);
-            }
-            return n;
+            return ChannelTlsTransport.readAndAck(channel, ByteBuffer.wrap(b, off, len), quickAck);
         }
 
         @Override

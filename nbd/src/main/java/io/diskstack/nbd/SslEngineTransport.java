@@ -8,10 +8,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import javax.net.ssl.SSLEngine;
-import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLEngineResult.HandshakeStatus;
+import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLException;
-import jdk.net.ExtendedSocketOptions;
 
 /**
  * TLS through an {@link SSLEngine} straight over a blocking socket channel, inet or Unix (an
@@ -20,14 +19,12 @@ import jdk.net.ExtendedSocketOptions;
  * A reader that must answer the peer after the handshake (a TLS 1.3 KeyUpdate) wraps under that
  * lock too, so its record never lands inside a writer's message.
  */
-final class SslEngineTransport extends Transport {
+final class SslEngineTransport extends ChannelTlsTransport {
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
     /** Records wrapped before one write to the channel: fewer system calls for large messages. */
     private static final int RECORDS_PER_WRITE = 4;
 
-    private final SocketChannel channel;
     private final SSLEngine engine;
-    private final boolean quickAck;
     private final ReentrantLock writeLock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
     /** The reader unwrapped a post-handshake message whose answer is not sent yet ({@link #sendPendingAnswer}). */
@@ -40,9 +37,8 @@ final class SslEngineTransport extends Transport {
     private ByteBuffer netOut;
 
     private SslEngineTransport(SocketChannel channel, SSLEngine engine) {
-        this.channel = channel;
+        super(channel);
         this.engine = engine;
-        this.quickAck = channel.supportedOptions().contains(ExtendedSocketOptions.TCP_QUICKACK);
         int packet = engine.getSession().getPacketBufferSize();
         this.netIn = ByteBuffer.allocate(packet);
         this.appIn = ByteBuffer.allocate(engine.getSession().getApplicationBufferSize());
@@ -145,18 +141,7 @@ final class SslEngineTransport extends Transport {
     }
 
     private void readChannel() throws IOException {
-        int n;
-        do {
-            n = channel.read(netIn);
-        } while (n == 0);
-        if (n < 0) {
-            throw new EOFException("the peer closed the connection");
-        }
-        if (quickAck) {
-            // qemu-nbd's GnuTLS sends a reply's header and data as two records with Nagle on, so
-            // the data waits for our ACK of the header, which Linux would delay up to 40 ms
-            channel.setOption(ExtendedSocketOptions.TCP_QUICKACK, true);
-        }
+        readSome(netIn);
     }
 
     /**
@@ -285,11 +270,6 @@ final class SslEngineTransport extends Transport {
     }
 
     @Override
-    public boolean isTls() {
-        return true;
-    }
-
-    @Override
     public String tlsProtocol() {
         return engine.getSession().getProtocol() + " " + engine.getSession().getCipherSuite();
     }
@@ -323,16 +303,4 @@ final class SslEngineTransport extends Transport {
         closeChannel();
     }
 
-    private void closeChannel() {
-        try {
-            channel.close();
-        } catch (IOException ignored) {
-            // closing: nothing left to do
-        }
-    }
-
-    @Override
-    public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
-        throw new IOException("TLS is already running");
-    }
 }

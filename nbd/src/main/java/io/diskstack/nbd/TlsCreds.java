@@ -1,5 +1,6 @@
 package io.diskstack.nbd;
 
+import io.diskstack.core.options.NodeOptions;
 import java.io.IOException;
 import java.nio.channels.SocketChannel;
 
@@ -24,4 +25,18 @@ public sealed interface TlsCreds permits X509TlsCreds, PskTlsCreds {
      * @param peerHost a client checks the server's certificate against it (x509 only; null: not checked)
      */
     Transport handshake(SocketChannel channel, String peerHost) throws IOException;
+
+    /**
+     * Reads the options both kinds take as QEMU does: {@code endpoint} ({@code client}, the
+     * default, or {@code server}); true for a server. A GnuTLS {@code priority} string is left
+     * unconsumed, so it is refused as an unknown option: ignoring a restriction the user asked
+     * for would be worse than saying we cannot apply it.
+     */
+    static boolean readEndpoint(NodeOptions o) {
+        String endpoint = o.optString("endpoint", "client");
+        if (!endpoint.equals("server") && !endpoint.equals("client")) {
+            throw o.error("endpoint", "value '" + endpoint + "' is not one of server, client");
+        }
+        return endpoint.equals("server");
+    }
 }

@@ -23,15 +23,9 @@ public final class TlsCredsPskDriver implements ObjectDriver {
     @Override
     public Object create(String id, NodeOptions o, Path baseDir) {
         Path dir = baseDir.resolve(o.requireString("dir")).toAbsolutePath().normalize();
-        String endpoint = o.optString("endpoint", "client");
-        if (!endpoint.equals("server") && !endpoint.equals("client")) {
-            throw o.error("endpoint", "value '" + endpoint + "' is not one of server, client");
-        }
-        boolean server = endpoint.equals("server");
+        boolean server = TlsCreds.readEndpoint(o);
         String username = o.optString("username", "qemu");
-        // verify-peer means nothing with PSK (both sides always prove they hold the key); a
-        // GnuTLS priority string is refused as an unknown option, as with tls-creds-x509:
-        // ignoring a restriction the user asked for would be worse than saying so
+        // verify-peer means nothing with PSK: both sides always prove they hold the key
         o.optBool("verify-peer", true);
         if (!Files.isDirectory(dir)) {
             throw o.error("dir", "'" + dir + "' is not a folder");

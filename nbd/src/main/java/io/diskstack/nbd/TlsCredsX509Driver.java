@@ -47,13 +47,8 @@ public final class TlsCredsX509Driver implements ObjectDriver {
     @Override
     public Object create(String id, NodeOptions o, Path baseDir) {
         Path dir = baseDir.resolve(o.requireString("dir")).toAbsolutePath().normalize();
-        String endpoint = o.optString("endpoint", "client");
-        if (!endpoint.equals("server") && !endpoint.equals("client")) {
-            throw o.error("endpoint", "value '" + endpoint + "' is not one of server, client");
-        }
-        boolean server = endpoint.equals("server");
+        boolean server = TlsCreds.readEndpoint(o);
         boolean verifyPeer = o.optBool("verify-peer", true);
-        o.optString("priority", null); // GnuTLS priority strings have no JDK meaning; accepted as QEMU does
         if (o.has("passwordid")) {
             throw o.error("passwordid", "is not supported: give the key unencrypted");
         }

@@ -102,11 +102,15 @@ class PskKeysTest {
         ConfigException noDir = assertThrows(ConfigException.class, () -> objects.create(TestGraphs.opts(
                 "qom-type", "tls-creds-psk", "id", "e", "dir", "nope", "endpoint", "server"), dir));
         assertTrue(noDir.getMessage().startsWith("object 'e' (tls-creds-psk): 'dir'"), noDir.getMessage());
-        ConfigException priority = assertThrows(ConfigException.class, () -> objects.create(TestGraphs.opts(
-                "qom-type", "tls-creds-psk", "id", "f", "dir", dir.toString(), "endpoint", "server",
-                "priority", "NORMAL:-VERS-TLS1.3"), dir));
-        assertTrue(priority.getMessage().contains("'priority'"), "a restriction we cannot apply is refused, not ignored: "
-                + priority.getMessage());
+        io.diskstack.nbd.testing.TestCertificates.make(dir, dir.resolve("pki"), dir.resolve("pki-client"));
+        for (String kind : new String[] {"tls-creds-psk", "tls-creds-x509"}) {
+            String folder = kind.equals("tls-creds-psk") ? dir.toString() : dir.resolve("pki").toString();
+            ConfigException priority = assertThrows(ConfigException.class, () -> objects.create(TestGraphs.opts(
+                    "qom-type", kind, "id", "f", "dir", folder, "endpoint", "server",
+                    "priority", "NORMAL:-VERS-TLS1.3"), dir));
+            assertTrue(priority.getMessage().contains("'priority'"), kind + ": a restriction we cannot apply is "
+                    + "refused, not ignored: " + priority.getMessage());
+        }
         objects.close();
         assertTrue(client.keys().isWiped(), "closing the registry wipes the key");
         assertNull(client.keys().key("alice"));

@@ -97,7 +97,18 @@ final class AtOnce {
             }
         }
 
-        /** Waits for the step to end, whatever it did (on a failure path, so nothing runs on after it). */
+        /**
+         * On a failure path: waits for the step to end (so nothing runs on after it) and adds
+         * its own failure, if any, to {@code primary}.
+         */
+        void awaitEnd(Throwable primary) {
+            awaitEnd();
+            if (failure != null && failure != primary) {
+                primary.addSuppressed(failure);
+            }
+        }
+
+        /** Waits for the step to end, whatever it did. */
         void awaitEnd() {
             boolean interrupted = false;
             while (true) {

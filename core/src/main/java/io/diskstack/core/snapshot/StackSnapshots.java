@@ -175,7 +175,7 @@ public final class StackSnapshots {
                 }
                 return prepared.overlays();
             } catch (IOException | RuntimeException | Error e) {
-                firstFlush.awaitEnd();
+                firstFlush.awaitEnd(e);
                 if (staged != null) {
                     staged.discard();
                 }
