@@ -43,9 +43,17 @@ public abstract class Transport implements AutoCloseable {
         return new Plain(channel);
     }
 
-    /** A socket channel in blocking mode; scatter/gather I/O straight from direct buffers. */
+    /**
+     * A socket channel in blocking mode; gathered writes straight from direct buffers, reads
+     * through a read-ahead buffer: a small message's header and payload, or several pipelined
+     * ones, come in one system call; payloads of the buffer's size or more go straight to the
+     * caller's buffer.
+     */
     static final class Plain extends Transport {
+        private static final int READ_AHEAD = 64 << 10;
         private final SocketChannel channel;
+        /** Bytes read and not yet handed out, in read mode. Reader only. */
+        private final ByteBuffer ahead = ByteBuffer.allocateDirect(READ_AHEAD).flip();
 
         Plain(SocketChannel channel) {
             this.channel = channel;
@@ -54,9 +62,27 @@ public abstract class Transport implements AutoCloseable {
         @Override
         public void readFully(ByteBuffer dst) throws IOException {
             while (dst.hasRemaining()) {
-                if (channel.read(dst) < 0) {
-                    throw new EOFException("the peer closed the connection");
+                if (ahead.hasRemaining()) {
+                    int n = Math.min(ahead.remaining(), dst.remaining());
+                    dst.put(ahead.slice(ahead.position(), n));
+                    ahead.position(ahead.position() + n);
+                } else if (dst.remaining() >= READ_AHEAD) {
+                    fill(dst);
+                } else {
+                    ahead.clear();
+                    try {
+                        fill(ahead);
+                    } finally {
+                        ahead.flip();
+                    }
                 }
+            }
+        }
+
+        /** One read of what the channel has, at least one byte. */
+        private void fill(ByteBuffer b) throws IOException {
+            if (channel.read(b) < 0) {
+                throw new EOFException("the peer closed the connection");
             }
         }
 
@@ -87,6 +113,11 @@ public abstract class Transport implements AutoCloseable {
 
         @Override
         public Transport startTls(TlsCreds creds, String peerHost) throws IOException {
+            if (ahead.hasRemaining()) {
+                // the peer sent more before our STARTTLS reply (or before its own): not TLS data
+                // we could hand over, and not what the protocol allows
+                throw new ProtocolException("the peer sent " + ahead.remaining() + " bytes too early around STARTTLS");
+            }
             return creds.handshake(channel, peerHost);
         }
     }
