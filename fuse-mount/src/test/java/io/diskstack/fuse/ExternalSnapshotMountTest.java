@@ -223,6 +223,38 @@ class ExternalSnapshotMountTest {
         }
     }
 
+    /**
+     * The bases' first flush runs beside making the overlays: when it fails, the snapshot fails
+     * only after it ended, and leaves no overlay, the config as it was and the disk working.
+     */
+    @Test
+    void aFailingFirstFlushLeavesNoOverlayAndChangesNothing() throws Exception {
+        run("qemu-img", "create", "-q", "-f", "qcow2", dir.resolve("c0.qcow2").toString(), "4M").ok();
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, """
+                {"blockdev": [{"driver": "qcow2", "node-name": "img0", "file": {"driver": "blkdebug",
+                               "inject-error": [{"errno": "EIO", "iotype": "flush", "once": true}],
+                               "file": {"driver": "file", "filename": "c0.qcow2"}}}],
+                 "exports": [{"id": "disk0", "node-name": "img0", "writable": true}]}
+                """);
+        byte[] configBefore = Files.readAllBytes(config);
+        try (MountedDaemon d = MountedDaemon.mount(config, dir.resolve("mnt"))) {
+            String graph = Files.readString(d.control("graph"));
+            Shell.Result r = echo(d.control("disk0/snapshot-external"), "s1");
+            assertNotEquals(0, r.exitCode());
+            String error = Files.readString(d.control("disk0/last-error"));
+            assertTrue(error.startsWith("snapshot-external: ") && error.contains("flush"), error);
+            assertEquals(graph, Files.readString(d.control("graph")));
+            assertFalse(Files.exists(dir.resolve("c0-s1.qcow2")), "the overlay made beside the flush is gone");
+            assertArrayEquals(configBefore, Files.readAllBytes(config));
+            sh("head -c 1M /dev/urandom > " + dir.resolve("x.bin")).ok();
+            sh("dd if=" + dir.resolve("x.bin") + " of=" + d.disk("disk0") + " bs=1M conv=notrunc,fsync status=none").ok();
+            sh("cmp -n 1048576 " + dir.resolve("x.bin") + " " + d.disk("disk0")).ok();
+            assertEquals(0, d.unmount());
+        }
+        run("qemu-img", "check", "-q", dir.resolve("c0.qcow2").toString()).ok();
+    }
+
     @Test
     void aNestedNodeMovesToItsOwnEntryAndSnapshotsChainWhileWritesRun() throws Exception {
         Path base = dir.resolve("a.qcow2");
