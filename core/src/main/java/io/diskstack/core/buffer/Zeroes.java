@@ -20,10 +20,9 @@ public final class Zeroes {
     public static boolean isAllZero(ByteBuffer buf) {
         int pos = buf.position();
         int end = buf.limit();
-        ByteBuffer zero = buf.isDirect() ? ZERO_BUFFER : ByteBuffer.wrap(ZERO_ARRAY);
         for (int at = pos; at < end; at += BLOCK) {
             int n = Math.min(BLOCK, end - at);
-            if (buf.slice(at, n).mismatch(zero.slice(0, n)) >= 0) {
+            if (buf.slice(at, n).mismatch(ZERO_BUFFER.slice(0, n)) >= 0) {
                 return false;
             }
         }

@@ -47,16 +47,7 @@ class NbdTlsPskTest {
     }
 
     private Path config(String nbdServer, String objects) throws IOException {
-        Path c = dir.resolve("config.json");
-        Files.writeString(c, """
-                {"create": [{"filename": "a.img", "format": "raw", "size": "16M"}],
-                 "objects": [%s],
-                 "nbd-server": %s,
-                 "blockdev": [{"driver": "raw", "node-name": "r0", "file": {"driver": "file", "filename": "a.img"}}],
-                 "exports": [{"id": "disk0", "node-name": "r0", "writable": true},
-                             {"type": "nbd", "id": "e0", "node-name": "r0", "name": "vol", "writable": true}]}
-                """.formatted(objects, nbdServer));
-        return c;
+        return TlsServerConfigs.write(dir, nbdServer, objects);
     }
 
     private static List<String> qemuClient(Path keys, String user, int port) {
