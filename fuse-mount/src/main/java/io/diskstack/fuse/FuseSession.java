@@ -112,6 +112,13 @@ final class FuseSession {
     private Pointer channel;
     private long bufferSize;
     private ReplyPatch replyPatch;
+    private final int uringEntries;
+    private FuseUring uring;
+
+    /** @param uringEntries entries per CPU queue for FUSE over io_uring, or 0 for /dev/fuse only */
+    FuseSession(int uringEntries) {
+        this.uringEntries = uringEntries;
+    }
 
     /**
      * Mounts and serves until the file system is unmounted; then tears down and returns.
@@ -133,7 +140,8 @@ final class FuseSession {
         try {
             session = LIB.fuse_get_session(fuse);
             channel = LIB.fuse_session_next_chan(session, null);
-            replyPatch = new ReplyPatch(channel);
+            uring = uringEntries > 0 ? new FuseUring(LIB, session, uringEntries, ReplyPatch.MAX_REQUEST) : null;
+            replyPatch = new ReplyPatch(channel, uring);
             bufferSize = Math.max(LIB.fuse_chan_bufsize(channel), ReplyPatch.MAX_REQUEST + 4096);
             synchronized (threads) {
                 for (int i = 0; i < INITIAL_THREADS; i++) {
@@ -141,6 +149,9 @@ final class FuseSession {
                 }
             }
             awaitWorkers();
+            if (uring != null) {
+                uring.awaitEnd();
+            }
         } finally {
             LIB.fuse_teardown(fuse, mountpointOut.getValue());
         }
