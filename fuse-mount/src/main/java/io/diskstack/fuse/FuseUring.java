@@ -240,7 +240,14 @@ final class FuseUring {
                         return;
                     }
                     long commitId = MEMORY.getLong(header + ENT_IN_OUT + 8);
-                    serve();
+                    long unique = MEMORY.getLong(header + 8);
+                    try {
+                        serve(unique);
+                    } catch (RuntimeException | Error e) {
+                        // the entry must go on (an unanswered request would hang its caller)
+                        LOG.severe("FUSE over io_uring: request " + unique + " failed: " + e);
+                        replyError(unique, EIO);
+                    }
                     served.increment();
                     submit(CMD_COMMIT_AND_FETCH, commitId);
                 }
@@ -264,10 +271,9 @@ final class FuseUring {
         }
 
         /** Rebuilds the request as /dev/fuse gives it, in front of the payload, and has libfuse serve it. */
-        private void serve() {
+        private void serve(long unique) {
             int length = MEMORY.getInt(header);
             opcode = MEMORY.getInt(header + 4);
-            long unique = MEMORY.getLong(header + 8);
             int payloadLength = MEMORY.getInt(header + ENT_IN_OUT + 16);
             int opLength = length - IN_HEADER - payloadLength;
             if (opLength < 0 || opLength > ENT_IN_OUT - OP_IN || payloadLength > payloadSize) {
