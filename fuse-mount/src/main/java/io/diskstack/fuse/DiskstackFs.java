@@ -213,7 +213,8 @@ final class DiskstackFs extends FuseStubFS {
                     return 0;
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.backend().read(offset, view(buf, n));
+                long ring = FuseUring.readBuffer(n);
+                d.backend().read(offset, ring != 0 ? MemoryIO.getInstance().newDirectByteBuffer(ring, n) : view(buf, n));
                 return n;
             }
             if (e instanceof Control) {

@@ -53,6 +53,7 @@ final class FuseUring {
     /** The header, the iovecs and the rebuilt request prefix live in the page before the payload. */
     private static final int PREFIX = 4096;
     private static final int IOVECS = 512;
+    private static final int FUSE_READ = 15;
     private static final int EIO = 5;
     private static final int ENOTCONN = 107;
     private static final int ECANCELED = 125;
@@ -117,8 +118,7 @@ final class FuseUring {
         for (int q = 0; q < queues; q++) {
             for (int i = 0; i < perQueue; i++) {
                 Entry e = new Entry(fuseFd, q, made);
-                Thread t = new Thread(e, "fuse-uring-" + q + "-" + i);
-                t.setDaemon(true);
+                Thread t = new EntryThread(e, "fuse-uring-" + q + "-" + i);
                 entries.add(e);
                 threads.add(t);
                 t.start();
@@ -177,6 +177,27 @@ final class FuseUring {
         }
     }
 
+    /**
+     * Where a disk read on this thread may put its data so that its reply need not be copied into
+     * the ring entry: the entry's payload buffer, when the thread serves a ring entry's READ of at
+     * most that size; else 0 (read into libfuse's buffer). The reply must then carry exactly
+     * {@code length} bytes of data.
+     */
+    static long readBuffer(long length) {
+        return Thread.currentThread() instanceof EntryThread t ? t.entry.claimPayload(length) : 0;
+    }
+
+    /** The thread of a ring entry. */
+    private static final class EntryThread extends Thread {
+        final Entry entry;
+
+        EntryThread(Entry entry, String name) {
+            super(entry, name);
+            this.entry = entry;
+            setDaemon(true);
+        }
+    }
+
     /** One registered ring entry and the thread that serves it. */
     private final class Entry implements Runnable {
         private final int fuseFd;
@@ -193,6 +214,8 @@ final class FuseUring {
         private Pointer channel;
         private int opcode;
         private boolean replied;
+        /** Bytes a READ put straight into the payload ({@link #readBuffer}), or 0. */
+        private long readInPlace;
 
         Entry(int fuseFd, int qid, CountDownLatch made) {
             this.fuseFd = fuseFd;
@@ -289,6 +312,7 @@ final class FuseUring {
             fuseBuf.putInt(8, 0);
             fuseBuf.putAddress(16, start);
             replied = false;
+            readInPlace = 0;
             lib.fuse_session_process_buf(session, fuseBuf, channel);
             if (!replied) {
                 replyError(unique, EIO);
@@ -308,6 +332,12 @@ final class FuseUring {
                 long outHeader = iov.getLong(0);
                 MEMORY.copyMemory(outHeader, header, OUT_HEADER);
                 long total = 0;
+                if (readInPlace > 0 && count == 2 && iov.getLong(24) == readInPlace) {
+                    // the data is already in the payload (readBuffer); libfuse's copy of it is not
+                    MEMORY.putInt(header + ENT_IN_OUT + 16, (int) readInPlace);
+                    replied = true;
+                    return 0;
+                }
                 for (int i = 1; i < count; i++) {
                     long base = iov.getLong(16L * i);
                     long len = iov.getLong(16L * i + 8);
@@ -327,6 +357,14 @@ final class FuseUring {
                 LOG.warning("FUSE over io_uring: a reply failed: " + t);
                 return -EIO;
             }
+        }
+
+        long claimPayload(long length) {
+            if (opcode != FUSE_READ || length > payloadSize) {
+                return 0;
+            }
+            readInPlace = length;
+            return payload;
         }
 
         private void free() {

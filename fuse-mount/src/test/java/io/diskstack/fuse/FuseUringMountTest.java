@@ -59,7 +59,16 @@ class FuseUringMountTest {
         Path config = config(format);
         Path mnt = dir.resolve("mnt");
         String log;
+        Path src = dir.resolve("src");
+        Shell.run("dd", "if=/dev/urandom", "of=" + src, "bs=1M", "count=8", "status=none").ok();
         try (MountedDaemon d = mount(config, mnt, "io_uring_entries=2")) {
+            // whole-MiB requests: a read's data goes straight into the ring entry's buffer
+            Shell.run("dd", "if=" + src, "of=" + d.disk("disk0"), "bs=1M", "oflag=direct", "conv=notrunc",
+                    "status=none").ok();
+            Path back = dir.resolve("back");
+            Shell.run("dd", "if=" + d.disk("disk0"), "of=" + back, "bs=1M", "count=8", "iflag=direct",
+                    "status=none").ok();
+            Shell.run("cmp", src.toString(), back.toString()).ok();
             verifiedFio(d.disk("disk0"), false);
             assertEquals(0, d.unmount(), d.log());
             log = d.log();
