@@ -174,7 +174,8 @@ final class DiskstackFs extends FuseStubFS {
                 if (wantsWrite && !d.backend().isWritable()) {
                     return -ErrorCodes.EROFS();
                 }
-                // The handle names the disk's lane: FuseSession bounds the threads one disk holds.
+                // The handle names the disk's lane: FuseSession bounds the threads one disk holds
+                // (over io_uring, each CPU's entries bound them instead).
                 setFileInfo(fi, directIo, laneHandles.computeIfAbsent(d.backend().name(),
                         n -> FuseSession.LANE_HANDLE | nextHandle.getAndIncrement()));
                 // Counted for snapshot-revert, which refuses to change an open disk; waits while one runs.

@@ -15,8 +15,10 @@ import jnr.ffi.Runtime;
  * asks for (acquire on the kernel's tails, release on ours).
  */
 final class IoUring implements AutoCloseable {
-    private static final int SYS_MMAP = 9;
-    private static final int SYS_MUNMAP = 11;
+    /** mmap and munmap differ between architectures (libc's mmap through jnr-ffi answers EINVAL here). */
+    private static final boolean AARCH64 = "aarch64".equals(System.getProperty("os.arch"));
+    private static final int SYS_MMAP = AARCH64 ? 222 : 9;
+    private static final int SYS_MUNMAP = AARCH64 ? 215 : 11;
     private static final int SYS_IO_URING_SETUP = 425;
     private static final int SYS_IO_URING_ENTER = 426;
     private static final int IORING_SETUP_SQE128 = 1 << 10;
@@ -33,8 +35,8 @@ final class IoUring implements AutoCloseable {
     private static final int PROT_READ_WRITE = 3;
     private static final int MAP_SHARED_POPULATE = 0x01 | 0x8000;
     private static final int MAP_PRIVATE_ANONYMOUS = 0x02 | 0x20;
+    private static final int EPERM = 1;
     private static final int EINTR = 4;
-    private static final int EINVAL = 22;
 
     /** The libc calls this needs; io_uring has no libc wrapper. */
     public interface Libc {
@@ -68,13 +70,9 @@ final class IoUring implements AutoCloseable {
         long params = MEMORY.allocateMemory(PARAMS_SIZE, true);
         try {
             int fd = setup(entries, params, IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
-            if (fd == -EINVAL) {
-                // before 6.1 there is no deferred task running; the ring works without it
-                MEMORY.setMemory(params, PARAMS_SIZE, (byte) 0);
-                fd = setup(entries, params, IORING_SETUP_SQE128);
-            }
             if (fd < 0) {
-                throw new IOException("io_uring_setup: errno " + -fd);
+                throw new IOException("io_uring_setup: errno " + -fd + (-fd == EPERM
+                        ? " (io_uring is turned off: the sysctl kernel.io_uring_disabled, or a seccomp filter)" : ""));
             }
             this.fd = fd;
             int sqEntries = MEMORY.getInt(params);
@@ -88,14 +86,30 @@ final class IoUring implements AutoCloseable {
             if (single) {
                 sqSize = cqSize = Math.max(sqSize, cqSize);
             }
-            long sq = map(sqSize, IORING_OFF_SQ_RING);
-            long cq = single ? sq : map(cqSize, IORING_OFF_CQ_RING);
+            long sqesLength = (long) SQE_SIZE * sqEntries;
+            long sq = 0;
+            long cq = 0;
+            long sqesAddress = 0;
+            try {
+                sq = map(fd, sqSize, IORING_OFF_SQ_RING);
+                cq = single ? sq : map(fd, cqSize, IORING_OFF_CQ_RING);
+                sqesAddress = map(fd, sqesLength, IORING_OFF_SQES);
+            } catch (IOException e) {
+                if (sq != 0) {
+                    unmap(sq, sqSize);
+                }
+                if (cq != 0 && !single) {
+                    unmap(cq, cqSize);
+                }
+                LIBC.close(fd);
+                throw e;
+            }
             this.sqRing = sq;
             this.sqRingSize = sqSize;
             this.cqRing = cq;
             this.cqRingSize = single ? 0 : cqSize;
-            this.sqesSize = (long) SQE_SIZE * sqEntries;
-            this.sqes = map(sqesSize, IORING_OFF_SQES);
+            this.sqesSize = sqesLength;
+            this.sqes = sqesAddress;
             this.sqTail = sq + MEMORY.getInt(sqOff + 4);
             this.sqMask = MEMORY.getInt(sq + MEMORY.getInt(sqOff + 8));
             long array = sq + MEMORY.getInt(sqOff + 24);
@@ -118,12 +132,10 @@ final class IoUring implements AutoCloseable {
         return r < 0 ? -Runtime.getSystemRuntime().getLastError() : (int) r;
     }
 
-    private long map(long size, long offset) throws IOException {
+    private static long map(int fd, long size, long offset) throws IOException {
         long address = LIBC.syscall(SYS_MMAP, 0, size, PROT_READ_WRITE, MAP_SHARED_POPULATE, fd, offset);
         if (address == -1) {
-            int errno = runtime.getLastError();
-            LIBC.close(fd);
-            throw new IOException("mmap of an io_uring: errno " + errno);
+            throw new IOException("mmap of an io_uring: errno " + Runtime.getSystemRuntime().getLastError());
         }
         return address;
     }

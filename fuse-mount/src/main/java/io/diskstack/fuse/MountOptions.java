@@ -11,12 +11,13 @@ import java.util.Set;
  * itself (fstab's {@code defaults}, {@code nofail}, {@code noauto}, {@code _netdev},
  * {@code x-systemd.*}…) are dropped; every other one goes to libfuse, which knows the FUSE and
  * kernel mount options ({@code allow_other}, {@code ro}, {@code nosuid}…) and refuses unknown ones.
+ * {@code io_uring} and {@code io_uring_entries=N} are diskstack's own (FUSE over io_uring).
  */
 final class MountOptions {
-    /** mount(8)'s own options, which it may pass on to a helper but which are no business of the mount. */
     /** Requests served at once per CPU over io_uring: each entry is a thread with a 1 MiB buffer. */
     static final int DEFAULT_URING_ENTRIES = 4;
     private static final int MAX_URING_ENTRIES = 64;
+    /** mount(8)'s own options, which it may pass on to a helper but which are no business of the mount. */
     private static final Set<String> MOUNT_ONLY = Set.of("defaults", "auto", "noauto", "nofail", "user", "users",
             "nouser", "owner", "group", "_netdev", "loud", "silent");
 
