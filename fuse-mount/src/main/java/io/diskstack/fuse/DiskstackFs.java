@@ -174,7 +174,8 @@ final class DiskstackFs extends FuseStubFS {
                 if (wantsWrite && !d.backend().isWritable()) {
                     return -ErrorCodes.EROFS();
                 }
-                // The handle names the disk's lane: FuseSession bounds the threads one disk holds.
+                // The handle names the disk's lane: FuseSession bounds the threads one disk holds
+                // (over io_uring, each CPU's entries bound them instead).
                 setFileInfo(fi, directIo, laneHandles.computeIfAbsent(d.backend().name(),
                         n -> FuseSession.LANE_HANDLE | nextHandle.getAndIncrement()));
                 // Counted for snapshot-revert, which refuses to change an open disk; waits while one runs.
@@ -213,7 +214,8 @@ final class DiskstackFs extends FuseStubFS {
                     return 0;
                 }
                 int n = (int) Math.min(size, diskSize - offset);
-                d.backend().read(offset, view(buf, n));
+                long ring = FuseUring.readBuffer(n);
+                d.backend().read(offset, ring != 0 ? MemoryIO.getInstance().newDirectByteBuffer(ring, n) : view(buf, n));
                 return n;
             }
             if (e instanceof Control) {

@@ -116,7 +116,7 @@ final class FuseMount {
         warnIfOthersLockedOut(tree, uid);
         Thread loop = new Thread(() -> {
             try {
-                new FuseSession().run(fs.operations(), mountpoint, args, mounted::countDown);
+                new FuseSession(options.uringEntries()).run(fs.operations(), mountpoint, args, mounted::countDown);
             } catch (Throwable t) {
                 mountFailure = t;
             } finally {

@@ -50,8 +50,6 @@ final class FuseSession {
     private static final int ENODEV = 19;
     private static final int INITIAL_THREADS = 8;
     private static final int MAX_THREADS = 256;
-    /** struct fuse_buf (LP64): size_t size; enum flags; void *mem; int fd; off_t pos. */
-    private static final int FUSE_BUF_SIZE = 40;
     /** A file handle with this bit names a lane; {@link DiskstackFs} gives one to each disk. */
     static final long LANE_HANDLE = 1L << 62;
     /**
@@ -65,12 +63,6 @@ final class FuseSession {
     private static final long SLOW_REQUEST_NANOS = 2_000_000;
     /** Threads all lanes together may hold (beyond one per lane): the rest stay for everything else. */
     static final int LANE_BUDGET = MAX_THREADS - 32;
-    /** struct fuse_in_header is 40 bytes; READ, WRITE, FSYNC and FALLOCATE start with the handle. */
-    private static final int IN_HEADER_SIZE = 40;
-    private static final int FUSE_READ = 15;
-    private static final int FUSE_WRITE = 16;
-    private static final int FUSE_FSYNC = 20;
-    private static final int FUSE_FALLOCATE = 43;
 
     /** The libfuse2 calls behind fuse_main, bound with jnr-ffi. */
     public interface LibFuse2 {
@@ -112,6 +104,13 @@ final class FuseSession {
     private Pointer channel;
     private long bufferSize;
     private ReplyPatch replyPatch;
+    private final int uringEntries;
+    private FuseUring uring;
+
+    /** @param uringEntries entries per CPU queue for FUSE over io_uring, or 0 for /dev/fuse only */
+    FuseSession(int uringEntries) {
+        this.uringEntries = uringEntries;
+    }
 
     /**
      * Mounts and serves until the file system is unmounted; then tears down and returns.
@@ -133,7 +132,8 @@ final class FuseSession {
         try {
             session = LIB.fuse_get_session(fuse);
             channel = LIB.fuse_session_next_chan(session, null);
-            replyPatch = new ReplyPatch(channel);
+            uring = uringEntries > 0 ? new FuseUring(LIB, session, uringEntries, ReplyPatch.MAX_REQUEST) : null;
+            replyPatch = new ReplyPatch(channel, uring);
             bufferSize = Math.max(LIB.fuse_chan_bufsize(channel), ReplyPatch.MAX_REQUEST + 4096);
             synchronized (threads) {
                 for (int i = 0; i < INITIAL_THREADS; i++) {
@@ -141,6 +141,9 @@ final class FuseSession {
                 }
             }
             awaitWorkers();
+            if (uring != null) {
+                uring.awaitEnd();
+            }
         } finally {
             LIB.fuse_teardown(fuse, mountpointOut.getValue());
         }
@@ -191,12 +194,10 @@ final class FuseSession {
     private void serve() {
         Runtime runtime = Runtime.getSystemRuntime();
         Pointer buffer = Memory.allocateDirect(runtime, (int) bufferSize);
-        Pointer fuseBuf = Memory.allocateDirect(runtime, FUSE_BUF_SIZE, true);
+        Pointer fuseBuf = FuseAbi.newFuseBuf();
         Pointer ch = Memory.allocateDirect(runtime, 8, true);
         while (LIB.fuse_session_exited(session) == 0) {
-            fuseBuf.putLong(0, bufferSize);
-            fuseBuf.putInt(8, 0);
-            fuseBuf.putAddress(16, buffer.address());
+            FuseAbi.setMemory(fuseBuf, buffer.address(), bufferSize);
             ch.putAddress(0, channel.address());
             int res = LIB.fuse_session_receive_buf(session, fuseBuf, ch);
             if (res == -EINTR || res == -EAGAIN) {
@@ -218,7 +219,7 @@ final class FuseSession {
             }
             Pointer replyChannel = ch.getPointer(0);
             int opcode = buffer.getInt(4);
-            if (opcode == ReplyPatch.FUSE_INIT || opcode == ReplyPatch.FUSE_OPEN) {
+            if (opcode == FuseAbi.FUSE_INIT || opcode == FuseAbi.FUSE_OPEN) {
                 replyChannel = replyPatch.channelFor(opcode, buffer, replyChannel);
             }
             try {
@@ -261,14 +262,15 @@ final class FuseSession {
 
     /** The lane of a disk request in the buffer, or null if it is not one. */
     private Lane laneOf(Pointer buffer, long size) {
-        if (size < IN_HEADER_SIZE + 8) {
+        if (size < FuseAbi.IN_HEADER + 8) {
             return null;
         }
         int opcode = buffer.getInt(4);
-        if (opcode != FUSE_READ && opcode != FUSE_WRITE && opcode != FUSE_FSYNC && opcode != FUSE_FALLOCATE) {
+        if (opcode != FuseAbi.FUSE_READ && opcode != FuseAbi.FUSE_WRITE && opcode != FuseAbi.FUSE_FSYNC
+                && opcode != FuseAbi.FUSE_FALLOCATE) {
             return null;
         }
-        long handle = buffer.getLong(IN_HEADER_SIZE);
+        long handle = buffer.getLong(FuseAbi.IN_HEADER);
         if ((handle & LANE_HANDLE) == 0) {
             return null;
         }
@@ -335,9 +337,7 @@ final class FuseSession {
             long start = System.nanoTime();
             try {
                 if (LIB.fuse_session_exited(session) == 0) {
-                    fuseBuf.putLong(0, next.size());
-                    fuseBuf.putInt(8, 0);
-                    fuseBuf.putAddress(16, next.address());
+                    FuseAbi.setMemory(fuseBuf, next.address(), next.size());
                     LIB.fuse_session_process_buf(session, fuseBuf, next.channel());
                 }
             } catch (RuntimeException | Error e) {
@@ -355,7 +355,7 @@ final class FuseSession {
         try {
             laneHelpers.execute(() -> {
                 try {
-                    runParked(lane, Memory.allocateDirect(Runtime.getSystemRuntime(), FUSE_BUF_SIZE, true), 0);
+                    runParked(lane, FuseAbi.newFuseBuf(), 0);
                 } catch (Throwable t) {
                     LOG.severe("a FUSE lane helper failed: " + t);
                     leave(lane);

@@ -59,7 +59,8 @@ final class MountCommand implements Callable<Integer> {
     @Option(names = {"-o", "--fuse-option"}, paramLabel = "OPT[,OPT...]",
             description = "Mount options, such as allow_other (other users, such as libvirt's QEMU, may open the "
                     + "disks; their owner and mode then decide), ro, nosuid; fstab-only ones (defaults, nofail, "
-                    + "_netdev, x-...) are ignored.")
+                    + "_netdev, x-...) are ignored. io_uring: FUSE over io_uring where the kernel offers it "
+                    + "(enable_uring set on the fuse module), io_uring_entries=N requests at once per CPU (default 4).")
     List<String> fuseOptions = new ArrayList<>();
 
     @Option(names = "--daemonize", description = "Return once the disks answer, and serve in the background.")

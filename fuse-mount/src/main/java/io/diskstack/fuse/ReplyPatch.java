@@ -1,5 +1,6 @@
 package io.diskstack.fuse;
 
+import com.kenai.jffi.MemoryIO;
 import java.util.logging.Logger;
 import jnr.ffi.LibraryLoader;
 import jnr.ffi.Memory;
@@ -32,10 +33,8 @@ import jnr.ffi.types.size_t;
  */
 final class ReplyPatch {
     private static final Logger LOG = Logger.getLogger(ReplyPatch.class.getName());
-    static final int FUSE_OPEN = 14;
-    static final int FUSE_INIT = 26;
-    private static final int IN_HEADER = 40;
-    private static final int OUT_HEADER = 16;
+    private static final int IN_HEADER = FuseAbi.IN_HEADER;
+    private static final int OUT_HEADER = FuseAbi.OUT_HEADER;
     private static final int INIT_OUT_SIZE = 64;
     private static final int FUSE_ASYNC_DIO = 1 << 15;
     private static final int FUSE_MAX_PAGES = 1 << 22;
@@ -94,20 +93,25 @@ final class ReplyPatch {
     private final ChannelOps openOps;
     private final Send openSend = this::sendOpen;
     private final Pointer openChannel;
+    private final FuseUring uring;
+    private volatile boolean uringReady;
+    private volatile boolean uringStarted;
     private volatile boolean applies;
     private volatile int patchedMinor;
     private volatile int asyncDio;
     private volatile boolean applied;
     private volatile boolean parallelWrites;
 
-    ReplyPatch(Pointer realChannel) {
+    /** @param uring FUSE over io_uring to ask for in the INIT reply, or null for /dev/fuse only */
+    ReplyPatch(Pointer realChannel, FuseUring uring) {
         this.fd = NATIVE.fuse_chan_fd(realChannel);
+        this.uring = uring;
         this.ops = new ChannelOps(runtime);
         ops.send.set(send);
-        this.channel = NATIVE.fuse_chan_new(ops, fd, MAX_REQUEST + 4096, null);
+        this.channel = newChannel(ops, fd, MAX_REQUEST + 4096);
         this.openOps = new ChannelOps(runtime);
         openOps.send.set(openSend);
-        this.openChannel = NATIVE.fuse_chan_new(openOps, fd, MAX_REQUEST + 4096, null);
+        this.openChannel = newChannel(openOps, fd, MAX_REQUEST + 4096);
     }
 
     /**
@@ -115,10 +119,10 @@ final class ReplyPatch {
      * 7.38 is agreed), else {@code libfuseChannel}.
      */
     Pointer channelFor(int opcode, Pointer request, Pointer libfuseChannel) {
-        if (opcode == FUSE_OPEN) {
+        if (opcode == FuseAbi.FUSE_OPEN) {
             return parallelWrites ? openChannel : libfuseChannel;
         }
-        if (opcode != FUSE_INIT) {
+        if (opcode != FuseAbi.FUSE_INIT) {
             return libfuseChannel;
         }
         int kernelMinor = request.getInt(IN_HEADER + 4);
@@ -126,13 +130,30 @@ final class ReplyPatch {
         applies = kernelMinor >= PATCHED_MINOR && (kernelFlags & FUSE_MAX_PAGES) != 0;
         patchedMinor = kernelMinor >= PARALLEL_WRITES_MINOR ? PARALLEL_WRITES_MINOR : PATCHED_MINOR;
         asyncDio = kernelFlags & FUSE_ASYNC_DIO;
+        if (uring != null) {
+            boolean offered = (kernelFlags & FuseUring.FUSE_INIT_EXT) != 0
+                    && (request.getInt(IN_HEADER + 16) & FuseUring.FUSE_OVER_IO_URING) != 0;
+            if (!applies || !offered) {
+                String refusal = FuseUring.kernelRefusal();
+                LOG.warning("FUSE over io_uring was asked for, but " + (refusal != null ? refusal
+                        : "the kernel does not offer it") + "; serving /dev/fuse");
+            } else {
+                uringReady = uring.prepare(fd);
+            }
+        }
         return channel;
+    }
+
+    /** A libfuse2 channel on the FUSE device whose replies go to {@code ops}' send function. */
+    static Pointer newChannel(ChannelOps ops, int fd, long bufferSize) {
+        return NATIVE.fuse_chan_new(ops, fd, bufferSize, null);
     }
 
     boolean applied() {
         return applied;
     }
 
+    /** Sends the INIT reply, patched if it succeeds and the kernel can take the patch. */
     private int send(Pointer ch, Pointer iov, long count) {
         try {
             if (applies && count == 2) {
@@ -147,7 +168,12 @@ final class ReplyPatch {
             return n < 0 ? -runtime.getLastError() : 0;
         } catch (Throwable t) {
             LOG.warning("FUSE INIT reply failed: " + t);
-            return -5;
+            return -FuseAbi.EIO;
+        } finally {
+            if (uringReady && !uringStarted) {
+                // the reply that went out (if any) did not ask for io_uring: the entries must end
+                uring.discard();
+            }
         }
     }
 
@@ -165,31 +191,51 @@ final class ReplyPatch {
         out.putInt(OUT_HEADER + 20, MAX_REQUEST);
         out.putInt(OUT_HEADER + 24, 1);
         out.putShort(OUT_HEADER + 28, (short) MAX_PAGES);
+        if (uringReady) {
+            out.putInt(OUT_HEADER + 12, out.getInt(OUT_HEADER + 12) | FuseUring.FUSE_INIT_EXT);
+            out.putInt(OUT_HEADER + 32, FuseUring.FUSE_OVER_IO_URING);
+        }
         long n = NATIVE.write(fd, out, OUT_HEADER + INIT_OUT_SIZE);
         if (n < 0) {
             return -runtime.getLastError();
         }
         applied = true;
         parallelWrites = patchedMinor >= PARALLEL_WRITES_MINOR;
+        if (uringReady) {
+            // the kernel now holds every request until each CPU's queue has an entry
+            uringStarted = true;
+            uring.start(this);
+        }
         return 0;
+    }
+
+    /**
+     * Marks a successful OPEN reply's {@code fuse_open_out} at {@code openOut} for parallel direct
+     * writes if the connection speaks 7.38 and the file is a disk (a lane handle) in direct-I/O mode.
+     */
+    void allowParallelDirectWrites(long openOut, long length) {
+        if (!parallelWrites || length != OPEN_OUT_SIZE) {
+            return;
+        }
+        MemoryIO memory = MemoryIO.getInstance();
+        int flags = memory.getInt(openOut + 8);
+        if ((flags & FOPEN_DIRECT_IO) != 0 && (memory.getLong(openOut) & FuseSession.LANE_HANDLE) != 0) {
+            memory.putInt(openOut + 8, flags | FOPEN_PARALLEL_DIRECT_WRITES);
+        }
     }
 
     /** Sends an OPEN reply; one for a disk (a lane handle) in direct-I/O mode gets parallel writes. */
     private int sendOpen(Pointer ch, Pointer iov, long count) {
         try {
-            if (count == 2 && iov.getLong(24) == OPEN_OUT_SIZE && iov.getPointer(0).getInt(4) == 0) {
-                Pointer arg = iov.getPointer(16);
-                int flags = arg.getInt(8);
-                if ((flags & FOPEN_DIRECT_IO) != 0 && (arg.getLong(0) & FuseSession.LANE_HANDLE) != 0) {
-                    // the reply is libfuse's own (on its stack until this call returns): patch it in place
-                    arg.putInt(8, flags | FOPEN_PARALLEL_DIRECT_WRITES);
-                }
+            if (count == 2 && iov.getPointer(0).getInt(4) == 0) {
+                // the reply is libfuse's own (on its stack until this call returns): patch it in place
+                allowParallelDirectWrites(iov.getPointer(16).address(), iov.getLong(24));
             }
             long n = NATIVE.writev(fd, iov, (int) count);
             return n < 0 ? -runtime.getLastError() : 0;
         } catch (Throwable t) {
             LOG.warning("FUSE OPEN reply failed: " + t);
-            return -5;
+            return -FuseAbi.EIO;
         }
     }
 }

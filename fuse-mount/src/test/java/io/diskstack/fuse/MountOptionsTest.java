@@ -21,6 +21,17 @@ class MountOptionsTest {
     }
 
     @Test
+    void ioUringIsDiskstacksOwnOption() {
+        assertEquals(0, new MountOptions(List.of("rw")).uringEntries());
+        MountOptions o = new MountOptions(List.of("rw,io_uring,allow_other"));
+        assertEquals(MountOptions.DEFAULT_URING_ENTRIES, o.uringEntries());
+        assertEquals(List.of("rw", "allow_other"), o.fuseOptions());
+        assertEquals(8, new MountOptions(List.of("io_uring_entries=8,io_uring")).uringEntries());
+        ConfigException e = assertThrows(ConfigException.class, () -> new MountOptions(List.of("io_uring_entries=0")));
+        assertEquals("mount option 'io_uring_entries=0': entries per CPU must be 1 to 64", e.getMessage());
+    }
+
+    @Test
     void theSourceAndTypeAreDiskstacks() {
         ConfigException e = assertThrows(ConfigException.class, () -> new MountOptions(List.of("fsname=x")));
         assertEquals("mount option 'fsname=x' is diskstack's to set", e.getMessage());

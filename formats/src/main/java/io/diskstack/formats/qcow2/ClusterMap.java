@@ -48,6 +48,11 @@ final class ClusterMap {
         this.name = name;
     }
 
+    /** How many L2 tables the image can have: its L1 entries. */
+    long l2Tables() {
+        return l1.length;
+    }
+
     private Overlaps overlaps;
 
     void setRefcounts(Refcounts refcounts, Overlaps overlaps) {

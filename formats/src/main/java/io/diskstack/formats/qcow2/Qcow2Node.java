@@ -79,7 +79,11 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
      * bounded ({@link #syncBehindAllocations}, {@link #maybeWriteBack}).
      */
     private long allocatedSinceWriteBack;
-    /** Clusters allocated since the last {@link #syncBehindAllocations}. */
+    /**
+     * Bytes of guest data written to newly allocated clusters since the last
+     * {@link #syncBehindAllocations}: what its sync has to write out (counting the clusters instead
+     * made 4 KiB writes to a fresh image sync every 1024 writes).
+     */
     private final java.util.concurrent.atomic.AtomicLong newSinceSync = new java.util.concurrent.atomic.AtomicLong();
     private final java.util.concurrent.atomic.AtomicBoolean syncingBehind = new java.util.concurrent.atomic.AtomicBoolean();
     private static final long SYNC_BEHIND_BYTES = 64L << 20;
@@ -475,7 +479,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             host = refcounts.allocate(k);
             allocations += k;
             allocatedSinceWriteBack += k;
-            newSinceSync.addAndGet(k);
+            newSinceSync.addAndGet(k << layout.clusterBits);
             for (int i = 0; i < k; i++) {
                 inFlight.add(first + i);
             }
@@ -563,7 +567,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                 host = refcounts.allocateData();
                 allocations++;
                 allocatedSinceWriteBack++;
-                newSinceSync.incrementAndGet();
+                newSinceSync.addAndGet(n);
                 fresh = refcounts.lastWasFresh;
             }
             inFlight.add(gc);
@@ -1117,7 +1121,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     private void maybeWriteBack() throws IOException {
-        if (l2cache.tooManyDirty() || refcache.tooManyDirty() || allocatedSinceWriteBack >= 2 * leakBound()) {
+        if (l2cache.tooManyDirty(map.l2Tables()) || refcounts.tooManyDirtyBlocks()
+                || allocatedSinceWriteBack >= 2 * leakBound()) {
             flushMetadata();
         }
     }
@@ -1134,14 +1139,14 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     /**
-     * Every {@link #SYNC_BEHIND_BYTES} of new clusters, syncs the file with no lock held, and
+     * Every {@link #SYNC_BEHIND_BYTES} of data written to new clusters, syncs the file with no lock held, and
      * writes the metadata back ({@link #flush}) once {@link #leakBound} clusters are new. The
      * sync writes out the data while other writers go on allocating, so the disk works alongside
      * them instead of all at once in a flush that holds them up, and the ordered write-back under
      * the lock finds little left to sync. Called with no lock held; one writer does it at a time.
      */
     private void syncBehindAllocations() throws IOException {
-        if (newSinceSync.get() < Math.max(1, SYNC_BEHIND_BYTES >>> layout.clusterBits)
+        if (newSinceSync.get() < SYNC_BEHIND_BYTES
                 || !syncingBehind.compareAndSet(false, true)) {
             return;
         }

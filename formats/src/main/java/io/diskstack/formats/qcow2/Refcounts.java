@@ -503,13 +503,18 @@ final class Refcounts {
      * when it is full, writes them, after the mapping tables if one holds a decrease.
      */
     void writeBackIfFull() throws IOException {
-        if (!blocks.tooManyDirty()) {
+        if (!blocks.tooManyDirty(table.length)) {
             return;
         }
         if (blocks.anyPendingDecrement()) {
             hooks.writeMappingTables();
         }
         blocks.writeBack();
+    }
+
+    /** True when the dirty refcount blocks should be written back ({@link TableCache#tooManyDirty}). */
+    boolean tooManyDirtyBlocks() {
+        return blocks.tooManyDirty(table.length);
     }
 
     /** Writes dirty refcount blocks (the caller has written what must precede them). */

@@ -122,9 +122,15 @@ final class TableCache {
         return dirty.size();
     }
 
-    /** True when so many tables are pinned that the owner should write them back now. */
-    boolean tooManyDirty() {
-        return dirty.size() >= capacityTables;
+    /**
+     * True when so many tables are pinned that the owner should write them back now: they fill
+     * the cache, and the image has more tables than the cache holds ({@code tablesInImage}), so
+     * one that is not here yet may be needed. A cache that holds all of them (the default L2
+     * cache, sized to the image) never has to give one up; writing back whenever all were dirty
+     * made random writes to a small image sync every few requests.
+     */
+    boolean tooManyDirty(long tablesInImage) {
+        return dirty.size() >= capacityTables && tablesInImage > capacityTables;
     }
 
     /** Writes one table now and makes it clean. */
