@@ -64,8 +64,11 @@ class FioVerifyMountTest {
         return config;
     }
 
-    /** Writes and verifies (or, with {@code verifyOnly}, verifies what the same job wrote before). */
-    private static void verifiedFio(Path disk, boolean verifyOnly) {
+    /**
+     * Writes and verifies (or, with {@code verifyOnly}, verifies what the same job wrote before)
+     * the first 32 MiB of {@code disk}.
+     */
+    static void verifiedFio(Path disk, boolean verifyOnly) {
         List<String> fio = new ArrayList<>(List.of("fio", "--name=guest", "--filename=" + disk,
                 "--rw=randwrite", "--bs=4k", "--direct=1", "--ioengine=libaio", "--iodepth=32",
                 "--numjobs=2", "--size=" + HALF, "--offset_increment=" + HALF,

@@ -10,8 +10,6 @@ import io.diskstack.core.testing.Shell;
 import io.diskstack.fuse.testing.MountedDaemon;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -33,7 +31,6 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class FuseUringMountTest {
     private static final Pattern SERVED = Pattern.compile("FUSE over io_uring served (\\d+) requests");
-    private static final String HALF = "16M";
     private static String enableUringBefore;
 
     @TempDir
@@ -71,7 +68,7 @@ class FuseUringMountTest {
             Shell.run("dd", "if=" + d.disk("disk0"), "of=" + back, "bs=1M", "count=8", "iflag=direct",
                     "status=none").ok();
             Shell.run("cmp", src.toString(), back.toString()).ok();
-            verifiedFio(d.disk("disk0"), false);
+            FioVerifyMountTest.verifiedFio(d.disk("disk0"), false);
             assertEquals(0, d.unmount(), d.log());
             log = d.log();
         }
@@ -81,7 +78,7 @@ class FuseUringMountTest {
         // fio wrote 8192 blocks and read each back: nearly all of it came through the rings
         assertTrue(Long.parseLong(served.group(1)) >= 16384, log);
         try (MountedDaemon d = MountedDaemon.mount(config, mnt)) {
-            verifiedFio(d.disk("disk0"), true);
+            FioVerifyMountTest.verifiedFio(d.disk("disk0"), true);
         }
         if (format.equals("qcow2")) {
             Shell.run("qemu-img", "check", dir.resolve("disk0.img").toString()).ok();
@@ -172,20 +169,5 @@ class FuseUringMountTest {
                  "exports": [{"id": "disk0", "node-name": "d0", "writable": true}]}
                 """.formatted(format, format));
         return config;
-    }
-
-    private static void verifiedFio(Path disk, boolean verifyOnly) {
-        List<String> fio = new ArrayList<>(List.of("fio", "--name=guest", "--filename=" + disk,
-                "--rw=randwrite", "--bs=4k", "--direct=1", "--ioengine=libaio", "--iodepth=32",
-                "--numjobs=2", "--size=" + HALF, "--offset_increment=" + HALF,
-                "--verify=crc32c", "--verify_fatal=1", "--randrepeat=1"));
-        if (verifyOnly) {
-            fio.add("--verify_only");
-        }
-        Shell.Result r = Shell.run(Duration.ofMinutes(3), null, fio);
-        String out = r.stdout() + r.stderr();
-        assertEquals(0, r.exitCode(), out);
-        assertFalse(out.contains("verify:") || out.contains("bad magic") || out.contains("crc32c: verify failed"), out);
-        assertEquals(2, out.split("err= 0:").length - 1, "both jobs finish without error: " + out);
     }
 }
