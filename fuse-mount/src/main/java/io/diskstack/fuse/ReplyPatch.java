@@ -22,7 +22,8 @@ import jnr.ffi.types.size_t;
  * (later versions only appended fields, used former padding, or added opcodes and flags the
  * kernel uses only when asked for; libfuse2 answers unknown opcodes with ENOSYS), so nothing else
  * changes. The patch applies only if the kernel offers max_pages; otherwise libfuse's reply goes
- * out untouched.
+ * out untouched. With a {@link FuseUring}, the patched reply also asks for FUSE over io_uring if
+ * the kernel offers it and every ring entry is ready, and the entries start once it is sent.
  *
  * <p>OPEN (7.38 only): the kernel holds a file's inode lock across a direct write, so writers
  * to one disk queue behind each other (a synchronous writer for its whole round trip, an
