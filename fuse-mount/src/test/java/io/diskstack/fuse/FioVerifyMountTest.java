@@ -51,16 +51,18 @@ class FioVerifyMountTest {
     }
 
     private Path config(String stack) throws Exception {
-        if (stack.equals("seed")) {
-            return SeedStack.create(dir, "32M");
-        }
+        return stack.equals("seed") ? SeedStack.create(dir, "32M") : singleDiskConfig(dir, stack);
+    }
+
+    /** {@code dir/config.json}: one writable 32 MiB disk0 in a new image of {@code format}. */
+    static Path singleDiskConfig(Path dir, String format) throws Exception {
         Path config = dir.resolve("config.json");
         Files.writeString(config, """
                 {"create": [{"filename": "disk0.img", "format": "%s", "size": "32M"}],
                  "blockdev": [{"driver": "%s", "node-name": "d0",
                                "file": {"driver": "file", "filename": "disk0.img"}}],
                  "exports": [{"id": "disk0", "node-name": "d0", "writable": true}]}
-                """.formatted(stack, stack));
+                """.formatted(format, format));
         return config;
     }
 

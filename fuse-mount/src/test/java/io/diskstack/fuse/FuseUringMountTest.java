@@ -55,7 +55,7 @@ class FuseUringMountTest {
     void requestsGoThroughTheRingsAndConcurrentWritesVerify(String format) throws Exception {
         Shell.requireTool("fio");
         Files.writeString(FuseUring.ENABLE_URING, "Y");
-        Path config = config(format);
+        Path config = FioVerifyMountTest.singleDiskConfig(dir, format);
         Path mnt = dir.resolve("mnt");
         String log;
         Path src = dir.resolve("src");
@@ -88,7 +88,7 @@ class FuseUringMountTest {
     @Test
     void sigtermUnderLoadKeepsWhatWasFsyncedAndKillNineLeavesNoDeadMount() throws Exception {
         Files.writeString(FuseUring.ENABLE_URING, "Y");
-        Path config = config("raw");
+        Path config = FioVerifyMountTest.singleDiskConfig(dir, "raw");
         Path data = dir.resolve("synced.bin");
         Shell.sh("head -c 4M /dev/urandom > " + data).ok();
         MountedDaemon d = mount(config, dir.resolve("mnt"), "io_uring");
@@ -137,7 +137,7 @@ class FuseUringMountTest {
     @Test
     void aKernelThatSaysNoGetsDevFuse() throws Exception {
         Files.writeString(FuseUring.ENABLE_URING, "N");
-        Path config = config("raw");
+        Path config = FioVerifyMountTest.singleDiskConfig(dir, "raw");
         Path mnt = dir.resolve("mnt");
         byte[] data = new byte[1 << 20];
         new java.util.Random(7).nextBytes(data);
@@ -158,16 +158,5 @@ class FuseUringMountTest {
     private static MountedDaemon mount(Path config, Path mnt, String option) {
         return MountedDaemon.start(List.of("mount", "-v", "-o", option, config.toString(), mnt.toString()),
                 Map.of(), mnt);
-    }
-
-    private Path config(String format) throws Exception {
-        Path config = dir.resolve("config.json");
-        Files.writeString(config, """
-                {"create": [{"filename": "disk0.img", "format": "%s", "size": "32M"}],
-                 "blockdev": [{"driver": "%s", "node-name": "d0",
-                               "file": {"driver": "file", "filename": "disk0.img"}}],
-                 "exports": [{"id": "disk0", "node-name": "d0", "writable": true}]}
-                """.formatted(format, format));
-        return config;
     }
 }
