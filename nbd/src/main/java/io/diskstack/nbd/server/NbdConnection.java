@@ -15,9 +15,13 @@ import io.diskstack.nbd.Wire;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -27,6 +31,10 @@ import java.util.logging.Logger;
  * flight and replies go out of order. Memory is bounded per connection: at most
  * {@link #MAX_IN_FLIGHT} requests and {@link #MAX_IN_FLIGHT_BYTES} of payload, and no request
  * larger than the advertised maximum payload; reading waits while the bounds are reached.
+ *
+ * <p>Replies are combined: a request that finds another thread writing leaves its reply in the
+ * outbox and goes back to the pool; the writing thread sends everything queued in one gathered
+ * write before it lets go. At queue depth one the reply goes out on its own thread at once.
  */
 final class NbdConnection implements Runnable {
     private static final Logger LOG = Logger.getLogger(NbdConnection.class.getName());
@@ -40,7 +48,9 @@ final class NbdConnection implements Runnable {
     private final String peer;
     private final Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
     private final Semaphore bytes = new Semaphore(MAX_IN_FLIGHT_BYTES);
-    private final Object writeLock = new Object();
+    /** Replies not written yet; see {@link #send}. */
+    private final ConcurrentLinkedQueue<Reply> outbox = new ConcurrentLinkedQueue<>();
+    private final AtomicBoolean writing = new AtomicBoolean();
     private volatile Transport transport;
     private volatile NbdExport export;
     private volatile boolean closing;
@@ -200,6 +210,9 @@ final class NbdConnection implements Runnable {
             this.payload = payload;
         }
 
+        /** Set once a reply owns this request's buffers: they are released when it is written. */
+        private boolean replied;
+
         @Override
         public void run() {
             try {
@@ -210,7 +223,9 @@ final class NbdConnection implements Runnable {
                 }
                 transport.abort();
             } finally {
-                release(buffer, payload);
+                if (!replied) {
+                    release(buffer, payload);
+                }
             }
         }
 
@@ -301,18 +316,22 @@ final class NbdConnection implements Runnable {
         }
 
         private void read() throws IOException {
-            try (PooledBuffer b = BufferPool.acquire((int) length)) {
-                ByteBuffer data = b.buffer();
+            PooledBuffer b = BufferPool.acquire((int) length);
+            ByteBuffer data = b.buffer();
+            try {
                 backend.read(offset, data);
-                data.flip();
-                if (structured) {
-                    ByteBuffer head = ByteBuffer.allocate(28).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE)
-                            .putShort((short) REPLY_TYPE_OFFSET_DATA).putLong(cookie).putInt(8 + data.remaining())
-                            .putLong(offset).flip();
-                    send(head, data);
-                } else {
-                    send(simple(0), data);
-                }
+            } catch (IOException | RuntimeException e) {
+                b.close();
+                throw e;
+            }
+            data.flip();
+            if (structured) {
+                ByteBuffer head = ByteBuffer.allocate(28).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE)
+                        .putShort((short) REPLY_TYPE_OFFSET_DATA).putLong(cookie).putInt(8 + data.remaining())
+                        .putLong(offset).flip();
+                reply(b, head, data);
+            } else {
+                reply(b, simple(0), data);
             }
         }
 
@@ -347,33 +366,80 @@ final class NbdConnection implements Runnable {
             ByteBuffer head = ByteBuffer.allocate(24).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE)
                     .putShort((short) REPLY_TYPE_BLOCK_STATUS).putLong(cookie).putInt(4 + extents.remaining())
                     .putInt(Negotiation.BASE_ALLOCATION_ID).flip();
-            send(head, extents);
+            reply(null, head, extents);
         }
 
-        private void done() throws IOException {
-            send(simple(0));
+        private void done() {
+            reply(null, simple(0));
         }
 
         private ByteBuffer simple(int error) {
             return ByteBuffer.allocate(16).putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(cookie).flip();
         }
 
-        private void error(int error, String message) throws IOException {
+        private void error(int error, String message) {
             server.countError(export);
             if (!structured) {
-                send(simple(error));
+                reply(null, simple(error));
                 return;
             }
             byte[] text = Wire.utf8(message.length() > 1000 ? message.substring(0, 1000) : message);
             ByteBuffer b = ByteBuffer.allocate(20 + 6 + text.length).putInt(STRUCTURED_REPLY_MAGIC)
                     .putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_ERROR).putLong(cookie)
                     .putInt(6 + text.length).putInt(error).putShort((short) text.length).put(text).flip();
-            send(b);
+            reply(null, b);
         }
 
-        private void send(ByteBuffer... parts) throws IOException {
-            synchronized (writeLock) {
-                transport.write(parts);
+        /** Queues this request's reply; its buffers (and {@code data}'s, if any) go back once it is written. */
+        private void reply(PooledBuffer data, ByteBuffer... parts) {
+            replied = true;
+            send(new Reply(parts, () -> {
+                if (data != null) {
+                    data.close();
+                }
+                release(buffer, payload);
+            }));
+        }
+    }
+
+    /** One request's reply: its parts go out together, then {@code written} runs. */
+    private record Reply(ByteBuffer[] parts, Runnable written) {}
+
+    /** At most this many replies in one gathered write (each has two or three parts; Linux's IOV_MAX is 1024). */
+    private static final int MAX_BATCH = 256;
+
+    /**
+     * Sends {@code reply} with whatever else is queued: the thread that finds no one writing
+     * writes the outbox until it is empty; the others only queue. A failed write aborts the
+     * connection (the reader sees it) and every reply still queued is released unwritten.
+     */
+    private void send(Reply reply) {
+        outbox.add(reply);
+        List<Reply> batch = new ArrayList<>();
+        List<ByteBuffer> parts = new ArrayList<>();
+        // re-check after letting go: a reply queued just before the release has no other writer
+        while (!outbox.isEmpty() && writing.compareAndSet(false, true)) {
+            try {
+                Reply r;
+                while (batch.size() < MAX_BATCH && (r = outbox.poll()) != null) {
+                    batch.add(r);
+                    for (ByteBuffer b : r.parts()) {
+                        parts.add(b);
+                    }
+                }
+                transport.write(parts.toArray(ByteBuffer[]::new));
+            } catch (IOException | RuntimeException e) {
+                if (!closing) {
+                    LOG.fine(() -> peer + ": cannot reply: " + e.getMessage());
+                }
+                transport.abort();
+            } finally {
+                writing.set(false);
+                for (Reply r : batch) {
+                    r.written().run();
+                }
+                batch.clear();
+                parts.clear();
             }
         }
     }
