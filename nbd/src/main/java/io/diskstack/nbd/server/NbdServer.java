@@ -24,10 +24,8 @@ import java.util.Set;
 import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
@@ -43,7 +41,12 @@ import java.util.logging.Logger;
 public final class NbdServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(NbdServer.class.getName());
     static final int HANDSHAKE_SECONDS = 10;
-    private static final int POOL_THREADS = 64;
+    /** Requests that run at once while they compute: one per CPU (see {@link ElasticPool}). */
+    private static final int RUNNERS = Math.max(2, Runtime.getRuntime().availableProcessors());
+    /** Requests that may run at once while they wait (on a slow device, a throttle). */
+    private static final int MAX_THREADS = 64;
+    /** A request that took longer was waiting rather than computing. */
+    private static final long SLOW_REQUEST_NANOS = 2_000_000;
     /** The server of each mounted stack, for its control file. */
     private static final Map<Stack, NbdServer> RUNNING = Collections.synchronizedMap(new WeakHashMap<>());
 
@@ -57,7 +60,7 @@ public final class NbdServer implements AutoCloseable {
     private final Set<String> held = new java.util.HashSet<>();
     private final Map<NbdConnection, Thread> threads = new ConcurrentHashMap<>();
     private final Map<NbdConnection, ScheduledFuture<?>> handshakeTimers = new ConcurrentHashMap<>();
-    private final ThreadPoolExecutor pool;
+    private final ElasticPool pool;
     private final ScheduledExecutorService timer;
     private final LongAdder refused = new LongAdder();
     private final LongAdder accepted = new LongAdder();
@@ -71,9 +74,7 @@ public final class NbdServer implements AutoCloseable {
         this.tls = tls;
         this.listener = listener;
         this.boundAddress = listener.getLocalAddress();
-        this.pool = new ThreadPoolExecutor(POOL_THREADS, POOL_THREADS, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
-                daemonThreads("nbd-request"));
-        pool.allowCoreThreadTimeOut(true);
+        this.pool = new ElasticPool(RUNNERS, MAX_THREADS, SLOW_REQUEST_NANOS, daemonThreads("nbd-request"), System::nanoTime);
         this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("nbd-timer"));
         this.acceptor = new Thread(this::acceptLoop, "nbd-accept");
         acceptor.setDaemon(true);
