@@ -10,6 +10,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongSupplier;
+import java.util.logging.Logger;
 
 /**
  * Runs requests on one thread per CPU while they compute, and on more only while some wait.
@@ -24,6 +25,7 @@ import java.util.function.LongSupplier;
  * new ones.
  */
 final class ElasticPool implements Executor {
+    private static final Logger LOG = Logger.getLogger(ElasticPool.class.getName());
     private static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(30);
 
     private final int runners;
@@ -38,6 +40,8 @@ final class ElasticPool implements Executor {
     private final List<Worker> workers = new ArrayList<>();
     private int active;
     private int idle;
+    /** Idle threads that look again after {@code slowNanos} because requests are queued. */
+    private int spares;
     private boolean shutdown;
 
     private static final class Worker {
@@ -64,6 +68,10 @@ final class ElasticPool implements Executor {
             }
             queue.addLast(task);
             dispatch(clock.getAsLong());
+            if (workers.isEmpty()) {
+                queue.removeLastOccurrence(task);
+                throw new RejectedExecutionException("no thread could be started for the request");
+            }
         } finally {
             lock.unlock();
         }
@@ -90,6 +98,16 @@ final class ElasticPool implements Executor {
         }
     }
 
+    /** Threads waiting for work now (for tests). */
+    int idleThreads() {
+        lock.lock();
+        try {
+            return idle;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Under the lock: how many requests may run now, one per CPU plus one per waiting request. */
     private int allowed(long now) {
         int waiting = 0;
@@ -102,25 +120,27 @@ final class ElasticPool implements Executor {
     }
 
     /**
-     * Under the lock: wakes an idle thread if a queued request may run, or starts one. At most
-     * one thread more lives than may run, so a burst starts only the missing ones; a thread
-     * between two requests looks at the queue before it waits, so no request is left behind.
+     * Under the lock: wakes an idle thread if a queued request may run, or so that one looks
+     * again after {@code slowNanos} (there is always such a spare while requests are queued), or
+     * starts a thread. At most one thread more lives than may run, so a burst starts only the
+     * missing ones; a thread between two requests looks at the queue before it waits, so no
+     * request is left behind. A thread that cannot start is logged; the others go on.
      */
     private void dispatch(long now) {
         if (queue.isEmpty()) {
             return;
         }
         int allowed = active < runners ? runners : allowed(now);
-        if (active < allowed && idle > 0) {
+        if (idle > 0 && (active < allowed || spares == 0)) {
             work.signal();
-        } else if (workers.size() <= allowed && workers.size() < maxThreads) {
+        } else if (idle == 0 && workers.size() <= allowed && workers.size() < maxThreads) {
             Worker w = new Worker();
             workers.add(w);
             try {
                 threads.newThread(() -> work(w)).start();
             } catch (RuntimeException | Error e) {
                 workers.remove(w);
-                throw e;
+                LOG.warning("cannot start a request thread (" + workers.size() + " running): " + e);
             }
         }
     }
@@ -138,10 +158,10 @@ final class ElasticPool implements Executor {
                     dispatch(now);
                     lock.unlock();
                     try {
+                        Thread.interrupted(); // an interrupt a request kept is not the next one's
                         next.run();
                     } catch (RuntimeException | Error e) {
-                        Thread t = Thread.currentThread();
-                        t.getUncaughtExceptionHandler().uncaughtException(t, e);
+                        report(e);
                     } finally {
                         lock.lock();
                         active--;
@@ -153,23 +173,38 @@ final class ElasticPool implements Executor {
                     return;
                 }
                 // with requests queued that may not run yet, look again once a runner may be waiting
-                long wait = queue.isEmpty() ? IDLE_NANOS : slowNanos;
+                boolean spare = !queue.isEmpty();
                 idle++;
+                if (spare) {
+                    spares++;
+                }
                 long left;
                 try {
-                    left = work.awaitNanos(wait);
+                    left = work.awaitNanos(spare ? slowNanos : IDLE_NANOS);
                 } catch (InterruptedException e) {
                     left = 0;
                 } finally {
                     idle--;
+                    if (spare) {
+                        spares--;
+                    }
                 }
-                if (left <= 0 && wait == IDLE_NANOS && queue.isEmpty()) {
+                if (left <= 0 && !spare && queue.isEmpty()) {
                     return;
                 }
             }
         } finally {
             workers.remove(self);
             lock.unlock();
+        }
+    }
+
+    private static void report(Throwable e) {
+        Thread t = Thread.currentThread();
+        try {
+            t.getUncaughtExceptionHandler().uncaughtException(t, e);
+        } catch (RuntimeException | Error ignored) {
+            // the handler failed too: the thread must go on serving the queue
         }
     }
 }

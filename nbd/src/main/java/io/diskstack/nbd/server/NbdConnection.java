@@ -217,11 +217,6 @@ final class NbdConnection implements Runnable {
         public void run() {
             try {
                 perform();
-            } catch (IOException e) {
-                if (!closing) {
-                    LOG.fine(() -> peer + ": cannot reply: " + e.getMessage());
-                }
-                transport.abort();
             } finally {
                 if (!replied) {
                     release(buffer, payload);
@@ -229,7 +224,7 @@ final class NbdConnection implements Runnable {
             }
         }
 
-        private void perform() throws IOException {
+        private void perform() {
             String problem = check();
             if (problem != null) {
                 error(problem.startsWith("read-only") ? EPERM : problem.startsWith("past") && isWrite() ? ENOSPC
@@ -411,7 +406,8 @@ final class NbdConnection implements Runnable {
     /**
      * Sends {@code reply} with whatever else is queued: the thread that finds no one writing
      * writes the outbox until it is empty; the others only queue. A failed write aborts the
-     * connection (the reader sees it) and every reply still queued is released unwritten.
+     * connection (the reader sees it); the replies after it fail to write on the closed
+     * connection in turn. Each reply's buffers go back once its write is over, whatever came of it.
      */
     private void send(Reply reply) {
         outbox.add(reply);
@@ -432,11 +428,19 @@ final class NbdConnection implements Runnable {
                 if (!closing) {
                     LOG.fine(() -> peer + ": cannot reply: " + e.getMessage());
                 }
-                transport.abort();
+                try {
+                    transport.abort();
+                } catch (RuntimeException ignored) {
+                    // closing anyway
+                }
             } finally {
                 writing.set(false);
                 for (Reply r : batch) {
-                    r.written().run();
+                    try {
+                        r.written().run();
+                    } catch (RuntimeException e) {
+                        LOG.log(Level.WARNING, peer + ": releasing a reply's buffers failed", e);
+                    }
                 }
                 batch.clear();
                 parts.clear();

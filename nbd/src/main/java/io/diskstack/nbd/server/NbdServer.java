@@ -44,7 +44,7 @@ public final class NbdServer implements AutoCloseable {
     /** Requests that run at once while they compute: one per CPU (see {@link ElasticPool}). */
     private static final int RUNNERS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** Requests that may run at once while they wait (on a slow device, a throttle). */
-    private static final int MAX_THREADS = 64;
+    private static final int MAX_THREADS = Math.max(64, RUNNERS + 1);
     /** A request that took longer was waiting rather than computing. */
     private static final long SLOW_REQUEST_NANOS = 2_000_000;
     /** The server of each mounted stack, for its control file. */

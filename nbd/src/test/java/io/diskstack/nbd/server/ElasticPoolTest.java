@@ -48,13 +48,17 @@ class ElasticPoolTest {
 
     /** A request that blocks until the test lets go, counting how many run at once. */
     private Runnable held(CountDownLatch... started) {
+        return heldUntil(release, started);
+    }
+
+    private Runnable heldUntil(CountDownLatch gate, CountDownLatch... started) {
         return () -> {
             mostRunning.accumulateAndGet(running.incrementAndGet(), Math::max);
             for (CountDownLatch l : started) {
                 l.countDown();
             }
             try {
-                release.await();
+                gate.await();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             } finally {
@@ -103,6 +107,36 @@ class ElasticPoolTest {
         release.countDown();
         waitFor(() -> running.get() == 0);
         assertEquals(5, mostRunning.get());
+    }
+
+    @Test
+    void threadsLeftIdleByAnEarlierBurstStillLookAgainForWaitingRequests() throws Exception {
+        ElasticPool p = pool(2, 8);
+        CountDownLatch firstGate = new CountDownLatch(1);
+        for (int i = 0; i < 6; i++) {
+            p.execute(heldUntil(firstGate));
+        }
+        waitFor(() -> running.get() == 2);
+        now.addAndGet(SLOW + 1);
+        waitFor(() -> running.get() == 4);
+        now.addAndGet(SLOW + 1);
+        waitFor(() -> running.get() == 6);
+        firstGate.countDown();
+        waitFor(() -> running.get() == 0 && p.idleThreads() == p.threads());
+        assertTrue(p.threads() > 3, p.threads() + " threads");
+        // more threads live now than may run: one of them must still look again while requests queue
+        CountDownLatch two = new CountDownLatch(2);
+        p.execute(held(two));
+        p.execute(held(two));
+        await(two);
+        waitFor(() -> p.idleThreads() == p.threads() - 2);
+        for (int i = 0; i < 8; i++) {
+            p.execute(held());
+        }
+        Thread.sleep(20);
+        assertEquals(2, running.get());
+        now.addAndGet(SLOW + 1);
+        waitFor(() -> running.get() == 4);
     }
 
     @Test
