@@ -25,6 +25,14 @@ final class FileNode extends BlockNode {
     private volatile boolean punchHoleWorks = true;
     private volatile boolean zeroRangeWorks = true;
     private volatile boolean seekDataWorks = true;
+    /**
+     * Why a sync of the file failed, once one has: every later flush fails with it. After a
+     * failed fsync the kernel may have dropped the dirty pages it could not write (marking them
+     * clean) and reports the error only once, so a later fsync would succeed and acknowledge
+     * data that is gone (PostgreSQL's "fsyncgate"; QEMU's file-posix does the same since 4.0).
+     * The disk recovers only by reopening the image.
+     */
+    private volatile String syncFailure;
 
     FileNode(NodeOpenContext ctx, Path path, FileChannel channel, NativeFile nativeFile, boolean direct,
              int alignment) throws IOException {
@@ -121,7 +129,7 @@ final class FileNode extends BlockNode {
                 size.accumulateAndGet(pos, Math::max);
             }
             if (RequestFlags.has(flags, RequestFlags.FUA) && !skipsDiskSync()) {
-                channel.force(false);
+                sync();
             }
         } finally {
             keepInterrupt(interrupted);
@@ -226,11 +234,29 @@ final class FileNode extends BlockNode {
         if (!skipsDiskSync()) {
             boolean interrupted = Thread.interrupted();
             try {
-                channel.force(false);
+                sync();
             } finally {
                 keepInterrupt(interrupted);
             }
         }
+    }
+
+    /** fdatasync, refused for good once one has failed (see {@link #syncFailure}). */
+    private void sync() throws IOException {
+        String failed = syncFailure;
+        if (failed == null) {
+            try {
+                channel.force(false);
+                return;
+            } catch (java.nio.channels.ClosedChannelException e) {
+                throw e;
+            } catch (IOException e) {
+                failed = String.valueOf(e.getMessage());
+                syncFailure = failed;
+            }
+        }
+        throw new BlockIOException(Errno.EIO, path + ": a sync failed (" + failed
+                + "); data written since the sync before it may be lost, so no later flush succeeds until the image is reopened");
     }
 
     @Override
