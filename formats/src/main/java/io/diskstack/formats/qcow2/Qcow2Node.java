@@ -86,7 +86,20 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
      */
     private final java.util.concurrent.atomic.AtomicLong newSinceSync = new java.util.concurrent.atomic.AtomicLong();
     private final java.util.concurrent.atomic.AtomicBoolean syncingBehind = new java.util.concurrent.atomic.AtomicBoolean();
+    /** The sync behind allocations running on {@link #SYNC_BEHIND}, if any. */
+    private volatile java.util.concurrent.Future<?> syncBehind;
     private static final long SYNC_BEHIND_BYTES = 64L << 20;
+    /**
+     * Runs the syncs behind allocations, at most one per image at a time, so that no guest write
+     * waits for one: a sync's only job is to start the disk early (the ordered write-back makes
+     * its own syncs), and a failed one fails every later flush of the file anyway.
+     */
+    private static final java.util.concurrent.ExecutorService SYNC_BEHIND =
+            java.util.concurrent.Executors.newCachedThreadPool(r -> {
+                Thread t = new Thread(r, "qcow2-sync-behind");
+                t.setDaemon(true);
+                return t;
+            });
 
     Qcow2Node(NodeOpenContext ctx, BlockChild file, BlockChild backing, Qcow2Header header, String describe,
               long[] l1, long[] refTable, SnapshotTable.Parsed snapshotTable, long l2CacheBytes,
@@ -1139,25 +1152,62 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     /**
-     * Every {@link #SYNC_BEHIND_BYTES} of data written to new clusters, syncs the file with no lock held, and
-     * writes the metadata back ({@link #flush}) once {@link #leakBound} clusters are new. The
-     * sync writes out the data while other writers go on allocating, so the disk works alongside
-     * them instead of all at once in a flush that holds them up, and the ordered write-back under
-     * the lock finds little left to sync. Called with no lock held; one writer does it at a time.
+     * Every {@link #SYNC_BEHIND_BYTES} of data written to new clusters, starts a sync of the file
+     * on {@link #SYNC_BEHIND} (the writer goes on at once), or writes the metadata back
+     * ({@link #flush}) on the writer's thread once {@link #leakBound} clusters are new. The sync
+     * writes out the data while writers go on allocating, so the disk works alongside them
+     * instead of all at once in a flush that holds them up, and the ordered write-back under the
+     * lock finds little left to sync. Called with no lock held; one at a time per image.
      */
     private void syncBehindAllocations() throws IOException {
         if (newSinceSync.get() < SYNC_BEHIND_BYTES
                 || !syncingBehind.compareAndSet(false, true)) {
             return;
         }
+        boolean started = false;
         try {
             newSinceSync.set(0);
-            file.flush();
             if (allocatedSinceLeakCheck() >= leakBound()) {
                 flush();
+            } else {
+                syncBehind = SYNC_BEHIND.submit(() -> {
+                    try {
+                        file.flush();
+                    } catch (IOException | RuntimeException e) {
+                        // the file refuses every later flush after a failed sync: the guest hears of it
+                        LOG.warning(describe + ": a sync behind new clusters failed: " + e.getMessage());
+                    } finally {
+                        syncingBehind.set(false);
+                    }
+                });
+                started = true;
             }
         } finally {
-            syncingBehind.set(false);
+            if (!started) {
+                syncingBehind.set(false);
+            }
+        }
+    }
+
+    /** Waits for a sync behind allocations still running (before the image is closed or frozen). */
+    private void awaitSyncBehind() {
+        java.util.concurrent.Future<?> running = syncBehind;
+        if (running == null) {
+            return;
+        }
+        boolean interrupted = false;
+        while (true) {
+            try {
+                running.get();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            } catch (java.util.concurrent.ExecutionException e) {
+                break; // logged by the task
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -1265,6 +1315,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     }
 
     private void writeBackAndMarkClean() throws IOException {
+        awaitSyncBehind();
         if (!written) {
             return;
         }

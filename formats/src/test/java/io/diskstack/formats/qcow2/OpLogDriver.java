@@ -47,8 +47,13 @@ public final class OpLogDriver implements BlockDriver {
 
     private static final Map<String, Hold> HOLDS = new ConcurrentHashMap<>();
 
+    /** Holds the flushes through log {@code name}, or no longer when {@code hold} is null. */
     static void holdFlushes(String name, Hold hold) {
-        HOLDS.put(name, hold);
+        if (hold == null) {
+            HOLDS.remove(name);
+        } else {
+            HOLDS.put(name, hold);
+        }
     }
 
     /** Applies one operation to a file, as the disk would have stored it. */

@@ -41,6 +41,44 @@ class Qcow2WriteBackTest {
         assertTrue(syncs > 10, syncs + " syncs before the guest's flush");
     }
 
+    @Test
+    void writersDoNotWaitForTheSyncBehindNewClusters() throws Exception {
+        Qemu.require();
+        Path img = dir.resolve("seq.qcow2");
+        Qemu.img("create", "-f", "qcow2", img.toString(), "1G");
+        OpLogDriver.forget(LOG);
+        try (BlockGraph g = TestGraphs.newGraph(dir)) {
+            g.open(opts("driver", "qcow2", "node-name", "q", "file", Map.of("driver", "oplog", "log", LOG,
+                    "file", Map.of("driver", "file", "filename", img.toString()))));
+            BlockBackend b = g.addBackend("d", "q", true);
+            ByteBuffer mib = ByteBuffer.allocateDirect(1 << 20);
+            b.write(0, mib.clear(), 0); // the first write syncs the header's dirty bit
+            var hold = new OpLogDriver.Hold(new java.util.concurrent.CountDownLatch(1),
+                    new java.util.concurrent.CountDownLatch(1));
+            OpLogDriver.holdFlushes(LOG, hold);
+            try {
+                // 96 MiB of new clusters: a sync starts after 64 MiB and is held; the writes go on
+                var writer = java.util.concurrent.CompletableFuture.runAsync(() -> {
+                    try {
+                        for (long at = 1 << 20; at < 97L << 20; at += 1 << 20) {
+                            b.write(at, mib.clear(), 0);
+                        }
+                    } catch (java.io.IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                });
+                assertTrue(hold.entered().await(30, java.util.concurrent.TimeUnit.SECONDS), "no sync behind the allocations");
+                writer.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                assertEquals(1, hold.release().getCount(), "the writes finished while the sync was held");
+            } finally {
+                OpLogDriver.holdFlushes(LOG, null);
+                hold.release().countDown();
+            }
+            b.flush();
+        }
+        Qemu.checkClean(img);
+    }
+
     /**
      * 300 random 4 KiB writes to a new image of {@code size} (a power of two), then a flush;
      * returns how many syncs reached the image file between the open and that flush. The image is
