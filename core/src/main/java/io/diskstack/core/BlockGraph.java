@@ -338,6 +338,9 @@ public final class BlockGraph implements AutoCloseable {
     }
 
     private BlockNode swap(BlockNode old, Map<String, Object> options) throws IOException {
+        // as QEMU's reopen: what the node caches goes down first, and a failure refuses the
+        // reopen with nothing changed (closing would only log it, and lose the writes)
+        RequestPath.flush(old);
         List<BlockChild> users = new ArrayList<>(old.parents);
         old.parents.clear();
         Map<String, Object> previous = old.openOptions;

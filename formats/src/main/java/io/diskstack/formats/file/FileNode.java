@@ -26,13 +26,17 @@ final class FileNode extends BlockNode {
     private volatile boolean zeroRangeWorks = true;
     private volatile boolean seekDataWorks = true;
     /**
-     * Why a sync of the file failed, once one has: every later flush fails with it. After a
-     * failed fsync the kernel may have dropped the dirty pages it could not write (marking them
-     * clean) and reports the error only once, so a later fsync would succeed and acknowledge
-     * data that is gone (PostgreSQL's "fsyncgate"; QEMU's file-posix does the same since 4.0).
-     * The disk recovers only by reopening the image.
+     * Files whose sync failed, by real path, and why: every later flush of them fails, also
+     * through a node that reopened the file. After a failed fsync the kernel may have dropped the
+     * dirty pages it could not write (marking them clean) and reports the error once per open
+     * file, so a later fsync would succeed and acknowledge data that is gone (PostgreSQL's
+     * "fsyncgate"; QEMU's file-posix does the same since 4.0, except with O_DIRECT, where no page
+     * cache holds the data). A new mount starts afresh.
      */
-    private volatile String syncFailure;
+    private static final java.util.Map<Path, String> FAILED_SYNCS = new java.util.concurrent.ConcurrentHashMap<>();
+    /** One sync at a time: of two at once, only one would hear of a writeback error. */
+    private final java.util.concurrent.locks.ReentrantLock syncLock = new java.util.concurrent.locks.ReentrantLock();
+    private final Path realPath;
 
     FileNode(NodeOpenContext ctx, Path path, FileChannel channel, NativeFile nativeFile, boolean direct,
              int alignment) throws IOException {
@@ -43,6 +47,13 @@ final class FileNode extends BlockNode {
         this.direct = direct;
         this.alignment = alignment;
         this.size = new AtomicLong(channel.size());
+        Path real;
+        try {
+            real = path.toRealPath();
+        } catch (IOException e) {
+            real = path.toAbsolutePath().normalize();
+        }
+        this.realPath = real;
     }
 
     @Override
@@ -241,22 +252,28 @@ final class FileNode extends BlockNode {
         }
     }
 
-    /** fdatasync, refused for good once one has failed (see {@link #syncFailure}). */
+    /** fdatasync, refused for good once one of the file has failed (see {@link #FAILED_SYNCS}). */
     private void sync() throws IOException {
-        String failed = syncFailure;
-        if (failed == null) {
+        syncLock.lock();
+        try {
+            String failed = FAILED_SYNCS.get(realPath);
+            if (failed != null) {
+                throw new BlockIOException(Errno.EIO, path + ": an earlier sync failed (" + failed
+                        + "); what was written since the sync before it may be lost, so no flush succeeds until the disk is mounted again");
+            }
             try {
                 channel.force(false);
-                return;
             } catch (java.nio.channels.ClosedChannelException e) {
                 throw e;
             } catch (IOException e) {
-                failed = String.valueOf(e.getMessage());
-                syncFailure = failed;
+                if (!direct) {
+                    FAILED_SYNCS.put(realPath, String.valueOf(e.getMessage()));
+                }
+                throw hostError("sync", e);
             }
+        } finally {
+            syncLock.unlock();
         }
-        throw new BlockIOException(Errno.EIO, path + ": a sync failed (" + failed
-                + "); data written since the sync before it may be lost, so no later flush succeeds until the image is reopened");
     }
 
     @Override

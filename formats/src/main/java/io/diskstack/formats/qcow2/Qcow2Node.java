@@ -88,6 +88,9 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     private final java.util.concurrent.atomic.AtomicBoolean syncingBehind = new java.util.concurrent.atomic.AtomicBoolean();
     /** The sync behind allocations running on {@link #SYNC_BEHIND}, if any. */
     private volatile java.util.concurrent.Future<?> syncBehind;
+    /** Why the last sync behind allocations failed, until a flush has reported it. */
+    private final java.util.concurrent.atomic.AtomicReference<String> syncBehindFailure =
+            new java.util.concurrent.atomic.AtomicReference<>();
     private static final long SYNC_BEHIND_BYTES = 64L << 20;
     /**
      * Runs the syncs behind allocations, at most one per image at a time, so that no guest write
@@ -1174,7 +1177,8 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
                     try {
                         file.flush();
                     } catch (IOException | RuntimeException e) {
-                        // the file refuses every later flush after a failed sync: the guest hears of it
+                        // the guest hears of it at its next flush
+                        syncBehindFailure.set(e.getMessage());
                         LOG.warning(describe + ": a sync behind new clusters failed: " + e.getMessage());
                     } finally {
                         syncingBehind.set(false);
@@ -1255,6 +1259,10 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     protected void flush() throws IOException {
         if (!written) {
             return;
+        }
+        String failed = syncBehindFailure.getAndSet(null);
+        if (failed != null) {
+            throw new BlockIOException(Errno.EIO, describe + ": a sync of new clusters failed: " + failed);
         }
         flushLock.lock();
         try {
