@@ -19,7 +19,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * A test filter that records every write, write-zeroes, discard and flush sent to the node below
  * ({@code {"driver": "oplog", "log": "name", "file": …}}), so that tests can replay what a power
  * loss could leave on disk: everything before the last completed flush, and any subset of what
- * was written after it.
+ * was written after it. A write is recorded once it is done, a flush where it started: what was
+ * written while it ran is not known to be durable.
  */
 public final class OpLogDriver implements BlockDriver {
     static final int WRITE = 1;
@@ -106,20 +107,20 @@ public final class OpLogDriver implements BlockDriver {
             protected void write(long offset, ByteBuffer src, int flags) throws IOException {
                 byte[] b = new byte[src.remaining()];
                 src.duplicate().get(b);
-                log.add(new Op(WRITE, offset, b.length, b));
                 super.write(offset, src, flags);
+                log.add(new Op(WRITE, offset, b.length, b));
             }
 
             @Override
             protected void writeZeroes(long offset, long length, int flags) throws IOException {
-                log.add(new Op(ZEROES, offset, length, null));
                 super.writeZeroes(offset, length, flags);
+                log.add(new Op(ZEROES, offset, length, null));
             }
 
             @Override
             protected void discard(long offset, long length) throws IOException {
-                log.add(new Op(DISCARD, offset, length, null));
                 super.discard(offset, length);
+                log.add(new Op(DISCARD, offset, length, null));
             }
 
             @Override
@@ -134,8 +135,11 @@ public final class OpLogDriver implements BlockDriver {
                         Thread.currentThread().interrupt();
                     }
                 }
+                // a flush makes durable what was written before it started, no more: with
+                // writers running beside it (a sync behind allocations), its mark goes there
+                int coversUpTo = log.size();
                 filtered().flush();
-                log.add(new Op(FLUSH, 0, 0, null));
+                log.add(coversUpTo, new Op(FLUSH, 0, 0, null));
             }
 
             @Override
