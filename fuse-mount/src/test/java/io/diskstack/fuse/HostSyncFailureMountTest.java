@@ -52,6 +52,13 @@ class HostSyncFailureMountTest {
                 assertNotEquals(0, sh("sync " + disk).exitCode());
                 String log = outer.log();
                 assertTrue(log.contains(inner.disk("disk0") + ": an earlier sync failed"), log);
+                // a reopen writes the node back first: refused, with the graph as it was
+                String graph = Files.readString(outer.control("graph"));
+                assertNotEquals(0, sh("echo node-name=f1,detect-zeroes=on > " + outer.control("blockdev-reopen"))
+                        .exitCode(), "a reopen of a file whose sync failed");
+                assertTrue(Files.readString(outer.control("last-error")).contains("sync failed"),
+                        Files.readString(outer.control("last-error")));
+                assertEquals(graph, Files.readString(outer.control("graph")));
                 // reads and writes go on; only flushes are refused
                 sh("cmp " + data + " " + disk + " -n 1048576").ok();
                 // its last flush fails too

@@ -1173,17 +1173,25 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
             if (allocatedSinceLeakCheck() >= leakBound()) {
                 flush();
             } else {
-                syncBehind = SYNC_BEHIND.submit(() -> {
+                var task = new java.util.concurrent.FutureTask<Void>(() -> {
                     try {
                         file.flush();
                     } catch (IOException | RuntimeException e) {
                         // the guest hears of it at its next flush
-                        syncBehindFailure.set(e.getMessage());
+                        syncBehindFailure.set(String.valueOf(e.getMessage()));
                         LOG.warning(describe + ": a sync behind new clusters failed: " + e.getMessage());
                     } finally {
                         syncingBehind.set(false);
                     }
-                });
+                }, null);
+                // published before it runs: the next one cannot start before this one ends
+                syncBehind = task;
+                try {
+                    SYNC_BEHIND.execute(task);
+                } catch (RuntimeException | Error e) {
+                    syncBehind = null; // never runs: nobody may wait for it
+                    throw e;
+                }
                 started = true;
             }
         } finally {
