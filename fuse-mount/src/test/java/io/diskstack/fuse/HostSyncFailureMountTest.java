@@ -24,7 +24,7 @@ class HostSyncFailureMountTest {
     Path dir;
 
     @Test
-    void aFailedSyncFailsEveryLaterFlushUntilTheImageIsReopened() throws Exception {
+    void aFailedSyncFailsEveryLaterFlushUntilTheDiskIsMountedAgain() throws Exception {
         Files.writeString(dir.resolve("inner.json"), """
                 {"create": [{"filename": "under.img", "format": "raw", "size": "8M"}],
                  "blockdev": [{"driver": "raw", "node-name": "r0", "file": {"driver": "blkdebug",

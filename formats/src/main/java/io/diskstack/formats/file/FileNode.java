@@ -26,17 +26,18 @@ final class FileNode extends BlockNode {
     private volatile boolean zeroRangeWorks = true;
     private volatile boolean seekDataWorks = true;
     /**
-     * Files whose sync failed, by real path, and why: every later flush of them fails, also
+     * Files whose sync failed, by file key (device and inode), and why: every later flush of them fails, also
      * through a node that reopened the file. After a failed fsync the kernel may have dropped the
      * dirty pages it could not write (marking them clean) and reports the error once per open
      * file, so a later fsync would succeed and acknowledge data that is gone (PostgreSQL's
      * "fsyncgate"; QEMU's file-posix does the same since 4.0, except with O_DIRECT, where no page
      * cache holds the data). A new mount starts afresh.
      */
-    private static final java.util.Map<Path, String> FAILED_SYNCS = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final java.util.Map<Object, String> FAILED_SYNCS = new java.util.concurrent.ConcurrentHashMap<>();
     /** One sync at a time: of two at once, only one would hear of a writeback error. */
     private final java.util.concurrent.locks.ReentrantLock syncLock = new java.util.concurrent.locks.ReentrantLock();
-    private final Path realPath;
+    /** This file in {@link #FAILED_SYNCS}: its device and inode, or its real path where those are unknown. */
+    private final Object fileKey;
 
     FileNode(NodeOpenContext ctx, Path path, FileChannel channel, NativeFile nativeFile, boolean direct,
              int alignment) throws IOException {
@@ -47,13 +48,13 @@ final class FileNode extends BlockNode {
         this.direct = direct;
         this.alignment = alignment;
         this.size = new AtomicLong(channel.size());
-        Path real;
+        Object key = null;
         try {
-            real = path.toRealPath();
+            key = java.nio.file.Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
         } catch (IOException e) {
-            real = path.toAbsolutePath().normalize();
+            // the path then
         }
-        this.realPath = real;
+        this.fileKey = key != null ? key : path.toAbsolutePath().normalize();
     }
 
     @Override
@@ -256,7 +257,7 @@ final class FileNode extends BlockNode {
     private void sync() throws IOException {
         syncLock.lock();
         try {
-            String failed = FAILED_SYNCS.get(realPath);
+            String failed = FAILED_SYNCS.get(fileKey);
             if (failed != null) {
                 throw new BlockIOException(Errno.EIO, path + ": an earlier sync failed (" + failed
                         + "); what was written since the sync before it may be lost, so no flush succeeds until the disk is mounted again");
@@ -267,7 +268,7 @@ final class FileNode extends BlockNode {
                 throw e;
             } catch (IOException e) {
                 if (!direct) {
-                    FAILED_SYNCS.put(realPath, String.valueOf(e.getMessage()));
+                    FAILED_SYNCS.put(fileKey, String.valueOf(e.getMessage()));
                 }
                 throw hostError("sync", e);
             }

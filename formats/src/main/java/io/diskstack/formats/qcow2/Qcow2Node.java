@@ -1171,12 +1171,17 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         try {
             newSinceSync.set(0);
             if (allocatedSinceLeakCheck() >= leakBound()) {
-                flush();
+                writeBack();
             } else {
                 var task = new java.util.concurrent.FutureTask<Void>(() -> {
                     try {
                         file.flush();
+                    } catch (java.nio.channels.ClosedChannelException e) {
+                        // the file node was reopened under it: the reopen flushed it first
                     } catch (IOException | RuntimeException e) {
+                        if (e instanceof BlockIOException b && b.errno() == Errno.ENODEV) {
+                            return; // closed under it, as above
+                        }
                         // the guest hears of it at its next flush
                         syncBehindFailure.set(String.valueOf(e.getMessage()));
                         LOG.warning(describe + ": a sync behind new clusters failed: " + e.getMessage());
@@ -1268,10 +1273,16 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         if (!written) {
             return;
         }
+        awaitSyncBehind();
         String failed = syncBehindFailure.getAndSet(null);
         if (failed != null) {
             throw new BlockIOException(Errno.EIO, describe + ": a sync of new clusters failed: " + failed);
         }
+        writeBack();
+    }
+
+    /** The ordered metadata write-back of {@link #flush}, without what a sync behind allocations left to report. */
+    private void writeBack() throws IOException {
         flushLock.lock();
         try {
             lookupLock.lock();

@@ -31,7 +31,7 @@ final class ElasticPool implements Executor {
     private final int runners;
     private final int maxThreads;
     private final long slowNanos;
-    private final ThreadFactory threads;
+    private final ThreadFactory threadFactory;
     private final LongSupplier clock;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition work = lock.newCondition();
@@ -48,14 +48,14 @@ final class ElasticPool implements Executor {
         long since;
     }
 
-    ElasticPool(int runners, int maxThreads, long slowNanos, ThreadFactory threads, LongSupplier clock) {
+    ElasticPool(int runners, int maxThreads, long slowNanos, ThreadFactory threadFactory, LongSupplier clock) {
         if (runners < 1 || maxThreads <= runners) {
             throw new IllegalArgumentException("runners " + runners + ", max " + maxThreads);
         }
         this.runners = runners;
         this.maxThreads = maxThreads;
         this.slowNanos = slowNanos;
-        this.threads = threads;
+        this.threadFactory = threadFactory;
         this.clock = clock;
     }
 
@@ -137,7 +137,7 @@ final class ElasticPool implements Executor {
             Worker w = new Worker();
             workers.add(w);
             try {
-                threads.newThread(() -> work(w)).start();
+                threadFactory.newThread(() -> work(w)).start();
             } catch (RuntimeException | Error e) {
                 workers.remove(w);
                 LOG.warning("cannot start a request thread (" + workers.size() + " running): " + e);

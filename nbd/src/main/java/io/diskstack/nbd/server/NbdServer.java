@@ -41,7 +41,7 @@ import java.util.logging.Logger;
 public final class NbdServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(NbdServer.class.getName());
     static final int HANDSHAKE_SECONDS = 10;
-    /** Requests that run at once while they compute: one per CPU (see {@link ElasticPool}). */
+    /** Requests that run at once while they compute: one per CPU, at least two (see {@link ElasticPool}). */
     private static final int RUNNERS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** Requests that may run at once while they wait (on a slow device, a throttle). */
     private static final int MAX_THREADS = Math.max(64, RUNNERS + 1);
