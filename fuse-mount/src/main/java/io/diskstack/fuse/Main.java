@@ -3,8 +3,8 @@ package io.diskstack.fuse;
 import io.diskstack.core.ConfigException;
 import java.util.logging.Level;
 import java.util.logging.Logger;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /**
  * The {@code diskstack} command. Exit codes: 0 success or clean unmount; 2 bad usage or bad

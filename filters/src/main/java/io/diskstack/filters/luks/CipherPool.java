@@ -1,9 +1,9 @@
 package io.diskstack.filters.luks;
 
+import io.diskstack.core.Uninterruptibly;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.Arrays;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.FutureTask;
@@ -86,34 +86,7 @@ final class CipherPool implements AutoCloseable {
             runOne(encrypt, src, srcPos, dst, dstPos, first, ivSector);
         } finally {
             second.run();
-            awaitUninterruptibly(second);
-        }
-    }
-
-    private static void awaitUninterruptibly(FutureTask<Void> task) {
-        boolean interrupted = false;
-        try {
-            while (true) {
-                try {
-                    task.get();
-                    return;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                } catch (ExecutionException e) {
-                    Throwable c = e.getCause();
-                    if (c instanceof RuntimeException r) {
-                        throw r;
-                    }
-                    if (c instanceof Error err) {
-                        throw err;
-                    }
-                    throw new IllegalStateException(c);
-                }
-            }
-        } finally {
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
+            Uninterruptibly.get(second);
         }
     }
 

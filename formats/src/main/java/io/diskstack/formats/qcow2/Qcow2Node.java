@@ -95,7 +95,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     /**
      * Runs the syncs behind allocations, at most one per image at a time, so that no guest write
      * waits for one: a sync's only job is to start the disk early (the ordered write-back makes
-     * its own syncs), and a failed one fails every later flush of the file anyway.
+     * its own syncs); a failed one is reported at the next flush ({@link #syncBehindFailure}).
      */
     private static final java.util.concurrent.ExecutorService SYNC_BEHIND =
             java.util.concurrent.Executors.newCachedThreadPool(r -> {
@@ -1157,7 +1157,7 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
     /**
      * Every {@link #SYNC_BEHIND_BYTES} of data written to new clusters, starts a sync of the file
      * on {@link #SYNC_BEHIND} (the writer goes on at once), or writes the metadata back
-     * ({@link #flush}) on the writer's thread once {@link #leakBound} clusters are new. The sync
+     * ({@link #writeBack}) on the writer's thread once {@link #leakBound} clusters are new. The sync
      * writes out the data while writers go on allocating, so the disk works alongside them
      * instead of all at once in a flush that holds them up, and the ordered write-back under the
      * lock finds little left to sync. Called with no lock held; one at a time per image.
@@ -1206,25 +1206,11 @@ final class Qcow2Node extends BlockNode implements InternalSnapshots {
         }
     }
 
-    /** Waits for a sync behind allocations still running (before the image is closed or frozen). */
+    /** Waits for a sync behind allocations still running (before the image is flushed, closed or frozen). */
     private void awaitSyncBehind() {
         java.util.concurrent.Future<?> running = syncBehind;
-        if (running == null) {
-            return;
-        }
-        boolean interrupted = false;
-        while (true) {
-            try {
-                running.get();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            } catch (java.util.concurrent.ExecutionException e) {
-                break; // logged by the task
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
+        if (running != null) {
+            io.diskstack.core.Uninterruptibly.get(running);
         }
     }
 

@@ -503,7 +503,7 @@ final class Refcounts {
      * when it is full, writes them, after the mapping tables if one holds a decrease.
      */
     void writeBackIfFull() throws IOException {
-        if (!blocks.tooManyDirty(table.length)) {
+        if (!tooManyDirtyBlocks()) {
             return;
         }
         if (blocks.anyPendingDecrement()) {

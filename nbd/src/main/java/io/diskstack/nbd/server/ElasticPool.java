@@ -110,6 +110,9 @@ final class ElasticPool implements Executor {
 
     /** Under the lock: how many requests may run now, one per CPU plus one per waiting request. */
     private int allowed(long now) {
+        if (active < runners) {
+            return runners; // no need to look for waiting ones
+        }
         int waiting = 0;
         for (Worker w : workers) {
             if (w.since != 0 && now - w.since > slowNanos) {
@@ -130,7 +133,7 @@ final class ElasticPool implements Executor {
         if (queue.isEmpty()) {
             return;
         }
-        int allowed = active < runners ? runners : allowed(now);
+        int allowed = allowed(now);
         if (idle > 0 && (active < allowed || spares == 0)) {
             work.signal();
         } else if (idle == 0 && workers.size() <= allowed && workers.size() < maxThreads) {
@@ -150,7 +153,7 @@ final class ElasticPool implements Executor {
         try {
             while (true) {
                 long now = clock.getAsLong();
-                if (!queue.isEmpty() && (active < runners || active < allowed(now))) {
+                if (!queue.isEmpty() && active < allowed(now)) {
                     Runnable next = queue.pollFirst();
                     active++;
                     self.since = now == 0 ? 1 : now;

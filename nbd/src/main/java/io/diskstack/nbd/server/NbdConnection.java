@@ -400,7 +400,7 @@ final class NbdConnection implements Runnable {
     /** One request's reply: its parts go out together, then {@code written} runs. */
     private record Reply(ByteBuffer[] parts, Runnable written) {}
 
-    /** At most this many replies in one gathered write (each has two or three parts; Linux's IOV_MAX is 1024). */
+    /** At most this many replies in one gathered write (each has one or two parts; Linux's IOV_MAX is 1024). */
     private static final int MAX_BATCH = 256;
 
     /**
@@ -411,10 +411,10 @@ final class NbdConnection implements Runnable {
      */
     private void send(Reply reply) {
         outbox.add(reply);
-        List<Reply> batch = new ArrayList<>();
-        List<ByteBuffer> parts = new ArrayList<>();
         // re-check after letting go: a reply queued just before the release has no other writer
         while (!outbox.isEmpty() && writing.compareAndSet(false, true)) {
+            List<Reply> batch = new ArrayList<>();
+            List<ByteBuffer> parts = new ArrayList<>();
             try {
                 Reply r;
                 while (batch.size() < MAX_BATCH && (r = outbox.poll()) != null) {
@@ -442,8 +442,6 @@ final class NbdConnection implements Runnable {
                         LOG.log(Level.WARNING, peer + ": releasing a reply's buffers failed", e);
                     }
                 }
-                batch.clear();
-                parts.clear();
             }
         }
     }
