@@ -30,18 +30,17 @@ import ru.serce.jnrfuse.struct.FuseOperations;
  * libfuse's (a new thread when none is free) but never shrinks.
  *
  * <p>Disk I/O runs in lanes, one per disk (the file handle a disk's {@code open} returns, tagged
- * with {@link #LANE_HANDLE}). A lane takes in {@link #LANE_RUNNERS} threads (one per CPU): a
- * disk request that finds its lane full is copied and parked in the lane, and the thread goes back
- * to reading requests; a lane thread takes the parked requests, in order, before it leaves the
- * lane. More threads would not do quick requests sooner, only make them queue in the scheduler,
- * where some wait many milliseconds (the tail latency of concurrent writers). When requests are
- * slow because they wait (behind a throttle limit, or on a slow device) rather than compute, a
- * lane thread that finishes a slow one while others are parked calls in one more thread for them,
- * and a thread that parks a request behind one that has waited as long joins the lane itself,
- * up to {@link #LANE_THREADS} per lane and {@link #LANE_BUDGET} for all lanes together, so that
- * waiting requests can never take every thread. A lane with no thread always gets one, so every
- * disk keeps moving. The rest of the pool serves the control files, directory lookups and the
- * other disks.
+ * with {@link #LANE_HANDLE}). A lane takes in as many threads as its {@link LaneLimit} allows
+ * (one per CPU to start with): a disk request that finds its lane full is copied and parked in
+ * the lane, and the thread goes back to reading requests; a lane thread takes the parked
+ * requests, in order, before it leaves the lane. More threads would not do quick requests sooner,
+ * only make them queue in the scheduler and on the image file's lock, where some wait many
+ * milliseconds (the tail latency of concurrent writers). When requests wait on something that
+ * serves many at once (a slow device with a queue, a network server), more threads do not make
+ * each slower and the limit rises, up to {@link #LANE_THREADS} per lane and {@link #LANE_BUDGET}
+ * for all lanes together, so that waiting requests can never take every thread. A lane with no
+ * thread always gets one, so every disk keeps moving. The rest of the pool serves the control
+ * files, directory lookups and the other disks.
  */
 final class FuseSession {
     private static final Logger LOG = Logger.getLogger(FuseSession.class.getName());
@@ -53,14 +52,12 @@ final class FuseSession {
     /** A file handle with this bit names a lane; {@link DiskstackFs} gives one to each disk. */
     static final long LANE_HANDLE = 1L << 62;
     /**
-     * Threads one lane takes in for quick requests. On 2 vCPUs, fio's 4 KiB random writes at QD16
+     * Threads one lane takes in to start with. On 2 vCPUs, fio's 4 KiB random writes at QD16
      * from two jobs had a p99 latency of 30 ms with up to 64 threads in the lane and 2 ms with 2.
      */
     static final int LANE_RUNNERS = Math.max(2, java.lang.Runtime.getRuntime().availableProcessors());
     /** Threads one lane may hold while its requests wait: as many as the kernel's background (async I/O) requests. */
     static final int LANE_THREADS = 64;
-    /** A request that took longer was waiting rather than computing: its lane may call in another thread. */
-    private static final long SLOW_REQUEST_NANOS = 2_000_000;
     /** Threads all lanes together may hold (beyond one per lane): the rest stay for everything else. */
     static final int LANE_BUDGET = MAX_THREADS - 32;
 
@@ -236,7 +233,7 @@ final class FuseSession {
                                 runParked(lane, fuseBuf, System.nanoTime() - start);
                             }
                         }
-                        case JOIN -> runParked(lane, fuseBuf, 0);
+                        case JOIN -> runParked(lane, fuseBuf, -1);
                         case PARKED -> { }
                     }
                 }
@@ -248,14 +245,15 @@ final class FuseSession {
 
     // ---- lanes ----
 
-    /** A disk's lane: the threads in it and the requests parked for them. */
+    /** A disk's lane: the threads in it, how many it may have, and the requests parked for them. */
     private static final class Lane {
         int threads;
+        final LaneLimit limit = new LaneLimit(LANE_RUNNERS, LANE_THREADS);
         final ArrayDeque<Parked> parked = new ArrayDeque<>();
     }
 
     /** A request copied out of a thread's receive buffer, waiting for a thread of its lane. */
-    private record Parked(long address, long size, Pointer channel, long parkedAt) {}
+    private record Parked(long address, long size, Pointer channel) {}
 
     /** What a thread does with a disk request: run it, leave it parked, or park it and join the lane. */
     private enum Entry { RUN, PARKED, JOIN }
@@ -277,15 +275,20 @@ final class FuseSession {
         return lanes.computeIfAbsent(handle, h -> new Lane());
     }
 
+    /** Under {@link #laneLock}: whether the lane may take in one more thread. */
+    private boolean roomIn(Lane lane) {
+        return lane.threads < lane.limit.limit() && laneThreads < LANE_BUDGET;
+    }
+
     /**
      * Takes a place in the lane for this thread (RUN), or parks a copy of the request in the
-     * lane for one of its threads (PARKED) when the lane, or all lanes together, hold enough. If
-     * the oldest parked request has waited longer than a slow request takes, the lane's threads
-     * are all waiting: this one parks its request behind the others and joins the lane (JOIN).
+     * lane for one of its threads (PARKED) when the lane, or all lanes together, hold enough. A
+     * thread that parks its request behind others while the lane has room joins the lane and
+     * serves the parked requests in order (JOIN).
      */
     private Entry enterOrPark(Lane lane, Pointer buffer, long size, Pointer channel) {
         synchronized (laneLock) {
-            if (lane.threads == 0 || (lane.threads < LANE_RUNNERS && laneThreads < LANE_BUDGET)) {
+            if (lane.threads == 0 || (lane.parked.isEmpty() && roomIn(lane))) {
                 lane.threads++;
                 laneThreads++;
                 return Entry.RUN;
@@ -295,22 +298,22 @@ final class FuseSession {
                 throw new OutOfMemoryError("cannot park a FUSE request of " + size + " bytes");
             }
             MemoryIO.getInstance().copyMemory(buffer.address(), copy, size);
-            long now = System.nanoTime();
-            lane.parked.addLast(new Parked(copy, size, channel, now));
-            if (now - lane.parked.peekFirst().parkedAt() > SLOW_REQUEST_NANOS
-                    && lane.threads < LANE_THREADS && laneThreads < LANE_BUDGET) {
-                lane.threads++;
-                laneThreads++;
-                return Entry.JOIN;
+            lane.parked.addLast(new Parked(copy, size, channel));
+            if (!roomIn(lane)) {
+                lane.limit.queued();
+                return Entry.PARKED;
             }
-            return Entry.PARKED;
+            lane.threads++;
+            laneThreads++;
+            return Entry.JOIN;
         }
     }
 
     /**
-     * Serves the lane's parked requests on this thread until none is left, then leaves the lane.
-     * After a slow request ({@code tookNanos}, then each one it serves), calls in a helper thread
-     * for the parked ones if the lane and the budget have room.
+     * Serves the lane's parked requests on this thread until none is left, or the lane has more
+     * threads than its limit now allows, then leaves the lane. {@code tookNanos}: how long the
+     * request this thread has just completed took, or -1 if it completed none. Calls in a helper
+     * thread for the parked requests when the limit has room for one more.
      */
     private void runParked(Lane lane, Pointer fuseBuf, long tookNanos) {
         long took = tookNanos;
@@ -318,14 +321,16 @@ final class FuseSession {
             Parked next;
             boolean callHelper = false;
             synchronized (laneLock) {
-                next = lane.parked.pollFirst();
+                if (took >= 0) {
+                    lane.limit.completed(took);
+                }
+                next = lane.threads > lane.limit.limit() ? null : lane.parked.pollFirst();
                 if (next == null) {
                     lane.threads--;
                     laneThreads--;
                     return;
                 }
-                if (took > SLOW_REQUEST_NANOS && !lane.parked.isEmpty()
-                        && lane.threads < LANE_THREADS && laneThreads < LANE_BUDGET) {
+                if (!lane.parked.isEmpty() && roomIn(lane)) {
                     lane.threads++;
                     laneThreads++;
                     callHelper = true;
@@ -355,7 +360,7 @@ final class FuseSession {
         try {
             laneHelpers.execute(() -> {
                 try {
-                    runParked(lane, FuseAbi.newFuseBuf(), 0);
+                    runParked(lane, FuseAbi.newFuseBuf(), -1);
                 } catch (Throwable t) {
                     LOG.severe("a FUSE lane helper failed: " + t);
                     leave(lane);
