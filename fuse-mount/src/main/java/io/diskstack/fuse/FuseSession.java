@@ -56,6 +56,8 @@ final class FuseSession {
      * from two jobs had a p99 latency of 30 ms with up to 64 threads in the lane and 2 ms with 2.
      */
     static final int LANE_RUNNERS = Math.max(2, java.lang.Runtime.getRuntime().availableProcessors());
+    /** Threads that read requests at once (see {@link #readerLock}); two, so that one can run a request at queue depth 1 while the other reads. */
+    private static final int READERS = Math.max(2, java.lang.Runtime.getRuntime().availableProcessors() / 2);
     /** Threads one lane may hold while its requests wait: as many as the kernel's background (async I/O) requests. */
     static final int LANE_THREADS = 64;
     /** Threads all lanes together may hold (beyond one per lane): the rest stay for everything else. */
@@ -87,6 +89,17 @@ final class FuseSession {
     private static final LibFuse2 LIB = LibraryLoader.create(LibFuse2.class).failImmediately().load("fuse");
 
     private final AtomicInteger idle = new AtomicInteger();
+    /**
+     * Guards {@link #reading}, the threads in or about to enter {@code fuse_session_receive_buf}
+     * (at most {@link #READERS}), and {@link #waitingToRead}, the idle ones waiting to. The kernel
+     * wakes a sleeping reader for each request: with every idle thread reading, each request woke
+     * one (fio's 4 KiB writes at QD16 spent three times the system time submitting them that they
+     * spend with qsd). A thread stays a reader while it only parks requests, so a busy reader
+     * takes the next request without sleeping, and stops being one before it runs a request.
+     */
+    private final Object readerLock = new Object();
+    private int reading;
+    private int waitingToRead;
     private final List<Thread> threads = new ArrayList<>();
     /** Guards each lane's threads and parked requests, and {@link #laneThreads}. */
     private final Object laneLock = new Object();
@@ -193,52 +206,103 @@ final class FuseSession {
         Pointer buffer = Memory.allocateDirect(runtime, (int) bufferSize);
         Pointer fuseBuf = FuseAbi.newFuseBuf();
         Pointer ch = Memory.allocateDirect(runtime, 8, true);
-        while (LIB.fuse_session_exited(session) == 0) {
-            FuseAbi.setMemory(fuseBuf, buffer.address(), bufferSize);
-            ch.putAddress(0, channel.address());
-            int res = LIB.fuse_session_receive_buf(session, fuseBuf, ch);
-            if (res == -EINTR || res == -EAGAIN) {
-                continue;
-            }
-            if (res <= 0) {
-                if (res < 0 && res != -ENODEV) {
-                    LOG.warning("reading a FUSE request failed: errno " + -res);
+        boolean reading = false;
+        try {
+            while (true) {
+                if (!reading) {
+                    startReading();
+                    reading = true;
                 }
-                LIB.fuse_session_exit(session);
-                break;
-            }
-            if (idle.decrementAndGet() == 0) {
-                synchronized (threads) {
-                    if (threads.size() < MAX_THREADS) {
-                        startWorker();
+                if (LIB.fuse_session_exited(session) != 0) {
+                    break;
+                }
+                FuseAbi.setMemory(fuseBuf, buffer.address(), bufferSize);
+                ch.putAddress(0, channel.address());
+                int res = LIB.fuse_session_receive_buf(session, fuseBuf, ch);
+                if (res == -EINTR || res == -EAGAIN) {
+                    continue;
+                }
+                if (res <= 0) {
+                    if (res < 0 && res != -ENODEV) {
+                        LOG.warning("reading a FUSE request failed: errno " + -res);
                     }
+                    LIB.fuse_session_exit(session);
+                    break;
                 }
-            }
-            Pointer replyChannel = ch.getPointer(0);
-            int opcode = buffer.getInt(4);
-            if (opcode == FuseAbi.FUSE_INIT || opcode == FuseAbi.FUSE_OPEN) {
-                replyChannel = replyPatch.channelFor(opcode, buffer, replyChannel);
-            }
-            try {
-                Lane lane = fuseBuf.getInt(8) == 0 ? laneOf(buffer, res) : null;
-                if (lane == null) {
-                    LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
-                } else {
-                    switch (enterOrPark(lane, buffer, res, replyChannel)) {
-                        case RUN -> {
-                            long start = System.nanoTime();
-                            try {
-                                LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
-                            } finally {
-                                runParked(lane, fuseBuf, System.nanoTime() - start);
-                            }
+                if (idle.decrementAndGet() == 0) {
+                    synchronized (threads) {
+                        if (threads.size() < MAX_THREADS) {
+                            startWorker();
                         }
-                        case JOIN -> runParked(lane, fuseBuf, -1);
-                        case PARKED -> { }
                     }
                 }
-            } finally {
-                idle.incrementAndGet();
+                Pointer replyChannel = ch.getPointer(0);
+                int opcode = buffer.getInt(4);
+                if (opcode == FuseAbi.FUSE_INIT || opcode == FuseAbi.FUSE_OPEN) {
+                    replyChannel = replyPatch.channelFor(opcode, buffer, replyChannel);
+                }
+                try {
+                    Lane lane = fuseBuf.getInt(8) == 0 ? laneOf(buffer, res) : null;
+                    Entry entry = lane == null ? null : enterOrPark(lane, buffer, res, replyChannel);
+                    if (entry == Entry.PARKED) {
+                        continue; // still the reader: the next request may be waiting already
+                    }
+                    stopReading();
+                    reading = false;
+                    if (lane == null) {
+                        LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
+                    } else if (entry == Entry.RUN) {
+                        long start = System.nanoTime();
+                        try {
+                            LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
+                        } finally {
+                            runParked(lane, fuseBuf, System.nanoTime() - start);
+                        }
+                    } else {
+                        runParked(lane, fuseBuf, -1);
+                    }
+                } finally {
+                    idle.incrementAndGet();
+                }
+            }
+        } finally {
+            if (reading) {
+                stopReading();
+            }
+        }
+    }
+
+    /** Waits until fewer than {@link #READERS} threads read requests, and becomes one of them. */
+    private void startReading() {
+        boolean interrupted = false;
+        synchronized (readerLock) {
+            while (reading >= READERS) {
+                waitingToRead++;
+                try {
+                    readerLock.wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } finally {
+                    waitingToRead--;
+                }
+            }
+            reading++;
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * Stops reading requests, to run one. Another thread takes its place only if no other is
+     * reading: at queue depth 1 the one request runs with no thread woken for it but the one the
+     * kernel wakes, and the thread comes back to reading when it is done.
+     */
+    private void stopReading() {
+        synchronized (readerLock) {
+            reading--;
+            if (reading == 0 && waitingToRead > 0) {
+                readerLock.notify();
             }
         }
     }
