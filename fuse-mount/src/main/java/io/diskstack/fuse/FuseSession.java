@@ -56,7 +56,10 @@ final class FuseSession {
      * from two jobs had a p99 latency of 30 ms with up to 64 threads in the lane and 2 ms with 2.
      */
     static final int LANE_RUNNERS = Math.max(2, java.lang.Runtime.getRuntime().availableProcessors());
-    /** Threads that read requests at once (see {@link #readerLock}); two, so that one can run a request at queue depth 1 while the other reads. */
+    /**
+     * Threads that read requests at once (see {@link #readerLock}): one per two CPUs, and at
+     * least two, so that at queue depth 1 one runs the request while the other waits for the next.
+     */
     private static final int READERS = Math.max(2, java.lang.Runtime.getRuntime().availableProcessors() / 2);
     /** Threads one lane may hold while its requests wait: as many as the kernel's background (async I/O) requests. */
     static final int LANE_THREADS = 64;
@@ -236,12 +239,12 @@ final class FuseSession {
                         }
                     }
                 }
-                Pointer replyChannel = ch.getPointer(0);
-                int opcode = buffer.getInt(4);
-                if (opcode == FuseAbi.FUSE_INIT || opcode == FuseAbi.FUSE_OPEN) {
-                    replyChannel = replyPatch.channelFor(opcode, buffer, replyChannel);
-                }
                 try {
+                    Pointer replyChannel = ch.getPointer(0);
+                    int opcode = buffer.getInt(4);
+                    if (opcode == FuseAbi.FUSE_INIT || opcode == FuseAbi.FUSE_OPEN) {
+                        replyChannel = replyPatch.channelFor(opcode, buffer, replyChannel);
+                    }
                     Lane lane = fuseBuf.getInt(8) == 0 ? laneOf(buffer, res) : null;
                     Entry entry = lane == null ? null : enterOrPark(lane, buffer, res, replyChannel);
                     if (entry == Entry.PARKED) {
@@ -359,12 +362,17 @@ final class FuseSession {
             }
             long copy = MemoryIO.getInstance().allocateMemory(size, false);
             if (copy == 0) {
-                throw new OutOfMemoryError("cannot park a FUSE request of " + size + " bytes");
+                // no memory to park it: run it over the limit rather than leave it unanswered
+                lane.threads++;
+                laneThreads++;
+                return Entry.RUN;
             }
             MemoryIO.getInstance().copyMemory(buffer.address(), copy, size);
             lane.parked.addLast(new Parked(copy, size, channel));
             if (!roomIn(lane)) {
-                lane.limit.queued();
+                if (lane.threads >= lane.limit.limit()) {
+                    lane.limit.queued(); // the lane's limit, not the budget for all lanes, held it
+                }
                 return Entry.PARKED;
             }
             lane.threads++;

@@ -5,32 +5,40 @@ package io.diskstack.fuse;
  * while more of them do not make each one slower. A request can take long because it waits on
  * something many can wait on together (a slow device that takes requests in parallel, a network
  * server: more threads help) or because it contends (4 KiB writes into one image through the
- * page cache queue on the file's lock, its journal and the CPUs: more threads only make some of
- * them wait many milliseconds, and complete fewer). The two differ in how the time a request
- * takes moves with the number of threads, as TCP Vegas tells a queue building up from a long
- * path: every {@link #WINDOW} completions, the limit goes up one while requests wait for a
- * thread and the window's mean time is under twice the least time seen lately, and down one when
- * it is over. A lane whose requests wait on something that serves them one at a time (a
- * throttle, a disk without a queue) thus keeps few threads, and its other requests wait in the
- * lane, in order, rather than in the scheduler.
+ * page cache queue on the file's lock, its journal and the CPUs; a throttle serves them one at a
+ * time: more threads only make some of them wait many milliseconds). The two differ in how the
+ * time a request takes moves with the number of threads, as TCP Vegas tells a queue building up
+ * from a long path. Every {@link #WINDOW} completions the limit goes down one if the window's
+ * mean time is over {@link #SLOWER} times the base time, and otherwise up one if requests waited
+ * for a thread. The base is the mean of a window run at the least limit, measured at the start and
+ * again every {@link #BASE_EVERY} windows (what the lane serves can change), so a steady mix of
+ * quick cache hits and slow misses is in the base too. Means, not medians: the convoys that make
+ * contention costly show in the mean first (with medians, two writers on a raw image ran at three
+ * to four threads and a p99 of 4 ms instead of 3); a rare slow request (an fsync among writes)
+ * can take one thread off for a window.
  *
  * <p>Not thread-safe: the caller holds its lock. Times are passed in, so tests need no clock.
  */
 final class LaneLimit {
     /** Completions that make one window. */
     static final int WINDOW = 32;
-    /** Windows after which the least time is measured afresh (what the lane serves can change). */
-    static final int MIN_WINDOWS = 64;
+    /** Windows between two measurements of the base time. */
+    static final int BASE_EVERY = 64;
+    /** A mean over this many times the base means the requests contend. */
+    static final double SLOWER = 1.25;
 
     private final int min;
     private final int max;
     private int limit;
+    private final long[] times = new long[WINDOW];
     private int completions;
-    private long totalNanos;
-    private long windowMin = Long.MAX_VALUE;
     private boolean saturated;
-    private long leastNanos = Long.MAX_VALUE;
-    private int windowsSinceLeast;
+    private long baseNanos;
+    /** Windows until the next base measurement; at 0 the limit is at min and the next window measures it. */
+    private int untilBase;
+    private int limitBeforeBase;
+    /** Completions not counted: requests begun before the limit dropped to min for the base. */
+    private int settling;
 
     /**
      * @param min threads the lane always may use (one per CPU)
@@ -43,6 +51,7 @@ final class LaneLimit {
         this.min = min;
         this.max = max;
         this.limit = min;
+        this.limitBeforeBase = min;
     }
 
     int limit() {
@@ -56,27 +65,35 @@ final class LaneLimit {
 
     /** A request completed after {@code nanos} on its thread. */
     void completed(long nanos) {
-        completions++;
-        totalNanos += nanos;
-        windowMin = Math.min(windowMin, nanos);
+        if (settling > 0) {
+            settling--;
+            return;
+        }
+        times[completions++] = nanos;
         if (completions < WINDOW) {
             return;
         }
-        if (++windowsSinceLeast >= MIN_WINDOWS) {
-            leastNanos = windowMin;
-            windowsSinceLeast = 0;
-        } else {
-            leastNanos = Math.min(leastNanos, windowMin);
+        long total = 0;
+        for (long t : times) {
+            total += t;
         }
-        long mean = totalNanos / completions;
-        if (mean > 2 * Math.max(leastNanos, 1)) {
+        long mean = total / WINDOW;
+        boolean waited = saturated;
+        completions = 0;
+        saturated = false;
+        if (untilBase == 0) {
+            baseNanos = Math.max(1, mean);
+            limit = limitBeforeBase;
+            untilBase = BASE_EVERY;
+        } else if (--untilBase == 0) {
+            // the next window is the base: at the least limit, once the requests begun above it are done
+            limitBeforeBase = limit;
+            settling = limit > min ? limit : 0;
+            limit = min;
+        } else if (mean > SLOWER * baseNanos) {
             limit = Math.max(min, limit - 1);
-        } else if (saturated) {
+        } else if (waited) {
             limit = Math.min(max, limit + 1);
         }
-        completions = 0;
-        totalNanos = 0;
-        windowMin = Long.MAX_VALUE;
-        saturated = false;
     }
 }

@@ -48,12 +48,14 @@ class ThrottleSaturationMountTest {
                             + " of=/dev/null bs=4k count=50 skip=$i iflag=direct status=none & done; wait")
                     .redirectErrorStream(true).redirectOutput(dir.resolve("clients.log").toFile()).start();
             try {
-                // Let them all start and their reads reach the mount: the disk's lane threads wait
-                // in the throttle (few: waiting longer each does not earn a lane more threads), the
-                // rest of its requests wait in the lane, more than the mount has FUSE threads.
+                // Let them all start: the disk's lane threads wait in the throttle, one per CPU (a
+                // throttle serves one request at a time, so more threads would only wait longer),
+                // and the rest of its requests wait in the lane.
                 Await.until("all " + CLIENTS + " clients to start", () -> countClients(clients) == CLIENTS);
                 Await.until("the slow export's lane threads to wait for the limit",
                         () -> d.stat("slow", "ts.throttled-now") >= 1);
+                assertTrue(d.stat("slow", "ts.throttled-now") <= FuseSession.LANE_RUNNERS,
+                        "requests waiting in the throttle: " + d.stat("slow", "ts.throttled-now"));
                 assertEquals(CLIENTS, countClients(clients), "every client is still waiting behind the limit");
 
                 long t0 = System.nanoTime();
