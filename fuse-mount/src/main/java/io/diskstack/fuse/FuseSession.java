@@ -209,12 +209,12 @@ final class FuseSession {
         Pointer buffer = Memory.allocateDirect(runtime, (int) bufferSize);
         Pointer fuseBuf = FuseAbi.newFuseBuf();
         Pointer ch = Memory.allocateDirect(runtime, 8, true);
-        boolean reading = false;
+        boolean reader = false;
         try {
             while (true) {
-                if (!reading) {
+                if (!reader) {
                     startReading();
-                    reading = true;
+                    reader = true;
                 }
                 if (LIB.fuse_session_exited(session) != 0) {
                     break;
@@ -251,7 +251,7 @@ final class FuseSession {
                         continue; // still the reader: the next request may be waiting already
                     }
                     stopReading();
-                    reading = false;
+                    reader = false;
                     if (lane == null) {
                         LIB.fuse_session_process_buf(session, fuseBuf, replyChannel);
                     } else if (entry == Entry.RUN) {
@@ -269,7 +269,7 @@ final class FuseSession {
                 }
             }
         } finally {
-            if (reading) {
+            if (reader) {
                 stopReading();
             }
         }
