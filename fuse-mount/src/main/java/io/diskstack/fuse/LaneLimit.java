@@ -30,8 +30,8 @@ final class LaneLimit {
     private final int min;
     private final int max;
     private int limit;
-    private final long[] times = new long[WINDOW];
     private int completions;
+    private long totalNanos;
     private boolean saturated;
     private long baseNanos;
     /** Windows until the next base measurement; at 0 the limit is at min and the next window measures it. */
@@ -69,17 +69,14 @@ final class LaneLimit {
             settling--;
             return;
         }
-        times[completions++] = nanos;
-        if (completions < WINDOW) {
+        totalNanos += nanos;
+        if (++completions < WINDOW) {
             return;
         }
-        long total = 0;
-        for (long t : times) {
-            total += t;
-        }
-        long mean = total / WINDOW;
+        long mean = totalNanos / WINDOW;
         boolean waited = saturated;
         completions = 0;
+        totalNanos = 0;
         saturated = false;
         if (untilBase == 0) {
             baseNanos = Math.max(1, mean);
