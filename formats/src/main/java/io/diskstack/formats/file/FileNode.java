@@ -11,8 +11,13 @@ import io.diskstack.core.buffer.BufferPool;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 
 /** A host file, read and written with positional I/O; the bottom of every graph. */
 final class FileNode extends BlockNode {
@@ -26,16 +31,16 @@ final class FileNode extends BlockNode {
     private volatile boolean zeroRangeWorks = true;
     private volatile boolean seekDataWorks = true;
     /**
-     * Files whose sync failed, by file key (device and inode), and why: every later flush of them fails, also
-     * through a node that reopened the file. After a failed fsync the kernel may have dropped the
+     * Files whose sync failed, by file key (device and inode), and why: every later flush of them
+     * fails, also through a node that reopened the file. After a failed fsync the kernel may have dropped the
      * dirty pages it could not write (marking them clean) and reports the error once per open
      * file, so a later fsync would succeed and acknowledge data that is gone (PostgreSQL's
      * "fsyncgate"; QEMU's file-posix does the same since 4.0, except with O_DIRECT, where no page
      * cache holds the data). A new mount starts afresh.
      */
-    private static final java.util.Map<Object, String> FAILED_SYNCS = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final Map<Object, String> FAILED_SYNCS = new ConcurrentHashMap<>();
     /** One sync at a time: of two at once, only one would hear of a writeback error. */
-    private final java.util.concurrent.locks.ReentrantLock syncLock = new java.util.concurrent.locks.ReentrantLock();
+    private final ReentrantLock syncLock = new ReentrantLock();
     /** This file in {@link #FAILED_SYNCS}: its device and inode, or its real path where those are unknown. */
     private final Object fileKey;
 
@@ -50,7 +55,7 @@ final class FileNode extends BlockNode {
         this.size = new AtomicLong(channel.size());
         Object key = null;
         try {
-            key = java.nio.file.Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+            key = Files.readAttributes(path, BasicFileAttributes.class).fileKey();
         } catch (IOException e) {
             // the path then
         }
