@@ -24,9 +24,12 @@ import io.diskstack.core.job.JobStatus;
 import io.diskstack.core.snapshot.StackSnapshots;
 import io.diskstack.core.testing.Shell;
 import io.diskstack.core.testing.TestGraphs;
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Semaphore;
 import org.junit.jupiter.api.AfterEach;
@@ -202,6 +205,56 @@ class JobsTest {
         closeAndCheck("moved.qcow2");
         run("qemu-img", "compare", "-q", dir.resolve("c0.qcow2").toString(), dir.resolve("moved.qcow2").toString())
                 .ok();
+    }
+
+    @Test
+    void aMirrorWritesPastThePageCacheAndItsPivotedTargetHasTheRecordedCache() throws Exception {
+        SteppingClock clock = new SteppingClock();
+        stack.close();
+        open(clock);
+        byte[] a = TestGraphs.randomBytes(8, 8 * MIB);
+        write(0, a);
+        BlockJob job = jobs.mirror("img1", "target=moved.qcow2 format=qcow2 speed=1M");
+        Path moved = dir.resolve("moved.qcow2").toRealPath();
+        assertTrue(openFlags(moved).stream().anyMatch(f -> (f & O_DIRECT) != 0), "the copy writes with O_DIRECT: "
+                + openFlags(moved));
+        byte[] b = TestGraphs.randomBytes(9, MIB);
+        write(3 * MIB, b);
+        System.arraycopy(b, 0, a, 3 * MIB, MIB);
+        clock.steps.release(Integer.MAX_VALUE / 2);
+        finish(job);
+        List<Integer> after = openFlags(moved);
+        assertFalse(after.isEmpty(), "the target is open in the graph");
+        assertTrue(after.stream().noneMatch(f -> (f & O_DIRECT) != 0), "after the pivot: " + after);
+        assertFalse(blockdevs().contains("cache.direct"), blockdevs());
+        assertArrayEquals(a, read(0, 8 * MIB));
+        closeAndCheck("moved.qcow2");
+        run("qemu-img", "compare", "-q", dir.resolve("c0.qcow2").toString(), moved.toString()).ok();
+    }
+
+    private static final int O_DIRECT = 040000;
+
+    /** The open flags (as in /proc/PID/fdinfo) of every descriptor this process holds on {@code file}. */
+    private static List<Integer> openFlags(Path file) throws Exception {
+        List<Integer> flags = new ArrayList<>();
+        try (DirectoryStream<Path> fds = Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+            for (Path fd : fds) {
+                Path target;
+                try {
+                    target = Files.readSymbolicLink(fd);
+                } catch (IOException e) {
+                    continue; // closed meanwhile
+                }
+                if (target.equals(file)) {
+                    for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo").resolve(fd.getFileName()))) {
+                        if (line.startsWith("flags:")) {
+                            flags.add(Integer.parseInt(line.substring("flags:".length()).trim(), 8));
+                        }
+                    }
+                }
+            }
+        }
+        return flags;
     }
 
     /** A clock whose waits return only when the test lets them: the job is held between chunks. */

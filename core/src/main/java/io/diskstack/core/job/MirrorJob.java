@@ -85,6 +85,7 @@ final class MirrorJob extends SyncJob {
 
     @Override
     protected void pivot() throws IOException {
+        target.useRecordedCache();
         List<BlockChild> users = users();
         List<BlockNode> leaving = Pivot.leaving(List.of(source), List.of(target.top));
         ConfigRewrite.syncFolder(target.path.getParent());

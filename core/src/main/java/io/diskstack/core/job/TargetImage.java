@@ -22,6 +22,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,9 +34,17 @@ import java.util.logging.Logger;
  * names, optionally encrypted, and opened in the graph as a node named by the job. Which drivers
  * make it is asked of the drivers themselves (the one that opens host files, the format, the one
  * that {@linkplain BlockDriver#encrypts() encrypts}); core names none.
+ *
+ * <p>The job writes it with the host's page cache bypassed ({@code cache.direct}) where the file's
+ * driver can reopen out of that and the file system takes it: a disk's worth of copied data then
+ * costs no copy into the cache (most of a buffered copy's CPU time) and evicts nothing the host
+ * cached, and the flush before a pivot has only metadata left to write. A pivot first reopens the
+ * file with the cache its config records.
  */
 final class TargetImage {
     private static final Logger LOG = Logger.getLogger(TargetImage.class.getName());
+    /** QEMU's cache option every protocol driver may take: O_DIRECT, the host's page cache bypassed. */
+    private static final String CACHE_DIRECT = "cache.direct";
 
     private final BlockGraph graph;
     final Path path;
@@ -43,11 +52,15 @@ final class TargetImage {
     /** The options that open it, its nested children named: what a pivot records in the config. */
     final Map<String, Object> options;
 
-    private TargetImage(BlockGraph graph, Path path, BlockNode top, Map<String, Object> options) {
+    /** The file node while it bypasses the page cache for the job's copy; null once (or if never) so. */
+    private String directFile;
+
+    private TargetImage(BlockGraph graph, Path path, BlockNode top, Map<String, Object> options, String directFile) {
         this.graph = graph;
         this.path = path;
         this.top = top;
         this.options = options;
+        this.directFile = directFile;
     }
 
     /** Refuses a target path that exists, is a folder, or has no folder to go in, before anything is made. */
@@ -114,8 +127,17 @@ final class TargetImage {
             } else {
                 options = createEncrypted(graph, job, format, path, size, encryptSecret, file, nodeName, made);
             }
+            String fileNode = nodeName + "-file";
+            if (protocol.reopenableOptions().contains(CACHE_DIRECT)) {
+                try {
+                    opened = graph.open(OptionTree.flatten(withOption(options, fileNode, CACHE_DIRECT, true)));
+                    return new TargetImage(graph, path, opened, options, fileNode);
+                } catch (ConfigException e) {
+                    LOG.fine(() -> "job '" + job + "': target " + path + " without direct I/O: " + e.getMessage());
+                }
+            }
             opened = graph.open(OptionTree.flatten(options));
-            return new TargetImage(graph, path, opened, options);
+            return new TargetImage(graph, path, opened, options, null);
         } catch (IOException | RuntimeException e) {
             if (opened != null) {
                 remove(graph, opened);
@@ -192,6 +214,29 @@ final class TargetImage {
             throw new BlockIOException(Errno.EINVAL, e.getMessage(), e);
         }
         options.assertAllConsumed();
+    }
+
+    /** A copy of an option tree in which node {@code nodeName}'s options also set {@code key}. */
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> withOption(Map<String, Object> tree, String nodeName, String key, Object value) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        tree.forEach((k, v) -> out.put(k, v instanceof Map<?, ?> m ? withOption((Map<String, Object>) m, nodeName, key,
+                value) : v));
+        if (nodeName.equals(tree.get("node-name"))) {
+            out.put(key, value);
+        }
+        return out;
+    }
+
+    /**
+     * Gives the target the cache its config records, as a pivot keeps it: its file leaves direct
+     * I/O (in place, {@link BlockGraph#reopen}). Call it drained, with the copy done.
+     */
+    void useRecordedCache() throws IOException {
+        if (directFile != null) {
+            graph.reopen(graph.node(directFile), Collections.singletonMap(CACHE_DIRECT, null));
+            directFile = null;
+        }
     }
 
     /** The options with {@code node-name} second, after {@code driver}, as configs usually read. */
