@@ -446,6 +446,13 @@ final class Refcounts {
             return;
         }
         int[] r = byteRange(firstEntry, lastEntry);
+        // a file that takes whole blocks only (O_DIRECT) gets the aligned range around the change
+        // from the block, which equals the file there (it is clean), instead of reading it back
+        int align = file.node().requestAlignment();
+        if (align > 1) {
+            r[0] = r[0] / align * align;
+            r[1] = Math.min(block.data.capacity(), (r[1] + align - 1) / align * align);
+        }
         file.write(block.offset + r[0], block.data.duplicate().limit(r[1]).position(r[0]));
     }
 
