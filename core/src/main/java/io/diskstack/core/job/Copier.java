@@ -14,7 +14,7 @@ import java.nio.ByteBuffer;
  */
 final class Copier {
     /** The largest piece one copy moves: big enough to stream, small enough for pause and cancel to answer. */
-    static final int CHUNK = 1 << 20;
+    static final int CHUNK = 1 << 22;
 
     private final BlockChild target;
 
