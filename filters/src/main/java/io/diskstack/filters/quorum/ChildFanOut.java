@@ -63,18 +63,19 @@ final class ChildFanOut implements AutoCloseable {
             try {
                 pool.execute(call);
             } catch (RejectedExecutionException e) {
-                call.run();
+                call.runNext(false);
             }
         }
         try {
             call.failures[0] = call(task, 0);
-            while (call.runNext()) {
-                // a child no pool thread has taken yet: on a busy machine a woken thread may
-                // not get a CPU before this one is done with child 0
-            }
-        } finally {
-            call.awaitOthers();
+        } catch (Error e) {
+            call.failed(e);
         }
+        while (call.runNext(false)) {
+            // a child no pool thread has taken yet: on a busy machine a woken thread may not get
+            // a CPU before this one is done with child 0
+        }
+        call.awaitOthers();
         if (offload) {
             callerOnly = call.pooled ? 0 : callerOnly + 1;
         }
@@ -93,7 +94,7 @@ final class ChildFanOut implements AutoCloseable {
         final Exception[] failures;
         private final AtomicInteger next = new AtomicInteger(1);
         private int pending;
-        /** A pool thread ran a child: read after {@link #awaitOthers}, which orders it. */
+        /** A pool thread ran a child: set, as the rest, under this lock; read after {@link #awaitOthers}. */
         boolean pooled;
         Error fatal;
 
@@ -105,13 +106,15 @@ final class ChildFanOut implements AutoCloseable {
 
         @Override
         public void run() {
-            if (runNext()) {
-                pooled = true;
-            }
+            runNext(true);
         }
 
-        /** Runs the next child nobody has taken; false if none is left. */
-        boolean runNext() {
+        synchronized void failed(Error e) {
+            fatal = e;
+        }
+
+        /** Runs the next child nobody has taken, on a pool thread or not; false if none is left. */
+        boolean runNext(boolean onPool) {
             int child = next.getAndIncrement();
             if (child >= failures.length) {
                 return false;
@@ -125,6 +128,7 @@ final class ChildFanOut implements AutoCloseable {
             } finally {
                 synchronized (this) {
                     failures[child] = failure;
+                    pooled |= onPool;
                     if (error != null) {
                         fatal = error;
                     }
