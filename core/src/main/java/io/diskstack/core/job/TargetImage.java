@@ -132,8 +132,9 @@ final class TargetImage {
                 try {
                     opened = graph.open(OptionTree.flatten(withOption(options, fileNode, CACHE_DIRECT, true)));
                     return new TargetImage(graph, path, opened, options, fileNode);
-                } catch (ConfigException e) {
-                    LOG.fine(() -> "job '" + job + "': target " + path + " without direct I/O: " + e.getMessage());
+                } catch (IOException | RuntimeException e) {
+                    LOG.info(() -> "job '" + job + "': target " + path + " written through the page cache: "
+                            + e.getMessage());
                 }
             }
             opened = graph.open(OptionTree.flatten(options));
@@ -230,12 +231,25 @@ final class TargetImage {
 
     /**
      * Gives the target the cache its config records, as a pivot keeps it: its file leaves direct
-     * I/O (in place, {@link BlockGraph#reopen}). Call it drained, with the copy done.
+     * I/O (in place, {@link BlockGraph#reopen}). Call it drained, with the copy done. If that
+     * reopen fails, the file stays as it was, direct, until the next mount (the config records
+     * it without): a finished copy is not thrown away for it. Throws only if the file could not
+     * even be opened again as it was.
      */
     void useRecordedCache() throws IOException {
-        if (directFile != null) {
-            graph.reopen(graph.node(directFile), Collections.singletonMap(CACHE_DIRECT, null));
-            directFile = null;
+        if (directFile == null) {
+            return;
+        }
+        String name = directFile;
+        directFile = null;
+        try {
+            graph.reopen(graph.node(name), Collections.singletonMap(CACHE_DIRECT, null));
+        } catch (IOException | RuntimeException e) {
+            if (graph.node(name) == null) {
+                throw e;
+            }
+            LOG.warning(() -> "node '" + name + "' (" + path + ") keeps direct I/O until the next mount: "
+                    + e.getMessage());
         }
     }
 
