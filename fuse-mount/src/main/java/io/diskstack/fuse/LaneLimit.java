@@ -2,20 +2,24 @@ package io.diskstack.fuse;
 
 /**
  * How many threads a lane lets run its requests at once: one per CPU to start with, more only
- * while more of them do not make each one slower. A request can take long because it waits on
+ * while each thread more still gets more done. A request can take long because it waits on
  * something many can wait on together (a slow device that takes requests in parallel, a network
  * server: more threads help) or because it contends (4 KiB writes into one image through the
  * page cache queue on the file's lock, its journal and the CPUs; a throttle serves them one at a
  * time: more threads only make some of them wait many milliseconds). The two differ in how the
  * time a request takes moves with the number of threads, as TCP Vegas tells a queue building up
- * from a long path. Every {@link #WINDOW} completions the limit goes down one if the window's
- * mean time is over {@link #SLOWER} times the base time, and otherwise up one if requests waited
- * for a thread. The base is the mean of a window run at the least limit, measured at the start and
- * again every {@link #BASE_EVERY} windows (what the lane serves can change), so a steady mix of
- * quick cache hits and slow misses is in the base too. Means, not medians: the convoys that make
- * contention costly show in the mean first (with medians, two writers on a raw image ran at three
- * to four threads and a p99 of 4 ms instead of 3); a rare slow request (an fsync among writes)
- * can take one thread off for a window.
+ * from a long path. A lane whose requests wait for a thread completes {@code limit / mean time}
+ * of them per second (Little's law); every {@link #WINDOW} completions the limit goes down one
+ * if that is less than the base rate plus {@link #GAIN} of one base thread's rate for each
+ * thread over the least limit, and otherwise up one if requests waited for a thread. So a server
+ * whose requests take longer the more are in flight, but less than in proportion (an NBD server
+ * on the same CPUs), still gets the threads that pay, where contention, which makes them take
+ * longer in proportion, does not. The base is the mean of a window run at the least limit,
+ * measured at the start and again every {@link #BASE_EVERY} windows (what the lane serves can
+ * change), so a steady mix of quick cache hits and slow misses is in the base too. Means, not
+ * medians: the convoys that make contention costly show in the mean first (with medians, two
+ * writers on a raw image ran at three to four threads and a p99 of 4 ms instead of 3); a rare
+ * slow request (an fsync among writes) can take one thread off for a window.
  *
  * <p>Not thread-safe: the caller holds its lock. Times are passed in, so tests need no clock.
  */
@@ -24,8 +28,8 @@ final class LaneLimit {
     static final int WINDOW = 32;
     /** Windows between two measurements of the base time. */
     static final int BASE_EVERY = 64;
-    /** A mean over this many times the base means the requests contend. */
-    static final double SLOWER = 1.25;
+    /** What each thread over the least limit must add, as a share of one thread's rate at the least limit. */
+    static final double GAIN = 0.25;
 
     private final int min;
     private final int max;
@@ -87,10 +91,15 @@ final class LaneLimit {
             limitBeforeBase = limit;
             settling = limit > min ? limit : 0;
             limit = min;
-        } else if (mean > SLOWER * baseNanos) {
+        } else if (mean > longestPaying()) {
             limit = Math.max(min, limit - 1);
         } else if (waited) {
             limit = Math.min(max, limit + 1);
         }
+    }
+
+    /** The longest mean time at which the current limit gets its {@link #GAIN} per thread over the least. */
+    private double longestPaying() {
+        return (double) baseNanos * limit / (min + GAIN * (limit - min));
     }
 }
