@@ -4,11 +4,11 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
-import jdk.net.ExtendedSocketOptions;
 
 /**
  * What the TLS transports (JSSE's SSLEngine for x509, Bouncy Castle's for PSK) share: they read
- * and write the socket channel themselves, inet or Unix, and acknowledge every read at once.
+ * and write the socket channel themselves, inet or Unix, and acknowledge every read at once
+ * ({@link Transport#readAndAck}).
  */
 abstract class ChannelTlsTransport extends Transport {
     protected final SocketChannel channel;
@@ -17,27 +17,6 @@ abstract class ChannelTlsTransport extends Transport {
     ChannelTlsTransport(SocketChannel channel) {
         this.channel = channel;
         this.quickAck = supportsQuickAck(channel);
-    }
-
-    static boolean supportsQuickAck(SocketChannel channel) {
-        return channel.supportedOptions().contains(ExtendedSocketOptions.TCP_QUICKACK);
-    }
-
-    /**
-     * Reads what the channel has (at least one byte, unless {@code dst} is full) into {@code dst};
-     * -1 if the peer closed. Then asks for an immediate ACK: qemu-nbd's GnuTLS sends a reply's
-     * header and data as two records with Nagle on, so the data waits for our ACK of the header,
-     * which Linux would delay up to 40 ms.
-     */
-    static int readAndAck(SocketChannel channel, ByteBuffer dst, boolean quickAck) throws IOException {
-        int n;
-        do {
-            n = channel.read(dst);
-        } while (n == 0 && dst.hasRemaining());
-        if (n > 0 && quickAck) {
-            channel.setOption(ExtendedSocketOptions.TCP_QUICKACK, true);
-        }
-        return n;
     }
 
     /** {@link #readAndAck}, with EOFException if the peer closed. */

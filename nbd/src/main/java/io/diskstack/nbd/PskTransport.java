@@ -370,7 +370,7 @@ final class PskTransport extends ChannelTlsTransport {
 
         ChannelIn(SocketChannel channel) {
             this.channel = channel;
-            this.quickAck = ChannelTlsTransport.supportsQuickAck(channel);
+            this.quickAck = Transport.supportsQuickAck(channel);
         }
 
         @Override
@@ -384,7 +384,7 @@ final class PskTransport extends ChannelTlsTransport {
             if (len == 0) {
                 return 0;
             }
-            return ChannelTlsTransport.readAndAck(channel, ByteBuffer.wrap(b, off, len), quickAck);
+            return Transport.readAndAck(channel, ByteBuffer.wrap(b, off, len), quickAck);
         }
 
         @Override

@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
+import jdk.net.ExtendedSocketOptions;
 
 /**
  * A connected byte stream, plain or TLS, in blocking mode. Reads come from one thread at a time;
@@ -43,20 +44,45 @@ public abstract class Transport implements AutoCloseable {
         return new Plain(channel);
     }
 
+    static boolean supportsQuickAck(SocketChannel channel) {
+        return channel.supportedOptions().contains(ExtendedSocketOptions.TCP_QUICKACK);
+    }
+
+    /**
+     * Reads what the channel has (at least one byte, unless {@code dst} is full) into {@code dst};
+     * -1 if the peer closed. Then asks for an immediate ACK (TCP): a peer that sends a message in
+     * two writes with Nagle on (qemu-nbd 7.2 does, plain and over GnuTLS) holds the second until
+     * the first is acknowledged, which Linux delays up to 40 ms after a read. Through an {@code nbd}
+     * node at queue depth 32 that was a p99 of 45 ms (5–7 ms with the ACK, and twice the IOPS);
+     * over TLS, 44 ms for every 4 KiB read.
+     */
+    static int readAndAck(SocketChannel channel, ByteBuffer dst, boolean quickAck) throws IOException {
+        int n;
+        do {
+            n = channel.read(dst);
+        } while (n == 0 && dst.hasRemaining());
+        if (n > 0 && quickAck) {
+            channel.setOption(ExtendedSocketOptions.TCP_QUICKACK, true);
+        }
+        return n;
+    }
+
     /**
      * A socket channel in blocking mode; gathered writes straight from direct buffers, reads
      * through a read-ahead buffer: a small message's header and payload, or several pipelined
      * ones, come in one system call; payloads of the buffer's size or more go straight to the
-     * caller's buffer.
+     * caller's buffer. Every read over TCP is acknowledged at once ({@link #readAndAck}).
      */
     static final class Plain extends Transport {
         private static final int READ_AHEAD = 64 << 10;
         private final SocketChannel channel;
+        private final boolean quickAck;
         /** Bytes read and not yet handed out, in read mode. Reader only. */
         private final ByteBuffer ahead = ByteBuffer.allocateDirect(READ_AHEAD).flip();
 
         Plain(SocketChannel channel) {
             this.channel = channel;
+            this.quickAck = supportsQuickAck(channel);
         }
 
         @Override
@@ -81,7 +107,7 @@ public abstract class Transport implements AutoCloseable {
 
         /** One read of what the channel has, at least one byte. */
         private void fill(ByteBuffer b) throws IOException {
-            if (channel.read(b) < 0) {
+            if (readAndAck(channel, b, quickAck) < 0) {
                 throw new EOFException("the peer closed the connection");
             }
         }
