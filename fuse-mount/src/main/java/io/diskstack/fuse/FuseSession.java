@@ -315,7 +315,7 @@ final class FuseSession {
     /** A disk's lane: the threads in it, how many it may have, and the requests parked for them. */
     private static final class Lane {
         int threads;
-        final LaneLimit limit = new LaneLimit(LANE_RUNNERS, LANE_THREADS);
+        final LaneLimit limit = new LaneLimit(Math.min(LANE_RUNNERS, LANE_THREADS), LANE_THREADS);
         final ArrayDeque<Parked> parked = new ArrayDeque<>();
     }
 
@@ -394,7 +394,7 @@ final class FuseSession {
             boolean callHelper = false;
             synchronized (laneLock) {
                 if (took >= 0) {
-                    lane.limit.completed(took);
+                    lane.limit.completed(took, lane.threads);
                 }
                 next = lane.threads > lane.limit.limit() ? null : lane.parked.pollFirst();
                 if (next == null) {

@@ -2,19 +2,22 @@ package io.diskstack.fuse;
 
 /**
  * How many threads a lane lets run its requests at once: one per CPU to start with, more only
- * while each thread more still gets more done. A request can take long because it waits on
+ * while the threads over that still get more done. A request can take long because it waits on
  * something many can wait on together (a slow device that takes requests in parallel, a network
  * server: more threads help) or because it contends (4 KiB writes into one image through the
  * page cache queue on the file's lock, its journal and the CPUs; a throttle serves them one at a
  * time: more threads only make some of them wait many milliseconds). The two differ in how the
  * time a request takes moves with the number of threads, as TCP Vegas tells a queue building up
- * from a long path. A lane whose requests wait for a thread completes {@code limit / mean time}
- * of them per second (Little's law); every {@link #WINDOW} completions the limit goes down one
- * if that is less than the base rate plus {@link #GAIN} of one base thread's rate for each
- * thread over the least limit, and otherwise up one if requests waited for a thread. So a server
- * whose requests take longer the more are in flight, but less than in proportion (an NBD server
- * on the same CPUs), still gets the threads that pay, where contention, which makes them take
- * longer in proportion, does not. The base is the mean of a window run at the least limit,
+ * from a long path. A lane completes {@code running / mean time} requests per second (Little's
+ * law, with the threads it ran, on average over the window); every {@link #WINDOW} completions
+ * the limit goes down one if that is less than the base rate plus {@link #GAIN} of one base
+ * thread's rate for each thread over the least limit, and otherwise up one if requests waited for
+ * a thread. So a server whose requests take longer the more are in flight, but less than in
+ * proportion (an NBD server on the same CPUs), gets more threads, where contention, which makes
+ * them take longer in proportion, does not. The test is the average gain of the threads over the
+ * least, not the last one's: past the point where a server takes no more at once, the limit may
+ * go on to about four times as many threads (whose requests only wait at the server), which costs
+ * threads and latency there, not throughput. The base is the mean of a window run at the least limit,
  * measured at the start and again every {@link #BASE_EVERY} windows (what the lane serves can
  * change), so a steady mix of quick cache hits and slow misses is in the base too. Means, not
  * medians: the convoys that make contention costly show in the mean first (with medians, two
@@ -36,6 +39,7 @@ final class LaneLimit {
     private int limit;
     private int completions;
     private long totalNanos;
+    private long totalRunning;
     private boolean saturated;
     private long baseNanos;
     /** Windows until the next base measurement; at 0 the limit is at min and the next window measures it. */
@@ -67,20 +71,23 @@ final class LaneLimit {
         saturated = true;
     }
 
-    /** A request completed after {@code nanos} on its thread. */
-    void completed(long nanos) {
+    /** A request completed after {@code nanos} on its thread, with {@code running} threads in the lane. */
+    void completed(long nanos, int running) {
         if (settling > 0) {
             settling--;
             return;
         }
         totalNanos += nanos;
+        totalRunning += running;
         if (++completions < WINDOW) {
             return;
         }
         long mean = totalNanos / WINDOW;
+        double inFlight = Math.max(min, (double) totalRunning / WINDOW);
         boolean waited = saturated;
         completions = 0;
         totalNanos = 0;
+        totalRunning = 0;
         saturated = false;
         if (untilBase == 0) {
             baseNanos = Math.max(1, mean);
@@ -91,15 +98,15 @@ final class LaneLimit {
             limitBeforeBase = limit;
             settling = limit > min ? limit : 0;
             limit = min;
-        } else if (mean > longestPaying()) {
+        } else if (limit > min && mean > longestPaying(inFlight)) {
             limit = Math.max(min, limit - 1);
         } else if (waited) {
             limit = Math.min(max, limit + 1);
         }
     }
 
-    /** The longest mean time at which the current limit gets its {@link #GAIN} per thread over the least. */
-    private double longestPaying() {
-        return (double) baseNanos * limit / (min + GAIN * (limit - min));
+    /** The longest mean time at which {@code running} threads get their {@link #GAIN} each over the least. */
+    private double longestPaying(double running) {
+        return baseNanos * running / (min + GAIN * (running - min));
     }
 }

@@ -25,7 +25,7 @@ class LaneLimitTest {
                 limit.queued();
             }
             long nanos = nanosWithThreads.applyAsLong(limit.limit());
-            limit.completed((long) (nanos * (0.8 + 0.4 * random.nextDouble())));
+            limit.completed((long) (nanos * (0.8 + 0.4 * random.nextDouble())), limit.limit());
             if (i >= requests - requests / 10) {
                 highest = Math.max(highest, limit.limit());
             }
@@ -81,6 +81,23 @@ class LaneLimitTest {
         // the device now serves one at a time: the time grows with the threads from the start
         assertTrue(serve(limit, 1000 * LaneLimit.WINDOW, true, n -> 1_000_000L * n) <= MIN + 2,
                 "limit " + limit.limit());
+    }
+
+    @Test
+    void aLimitThatGrewComesDownInALullOfContendingRequests() {
+        LaneLimit limit = new LaneLimit(MIN, MAX);
+        serve(limit, 100 * LaneLimit.WINDOW, true, n -> 3_000_000);
+        assertEquals(MAX, limit.limit());
+        // then four requests at a time that contend: far fewer run than the limit allows, and
+        // none waits for a thread while it is over four
+        for (int i = 0; i < 300 * LaneLimit.WINDOW; i++) {
+            int running = Math.min(4, limit.limit());
+            if (running < 4) {
+                limit.queued();
+            }
+            limit.completed((long) (1_000_000L * running * (0.8 + 0.4 * random.nextDouble())), running);
+        }
+        assertTrue(limit.limit() <= MIN + 2, "limit " + limit.limit());
     }
 
     @Test
