@@ -213,10 +213,9 @@ class JobsTest {
 
     @Test
     void aMirrorWritesPastThePageCacheAndItsPivotedTargetHasTheRecordedCache() throws Exception {
-        assumeTrue(takesDirectIo(dir), "the file system of " + dir + " refuses O_DIRECT: the target is written through the cache");
-        SteppingClock clock = new SteppingClock();
-        stack.close();
-        open(clock);
+        assumeTrue(takesDirectIo(dir), "the file system of " + dir
+                + " refuses O_DIRECT: the target is written through the cache");
+        SteppingClock clock = reopenWithSteppingClock();
         byte[] a = TestGraphs.randomBytes(8, 8 * MIB);
         write(0, a);
         BlockJob job = jobs.mirror("img1", "target=moved.qcow2 format=qcow2 speed=1M");
@@ -279,6 +278,13 @@ class JobsTest {
         return flags;
     }
 
+    private SteppingClock reopenWithSteppingClock() throws Exception {
+        SteppingClock clock = new SteppingClock();
+        stack.close();
+        open(clock);
+        return clock;
+    }
+
     /** A clock whose waits return only when the test lets them: the job is held between chunks. */
     static final class SteppingClock implements JobClock {
         final Semaphore steps = new Semaphore(0);
@@ -296,9 +302,7 @@ class JobsTest {
 
     @Test
     void backupIsThePointInTimeOfItsStartWhileWritesGoOn() throws Exception {
-        SteppingClock clock = new SteppingClock();
-        stack.close();
-        open(clock);
+        SteppingClock clock = reopenWithSteppingClock();
         byte[] a = TestGraphs.randomBytes(6, 16 * MIB);
         write(0, a);
         BlockJob job = jobs.backup("disk0", "target=backup.qcow2 format=qcow2 speed=1M");
@@ -335,9 +339,7 @@ class JobsTest {
 
     @Test
     void cancelLeavesTheGraphAsItWas() throws Exception {
-        SteppingClock clock = new SteppingClock();
-        stack.close();
-        open(clock);
+        SteppingClock clock = reopenWithSteppingClock();
         snapshot("s1");
         write(0, TestGraphs.randomBytes(9, 4 * MIB));
         String before = Files.readString(config);
