@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.diskstack.core.testing.Await;
 import io.diskstack.core.testing.Shell;
 import io.diskstack.fuse.testing.MountedDaemon;
 import io.diskstack.nbd.testing.NbdPeer;
@@ -110,6 +111,9 @@ class NbdTlsPskTest {
             Shell.Result unknown = qemu(limit, List.of("qemu-img", "info"), qemuClient(carol, "carol", port));
             assertTrue(unknown.exitCode() != 0, unknown.stdout());
             assertTrue(System.nanoTime() - start < 20_000_000_000L, "refusals do not wait for a timeout");
+            // the daemon logs a refusal after sending the alert the client exits on
+            Await.within(Duration.ofSeconds(10), () -> d.log().contains("username 'alice' did not prove")
+                    && d.log().contains("username 'carol' is not in keys.psk"));
             String log = d.log();
             assertTrue(log.contains("TLS-PSK handshake failed: username 'alice' did not prove it holds the key in keys.psk"),
                     log);
