@@ -17,9 +17,9 @@ package io.diskstack.fuse;
  * them take longer in proportion, does not. The test is the average gain of the threads over the
  * least, not the last one's: past the point where a server takes no more at once, the limit may
  * go on to about four times as many threads (whose requests only wait at the server), which costs
- * threads and latency there, not throughput. The base is the mean of a window run at the least limit,
- * measured at the start and again every {@link #BASE_EVERY} windows (what the lane serves can
- * change), so a steady mix of quick cache hits and slow misses is in the base too. Means, not
+ * threads and latency there, not throughput. The base is the mean of a window run at the least
+ * limit, measured at the start and again every {@link #BASE_EVERY} windows (what the lane serves
+ * can change), so a steady mix of quick cache hits and slow misses is in the base too. Means, not
  * medians: the convoys that make contention costly show in the mean first (with medians, two
  * writers on a raw image ran at three to four threads and a p99 of 4 ms instead of 3); a rare
  * slow request (an fsync among writes) can take one thread off for a window.

@@ -73,11 +73,17 @@ class LaneLimitTest {
                 "limit " + throttled.limit());
     }
 
-    @Test
-    void aLimitThatGrewComesBackWhenRequestsStartToContend() {
+    /** A limit that requests waiting on a device with a queue took to the maximum. */
+    private LaneLimit grownToMax() {
         LaneLimit limit = new LaneLimit(MIN, MAX);
         serve(limit, 100 * LaneLimit.WINDOW, true, n -> 3_000_000);
         assertEquals(MAX, limit.limit());
+        return limit;
+    }
+
+    @Test
+    void aLimitThatGrewComesBackWhenRequestsStartToContend() {
+        LaneLimit limit = grownToMax();
         // the device now serves one at a time: the time grows with the threads from the start
         assertTrue(serve(limit, 1000 * LaneLimit.WINDOW, true, n -> 1_000_000L * n) <= MIN + 2,
                 "limit " + limit.limit());
@@ -85,9 +91,7 @@ class LaneLimitTest {
 
     @Test
     void aLimitThatGrewComesDownInALullOfContendingRequests() {
-        LaneLimit limit = new LaneLimit(MIN, MAX);
-        serve(limit, 100 * LaneLimit.WINDOW, true, n -> 3_000_000);
-        assertEquals(MAX, limit.limit());
+        LaneLimit limit = grownToMax();
         // then four requests at a time that contend: far fewer run than the limit allows, and
         // none waits for a thread while it is over four
         for (int i = 0; i < 300 * LaneLimit.WINDOW; i++) {

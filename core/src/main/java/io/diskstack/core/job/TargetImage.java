@@ -115,7 +115,8 @@ final class TargetImage {
             throw new BlockIOException(Errno.EINVAL, "job '" + job + "': no driver opens host files");
         }
         String inConfig = ExternalSnapshots.configName(graph.baseDir(), path);
-        Map<String, Object> file = named(protocol.hostFileOptions(inConfig), nodeName + "-file");
+        String fileNode = nodeName + "-file";
+        Map<String, Object> file = named(protocol.hostFileOptions(inConfig), fileNode);
         List<Path> made = new ArrayList<>();
         BlockNode opened = null;
         try {
@@ -127,7 +128,6 @@ final class TargetImage {
             } else {
                 options = createEncrypted(graph, job, format, path, size, encryptSecret, file, nodeName, made);
             }
-            String fileNode = nodeName + "-file";
             if (protocol.reopenableOptions().contains(CACHE_DIRECT)) {
                 try {
                     opened = graph.open(OptionTree.flatten(withOption(options, fileNode, CACHE_DIRECT, true)));

@@ -140,7 +140,10 @@ final class ChildFanOut implements AutoCloseable {
             return true;
         }
 
-        /** Waits for children 1 … n-1 (some may run on the caller); an interrupt is kept for later, never passed on. */
+        /**
+         * Waits for children 1 … n-1 (some may have run on the caller); an interrupt is kept for
+         * later, never passed on.
+         */
         synchronized void awaitOthers() {
             boolean interrupted = false;
             while (pending > 0) {
